@@ -1,0 +1,94 @@
+"""Command line: `python -m classroom serve` and `python -m classroom create "Title"`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from .api import links
+from .auth import Signer, new_id
+from .config import Settings, add_arguments, from_args
+from .store import SessionStore
+
+DEMO_TITLE = "Demo session"
+
+
+def _signer(settings: Settings) -> Signer:
+    assert settings.secret
+    return Signer(settings.secret, settings.link_ttl, settings.participant_ttl)
+
+
+def serve(settings: Settings) -> None:
+    from .app import build_app
+
+    created = settings.resolve_keys()
+    store = SessionStore(settings.data_dir)
+    try:
+        demo = next((s for s in store.list_sync() if s.title == DEMO_TITLE and s.status != "ended"), None)
+        demo = demo or store.create_sync(new_id(), DEMO_TITLE)
+    finally:
+        store.close()
+    app = build_app(settings)
+    base = settings.base_url
+    urls = links(_signer(settings), base, demo.id)
+
+    async def announce(app: web.Application) -> None:
+        print(f"Classcast is running at {base}", flush=True)
+        print(f"Trainer link for '{demo.title}': {urls['trainer_url']}", flush=True)
+        print(f"Learner link: {urls['join_url']}", flush=True)
+        if created:
+            print(f"Admin key (saved in {settings.data_dir / 'admin.key'}): {settings.admin_key}", flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, handle_signals=True)
+
+
+def create(settings: Settings, title: str) -> None:
+    from .core.limits import TITLE_LEN
+
+    title = title.strip()
+    if not title or len(title) > TITLE_LEN:
+        sys.exit(f"error: the title must have 1 to {TITLE_LEN} characters")
+    settings.resolve_keys()
+    store = SessionStore(settings.data_dir)
+    try:
+        info = store.create_sync(new_id(), title)
+    finally:
+        store.close()
+    urls = links(_signer(settings), settings.base_url, info.id)
+    print(f"Session {info.id}: {info.title}")
+    print(f"trainer: {urls['trainer_url']}")
+    print(f"learner: {urls['join_url']}")
+    print(f"replay:  {urls['replay_url']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m classroom", description="Classcast server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_arguments(sub.add_parser("serve", help="run the server"))
+    create_parser = sub.add_parser("create", help="create a session and print its links")
+    add_arguments(create_parser)
+    create_parser.add_argument("title")
+    args = parser.parse_args(argv)
+    settings = from_args(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        try:
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        except ImportError:
+            pass
+        serve(settings)
+    else:
+        create(settings, args.title)
+
+
+if __name__ == "__main__":
+    main()

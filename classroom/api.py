@@ -1,0 +1,161 @@
+"""The HTTP API: health, sessions, and the OpenAPI document that describes them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from . import __version__
+from .auth import Claims, Signer, same_secret
+from .core import CommandError
+from .core.limits import TITLE_LEN
+from .core.validation import Text, parse
+from .openapi import document
+from .sessions import Sessions
+from .store import SessionInfo
+
+SESSIONS = web.AppKey("sessions", Sessions)
+SIGNER = web.AppKey("signer", Signer)
+ADMIN_KEY = web.AppKey("admin_key", str)
+PUBLIC_URL = web.AppKey("public_url", str)
+
+_STATUS = {
+    "invalid_payload": 400,
+    "too_long": 400,
+    "out_of_range": 400,
+    "unauthorized": 401,
+    "invalid_token": 401,
+    "expired_token": 401,
+    "wrong_session": 403,
+    "forbidden": 403,
+    "not_found": 404,
+    "payload_too_large": 413,
+}
+
+
+class CreateSession(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    title: Text(TITLE_LEN)  # type: ignore[valid-type]
+
+
+def error_response(code: str, message: str, status: int | None = None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status or _STATUS.get(code, 400)
+    )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every API failure is JSON with a stable code, never an HTML error page."""
+    try:
+        return await handler(request)
+    except CommandError as exc:
+        return error_response(exc.code, exc.message)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status, "http_error"
+        )
+        return error_response(code, exc.reason, exc.status)
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    return request.query.get("token")
+
+
+def _is_admin(request: web.Request) -> bool:
+    token = _bearer(request)
+    return token is not None and same_secret(token, request.app[ADMIN_KEY])
+
+
+def _require_admin(request: web.Request) -> None:
+    if _bearer(request) is None:
+        raise CommandError("unauthorized", "send the admin key as 'Authorization: Bearer <key>'")
+    if not _is_admin(request):
+        raise CommandError("forbidden", "the admin key is wrong")
+
+
+def base_url(request: web.Request) -> str:
+    return request.app[PUBLIC_URL] or f"{request.scheme}://{request.host}"
+
+
+def links(signer: Signer, base: str, session_id: str) -> dict[str, str]:
+    """The three links of a session, each with its own signed token."""
+    return {
+        "trainer_url": f"{base}/s/{session_id}/trainer?token={signer.link(session_id, 'trainer')}",
+        "join_url": f"{base}/s/{session_id}/join?token={signer.link(session_id, 'learner')}",
+        "replay_url": f"{base}/s/{session_id}/replay?token={signer.link(session_id, 'replay')}",
+    }
+
+
+async def _read_json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CommandError("invalid_payload", "the body must be JSON") from None
+
+
+async def healthz(request: web.Request) -> web.Response:
+    sessions = request.app[SESSIONS]
+    live = sum(1 for s in sessions.live.values() if s.state.status == "live")
+    return web.json_response({"status": "ok", "version": __version__, "live_sessions": live})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document(base_url(request)))
+
+
+async def create_session(request: web.Request) -> web.Response:
+    _require_admin(request)
+    body = parse(CreateSession, await _read_json(request))
+    info = await request.app[SESSIONS].create(body.title)
+    return web.json_response(_describe(request, info, None), status=201)
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    _require_admin(request)
+    infos = await request.app[SESSIONS].store.list()
+    return web.json_response({"sessions": [_describe(request, i, None) for i in infos]})
+
+
+async def get_session(request: web.Request) -> web.Response:
+    session_id = request.match_info["id"]
+    claims: Claims | None = None
+    if not _is_admin(request):
+        token = _bearer(request)
+        if token is None:
+            raise CommandError("unauthorized", "send the admin key or a trainer token")
+        claims = request.app[SIGNER].verify(token, session_id)
+        if claims.role != "trainer":
+            raise CommandError("forbidden", "only trainers and admins may describe a session")
+    sessions = request.app[SESSIONS]
+    info = await sessions.store.get(session_id)
+    if info is None:
+        raise CommandError("not_found", "no such session")
+    return web.json_response(_describe(request, info, claims))
+
+
+def _describe(request: web.Request, info: SessionInfo, claims: Claims | None) -> dict[str, Any]:
+    out = {**info.as_dict(), **links(request.app[SIGNER], base_url(request), info.id)}
+    live = request.app[SESSIONS].live.get(info.id)
+    people = live.state.participants.values() if live else ()
+    out["status"] = live.state.status if live else info.status
+    out["participants"] = sum(1 for p in people)
+    out["online"] = sum(1 for p in people if p["online"])
+    out["seq"] = live.state.seq if live else 0
+    return out
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_post("/api/sessions", create_session)
+    app.router.add_get("/api/sessions", list_sessions)
+    app.router.add_get("/api/sessions/{id}", get_session)

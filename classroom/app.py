@@ -1,0 +1,61 @@
+"""Assembles the server: aiohttp app, socket.io server, session registry, store."""
+
+from __future__ import annotations
+
+import logging
+
+import socketio
+from aiohttp import web
+
+from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, json_errors, setup_routes
+from .auth import Signer
+from .config import Settings
+from .fanout import RoomFanout
+from .hub import Hub
+from .pages import setup_pages
+from .sessions import Sessions
+from .store import SessionStore
+
+log = logging.getLogger(__name__)
+
+HUB = web.AppKey("hub", Hub)
+
+# Engine.IO drops a connection that sends more than this in one message; below it, a command over
+# PAYLOAD_BYTES gets a clean `payload_too_large` ack instead.
+MAX_MESSAGE_BYTES = 1_000_000
+
+
+def build_app(settings: Settings) -> web.Application:
+    """The whole server as an aiohttp application (keys resolved from the data directory)."""
+    settings.resolve_keys()
+    assert settings.secret and settings.admin_key
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=settings.cors_origins or None,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        ping_interval=10,
+        ping_timeout=10,
+    )
+    app = web.Application(middlewares=[json_errors], client_max_size=256 * 1024)
+    sio.attach(app)
+    store = SessionStore(settings.data_dir)
+    sessions = Sessions(store, RoomFanout(sio), settings.idle_timeout)
+    signer = Signer(settings.secret, settings.link_ttl, settings.participant_ttl)
+    app[SESSIONS] = sessions
+    app[SIGNER] = signer
+    app[ADMIN_KEY] = settings.admin_key
+    app[PUBLIC_URL] = settings.public_url or ""
+    app[HUB] = Hub(sio, sessions, signer)
+    setup_routes(app)
+    setup_pages(app)
+
+    async def start(app: web.Application) -> None:
+        sessions.start()
+
+    async def stop(app: web.Application) -> None:
+        await sessions.close()
+        store.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

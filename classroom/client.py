@@ -1,0 +1,200 @@
+"""An async Python client for the Classcast protocol: connect with a link, send commands, await
+events, and follow the folded session state. Tests, benchmarks and trainers' bots use it.
+
+    async with ClassroomClient(join_url, name="Ada") as c:
+        await c.request("chat.send", text="hello")
+        await c.wait_for("chat.message", lambda e: e["data"]["text"] == "hi")
+        print(c.view()["chat"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import socketio
+
+from .core import Event, SessionState, apply
+
+
+class ClassroomError(Exception):
+    """A refused connection or command, with the server's code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def parse_link(link: str) -> tuple[str, str]:
+    """Split a trainer or join link into (server base URL, token)."""
+    parts = urlsplit(link)
+    token = parse_qs(parts.query).get("token", [""])[0]
+    if not parts.scheme or not parts.netloc or not token:
+        raise ValueError(f"not a Classcast link: {link!r}")
+    return f"{parts.scheme}://{parts.netloc}", token
+
+
+class ClassroomClient:
+    def __init__(
+        self,
+        link: str,
+        name: str | None = None,
+        *,
+        reconnect: bool = True,
+        transports: list[str] | None = None,
+    ) -> None:
+        self.base_url, self._token = parse_link(link)
+        self.name = name
+        self.you: dict[str, Any] | None = None
+        self.state: SessionState | None = None
+        self.events: list[dict[str, Any]] = []  # every event folded, in order
+        self.joins = 0  # how many times this client joined (1 + reconnections)
+        self._transports = transports or ["websocket"]
+        self._buffer: list[dict[str, Any]] | None = []  # events that arrive before the snapshot
+        self._changed = asyncio.Event()
+        self._connect_error: dict[str, Any] | None = None
+        self._rejoin: asyncio.Task[None] | None = None
+        self.sio = socketio.AsyncClient(
+            reconnection=reconnect, reconnection_delay=0.1, reconnection_delay_max=1.0
+        )
+        self.sio.on("event", self._on_event)
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("connect_error", self._on_connect_error)
+
+    async def __aenter__(self) -> ClassroomClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- connection -----------------------------------------------------------------------------
+
+    async def connect(self, timeout: float = 10) -> dict[str, Any]:
+        """Connect and join; returns the join acknowledgement."""
+        try:
+            await self.sio.connect(
+                self.base_url,
+                auth=lambda: {"token": self._token},
+                transports=self._transports,
+                wait_timeout=timeout,
+            )
+        except socketio.exceptions.ConnectionError as exc:
+            err = (self._connect_error or {}).get("data") or {}
+            raise ClassroomError(err.get("code", "connect_failed"), err.get("message", str(exc))) from None
+        try:
+            return await self._join()
+        except BaseException:
+            await self.sio.disconnect()
+            raise
+
+    async def close(self) -> None:
+        if self._rejoin is not None:
+            self._rejoin.cancel()
+        await self.sio.disconnect()
+
+    async def drop(self) -> None:
+        """Cut the transport as a network failure would; the client reconnects and resumes."""
+        ws = getattr(self.sio.eio, "ws", None)
+        if ws is not None:
+            await ws.close()
+
+    def _on_connect_error(self, data: Any = None) -> None:
+        self._connect_error = data if isinstance(data, dict) else {"message": str(data)}
+
+    def _on_connect(self) -> None:
+        if self.joins and (self._rejoin is None or self._rejoin.done()):
+            # A reconnection: join again with the last seq we saw to get exactly what we missed.
+            self._rejoin = asyncio.get_running_loop().create_task(self._join())
+
+    async def _join(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {}
+        if self.state is not None:
+            payload["last_seq"] = self.state.seq
+        elif self.name is not None:
+            payload["name"] = self.name
+        self._buffer = []
+        ack = await self.sio.call("join", payload, timeout=10)
+        if not ack.get("ok"):
+            self._buffer = None
+            raise ClassroomError(ack["error"]["code"], ack["error"]["message"])
+        self.you = ack["you"]
+        self._token = ack["token"]  # reconnections resume this identity
+        if "snapshot" in ack:
+            self.state = SessionState.from_view(ack["snapshot"], self.you["id"])
+        else:
+            for wire in ack["events"]:
+                self._apply(wire)
+        buffered, self._buffer = self._buffer, None
+        for wire in buffered:
+            self._apply(wire)
+        self.joins += 1
+        self._notify()
+        return ack
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _on_event(self, wire: dict[str, Any]) -> None:
+        if self._buffer is not None or self.state is None:
+            (self._buffer if self._buffer is not None else []).append(wire)
+            return
+        self._apply(wire)
+        self._notify()
+
+    def _apply(self, wire: dict[str, Any]) -> None:
+        assert self.state is not None
+        if wire["seq"] <= self.state.seq:
+            return  # already folded (it was in the snapshot, or a resend)
+        apply(self.state, Event.from_wire(wire))
+        self.events.append(wire)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- commands -------------------------------------------------------------------------------
+
+    async def send(self, command: str, payload: Any = None, /, **fields: Any) -> dict[str, Any]:
+        """Send a command and return its acknowledgement, successful or not."""
+        if payload is None:
+            payload = fields
+        return await self.sio.call(command, payload, timeout=10)
+
+    async def request(self, command: str, payload: Any = None, /, **fields: Any) -> dict[str, Any]:
+        """Send a command; raise ClassroomError when it is refused."""
+        ack = await self.send(command, payload, **fields)
+        if not ack.get("ok"):
+            raise ClassroomError(ack["error"]["code"], ack["error"]["message"])
+        return ack
+
+    # -- waiting --------------------------------------------------------------------------------
+
+    async def wait_until(self, condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Wait until `condition()` is truthy (checked after every change); return its value."""
+        async with asyncio.timeout(timeout):
+            while True:
+                value = condition() if self.state is not None else None
+                if value:
+                    return value
+                await self._changed.wait()
+
+    async def wait_for(
+        self, type_: str, match: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Wait for (or find among those received) an event of `type_` that matches."""
+
+        def found() -> dict[str, Any] | None:
+            return next((e for e in self.events if e["type"] == type_ and (match is None or match(e))), None)
+
+        return await self.wait_until(found, timeout)
+
+    async def wait_seq(self, seq: int, timeout: float = 5.0) -> None:
+        await self.wait_until(lambda: self.state is not None and self.state.seq >= seq, timeout)
+
+    def view(self) -> dict[str, Any]:
+        """The folded state as this participant may see it (equal to a fresh join's snapshot)."""
+        assert self.state is not None and self.you is not None
+        return self.state.view(self.you["role"], self.you["id"])

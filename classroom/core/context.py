@@ -1,0 +1,65 @@
+"""The context a command's `decide` runs in: who asks, when, and where its events go."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import CommandError
+from .events import Event
+from .limits import Rate, Rates
+from .ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from .state import SessionState
+
+
+class Context:
+    """Collects the events one command produces, folding each into the state as it is made.
+
+    Folding immediately means a command that yields several events sees its own earlier effects,
+    and the state after `decide` is exactly the fold of the stream.
+    """
+
+    def __init__(
+        self,
+        state: SessionState,
+        actor: dict[str, Any],
+        t: int,
+        buckets: dict[tuple[str, str], TokenBucket],
+        rates: Rates,
+    ) -> None:
+        self.state = state
+        self.actor = actor
+        self.t = t
+        self.events: list[Event] = []
+        self._buckets = buckets
+        self.rates = rates
+
+    @property
+    def actor_id(self) -> str:
+        return self.actor["id"]
+
+    @property
+    def is_trainer(self) -> bool:
+        return self.actor["role"] == "trainer"
+
+    @property
+    def next_seq(self) -> int:
+        return self.state.seq + 1
+
+    def emit(self, type_: str, data: dict[str, Any], *, actor: str | None = "") -> Event:
+        from .state import apply
+
+        event = Event(self.next_seq, self.t, type_, self.actor_id if actor == "" else actor, data)
+        apply(self.state, event)
+        self.events.append(event)
+        return event
+
+    def limit(self, kind: str, rate: Rate) -> None:
+        """Spend one token of the actor's `kind` bucket or refuse with `rate_limited`."""
+        key = (self.actor_id, kind)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(rate, self.t)
+        if not bucket.take(self.t):
+            raise CommandError("rate_limited", f"too many {kind} commands; try again shortly")

@@ -1,0 +1,254 @@
+"""Polls and quizzes: open, vote (and change one's vote), close, share results.
+
+Learners never see live counts, and nobody but the voter sees an anonymous poll's individual votes;
+the projections below enforce both on the stream, the view enforces them on snapshots.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from .context import Context
+from .errors import CommandError
+from .events import Audience, Event
+from .limits import POLL_OPTION_LEN, POLL_OPTIONS_MAX, POLL_OPTIONS_MIN, POLL_QUESTION_LEN
+from .registry import LEARNER, TRAINER, command, folds, projects, redacted, require
+from .state import SessionState, section
+from .validation import Payload, Text
+
+Choice = int
+
+
+class Open(Payload):
+    question: Text(POLL_QUESTION_LEN)  # type: ignore[valid-type]
+    options: list[Text(POLL_OPTION_LEN)] = Field(  # type: ignore[valid-type]
+        min_length=POLL_OPTIONS_MIN, max_length=POLL_OPTIONS_MAX
+    )
+    multiple: bool = False
+    anonymous: bool = False
+    correct: list[Choice] | None = Field(default=None, max_length=POLL_OPTIONS_MAX)
+
+    @model_validator(mode="after")
+    def _check_correct(self) -> Open:
+        if self.correct is not None:
+            _check_choices(self.correct, len(self.options), self.multiple, "correct")
+        return self
+
+
+class Vote(Payload):
+    poll_id: str
+    choices: list[Choice] = Field(max_length=POLL_OPTIONS_MAX)
+
+
+class Target(Payload):
+    poll_id: str
+
+
+def _check_choices(choices: list[int], n: int, multiple: bool, what: str) -> None:
+    if not choices:
+        raise CommandError("out_of_range", f"{what}: choose at least one option")
+    if not multiple and len(choices) != 1:
+        raise CommandError("out_of_range", f"{what}: this poll takes exactly one choice")
+    if len(set(choices)) != len(choices):
+        raise CommandError("invalid_payload", f"{what}: an option is chosen twice")
+    for c in choices:
+        if not 0 <= c < n:
+            raise CommandError("out_of_range", f"{what}: option {c} does not exist (0..{n - 1})")
+
+
+def _poll(ctx: Context, poll_id: str) -> dict[str, Any]:
+    poll = ctx.state.polls.get(poll_id)
+    if poll is None:
+        raise CommandError("not_found", f"no poll {poll_id!r}")
+    return poll
+
+
+@command("poll.open", Open, roles=(TRAINER,))
+def open_poll(ctx: Context, cmd: Open) -> dict[str, Any]:
+    poll_id = f"p{ctx.next_seq}"
+    ctx.emit(
+        "poll.opened",
+        {
+            "id": poll_id,
+            "question": cmd.question,
+            "options": list(cmd.options),
+            "multiple": cmd.multiple,
+            "anonymous": cmd.anonymous,
+            "quiz": cmd.correct is not None,
+            "correct": sorted(cmd.correct) if cmd.correct is not None else None,
+        },
+    )
+    return {"id": poll_id}
+
+
+@command("poll.vote", Vote, roles=(LEARNER,))
+def vote(ctx: Context, cmd: Vote) -> dict[str, Any]:
+    poll = _poll(ctx, cmd.poll_id)
+    require(poll["status"] == "open", "poll_closed", "the poll is closed")
+    _check_choices(cmd.choices, len(poll["options"]), poll["multiple"], "choices")
+    choices = sorted(cmd.choices)
+    previous = poll["votes"].get(ctx.actor_id)
+    if previous == choices:
+        return {"choices": choices}
+    counts = list(poll["counts"])
+    for c in previous or ():
+        counts[c] -= 1
+    for c in choices:
+        counts[c] += 1
+    voters = poll["voters"] + (previous is None)
+    ctx.emit(
+        "poll.voted",
+        {
+            "poll_id": poll["id"],
+            "anonymous": poll["anonymous"],
+            "choices": choices,
+            "previous": previous,
+            "counts": counts,
+            "voters": voters,
+        },
+    )
+    return {"choices": choices}
+
+
+@command("poll.close", Target, roles=(TRAINER,))
+def close(ctx: Context, cmd: Target) -> None:
+    poll = _poll(ctx, cmd.poll_id)
+    require(poll["status"] == "open", "poll_closed", "the poll is already closed")
+    ctx.emit("poll.closed", {"poll_id": poll["id"], "counts": poll["counts"], "voters": poll["voters"]})
+
+
+@command("poll.share", Target, roles=(TRAINER,))
+def share(ctx: Context, cmd: Target) -> None:
+    poll = _poll(ctx, cmd.poll_id)
+    require(poll["status"] == "closed", "poll_open", "close the poll before sharing its results")
+    if poll["shared"]:
+        return
+    ctx.emit(
+        "poll.shared",
+        {
+            "poll_id": poll["id"],
+            "counts": poll["counts"],
+            "voters": poll["voters"],
+            "correct": poll["correct"],
+        },
+    )
+
+
+@projects("poll.opened")
+def _project_opened(event: Event, audience: Audience, is_actor: bool) -> dict[str, Any] | None:
+    if audience == TRAINER or event.data["correct"] is None:
+        return event.wire()
+    return redacted(event, actor=event.actor, **{**event.data, "correct": None})
+
+
+@projects("poll.voted")
+def _project_voted(event: Event, audience: Audience, is_actor: bool) -> dict[str, Any] | None:
+    d = event.data
+    if audience == LEARNER:
+        # A learner learns only their own vote; counts wait until the trainer shares them.
+        if is_actor:
+            return redacted(event, actor=event.actor, poll_id=d["poll_id"], choices=d["choices"])
+        return None
+    if d["anonymous"]:
+        return redacted(event, actor=None, poll_id=d["poll_id"], counts=d["counts"], voters=d["voters"])
+    return event.wire()
+
+
+@projects("poll.closed")
+def _project_closed(event: Event, audience: Audience, is_actor: bool) -> dict[str, Any] | None:
+    if audience == TRAINER:
+        return event.wire()
+    return redacted(event, actor=event.actor, poll_id=event.data["poll_id"])
+
+
+@folds("poll.opened")
+def _opened(state: SessionState, event: Event) -> None:
+    d = event.data
+    state.polls[d["id"]] = {
+        **d,
+        "status": "open",
+        "shared": False,
+        "counts": [0] * len(d["options"]),
+        "voters": 0,
+        "votes": {},
+        "t": event.t,
+        "seq": event.seq,
+    }
+
+
+@folds("poll.voted")
+def _voted(state: SessionState, event: Event) -> None:
+    poll = state.polls[event.data["poll_id"]]
+    if "counts" in event.data:
+        poll["counts"] = list(event.data["counts"])
+        poll["voters"] = event.data["voters"]
+    if event.actor is not None and "choices" in event.data:
+        poll["votes"][event.actor] = list(event.data["choices"])
+
+
+@folds("poll.closed")
+def _closed(state: SessionState, event: Event) -> None:
+    poll = state.polls[event.data["poll_id"]]
+    poll["status"] = "closed"
+    if "counts" in event.data:
+        poll["counts"] = list(event.data["counts"])
+        poll["voters"] = event.data["voters"]
+
+
+@folds("poll.shared")
+def _shared(state: SessionState, event: Event) -> None:
+    poll = state.polls[event.data["poll_id"]]
+    poll.update(
+        shared=True,
+        counts=list(event.data["counts"]),
+        voters=event.data["voters"],
+        correct=event.data["correct"],
+    )
+
+
+def _view_one(poll: dict[str, Any], audience: Audience, viewer: str | None) -> dict[str, Any]:
+    trainer = audience == TRAINER
+    visible = trainer or poll["shared"]
+    return {
+        "id": poll["id"],
+        "question": poll["question"],
+        "options": list(poll["options"]),
+        "multiple": poll["multiple"],
+        "anonymous": poll["anonymous"],
+        "quiz": poll["quiz"],
+        "correct": poll["correct"] if visible else None,
+        "status": poll["status"],
+        "shared": poll["shared"],
+        "counts": list(poll["counts"]) if visible else None,
+        "voters": poll["voters"] if visible else None,
+        "votes": (
+            {k: list(v) for k, v in poll["votes"].items()} if trainer and not poll["anonymous"] else None
+        ),
+        "my_choices": poll["votes"].get(viewer) if viewer else None,
+        "t": poll["t"],
+        "seq": poll["seq"],
+    }
+
+
+def _view(state: SessionState, audience: Audience, viewer: str | None) -> list[dict[str, Any]]:
+    return [_view_one(p, audience, viewer) for p in state.polls.values()]
+
+
+def _load(state: SessionState, polls: list[dict[str, Any]], viewer: str | None) -> None:
+    state.polls = {}
+    for p in polls:
+        votes = dict(p["votes"] or {})
+        if viewer and p["my_choices"] is not None:
+            votes[viewer] = list(p["my_choices"])
+        counts = p["counts"] if p["counts"] is not None else [0] * len(p["options"])
+        state.polls[p["id"]] = {
+            **{k: v for k, v in p.items() if k != "my_choices"},
+            "counts": list(counts),
+            "voters": p["voters"] or 0,
+            "votes": votes,
+        }
+
+
+section("polls", _view, _load)

@@ -1,0 +1,116 @@
+"""Presence: who is here (role, name, online), raised hands, reactions, and chat mutes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from .context import Context
+from .errors import CommandError
+from .events import Audience, Event
+from .limits import REACTIONS
+from .registry import LEARNER, TRAINER, command, folds, require
+from .state import SessionState, section
+from .validation import Payload
+
+
+class Target(Payload):
+    participant_id: str | None = None
+
+
+class Reaction(Payload):
+    emoji: Literal[REACTIONS]  # type: ignore[valid-type]
+
+
+def _target(ctx: Context, participant_id: str | None) -> dict[str, Any]:
+    target = ctx.state.participants.get(participant_id or ctx.actor_id)
+    if target is None:
+        raise CommandError("not_found", f"no participant {participant_id!r}")
+    return target
+
+
+@command("hand.raise", Target, roles=(LEARNER,))
+def raise_hand(ctx: Context, cmd: Target) -> None:
+    require(cmd.participant_id in (None, ctx.actor_id), "forbidden", "you can raise only your own hand")
+    if ctx.actor["hand"]:
+        return
+    ctx.limit("hand", ctx.rates.hand)
+    ctx.emit("hand.raised", {"id": ctx.actor_id})
+
+
+@command("hand.lower", Target)
+def lower_hand(ctx: Context, cmd: Target) -> None:
+    target = _target(ctx, cmd.participant_id)
+    require(
+        target["id"] == ctx.actor_id or ctx.is_trainer,
+        "forbidden",
+        "only a trainer can lower someone else's hand",
+    )
+    if target["hand"]:
+        ctx.emit("hand.lowered", {"id": target["id"]})
+
+
+@command("reaction.send", Reaction)
+def react(ctx: Context, cmd: Reaction) -> None:
+    ctx.limit("reaction", ctx.rates.reaction)
+    ctx.emit("reaction", {"id": ctx.actor_id, "emoji": cmd.emoji})
+
+
+def _set_muted(ctx: Context, cmd: Target, muted: bool) -> None:
+    require(cmd.participant_id is not None, "invalid_payload", "participant_id: field required")
+    target = _target(ctx, cmd.participant_id)
+    require(target["role"] == LEARNER, "forbidden", "only learners can be muted")
+    if target["muted"] != muted:
+        ctx.emit("participant.muted" if muted else "participant.unmuted", {"id": target["id"]})
+
+
+@command("participant.mute", Target, roles=(TRAINER,))
+def mute(ctx: Context, cmd: Target) -> None:
+    _set_muted(ctx, cmd, True)
+
+
+@command("participant.unmute", Target, roles=(TRAINER,))
+def unmute(ctx: Context, cmd: Target) -> None:
+    _set_muted(ctx, cmd, False)
+
+
+@folds("participant.joined")
+def _joined(state: SessionState, event: Event) -> None:
+    d = event.data
+    p = state.participants.get(d["id"])
+    if p is None:
+        state.participants[d["id"]] = {
+            "id": d["id"],
+            "name": d["name"],
+            "role": d["role"],
+            "online": True,
+            "hand": False,
+            "muted": False,
+        }
+    else:
+        p.update(name=d["name"], online=True)
+
+
+@folds("participant.left")
+def _left(state: SessionState, event: Event) -> None:
+    state.participants[event.data["id"]]["online"] = False
+
+
+@folds("hand.raised", "hand.lowered")
+def _hand(state: SessionState, event: Event) -> None:
+    state.participants[event.data["id"]]["hand"] = event.type == "hand.raised"
+
+
+@folds("participant.muted", "participant.unmuted")
+def _muted(state: SessionState, event: Event) -> None:
+    state.participants[event.data["id"]]["muted"] = event.type == "participant.muted"
+
+
+def _view(state: SessionState, audience: Audience, viewer: str | None) -> list[dict[str, Any]]:
+    return [dict(p) for p in state.participants.values()]
+
+
+def _load(state: SessionState, people: list[dict[str, Any]], viewer: str | None) -> None:
+    state.participants = {p["id"]: dict(p) for p in people}
+
+
+section("participants", _view, _load)

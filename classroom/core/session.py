@@ -1,0 +1,111 @@
+"""The session core: validates and authorises commands, turns them into events, folds them.
+
+Pure and synchronous: no I/O, no clocks of its own (the caller passes `t`), no randomness beyond
+ids the caller supplies. The transport, the recorder and the replay all wrap this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+# Importing the feature modules registers their commands, folds, projections and views.
+from . import chat, lifecycle, polls, presence, qa, whiteboard  # noqa: F401
+from .context import Context
+from .errors import CommandError
+from .events import Event
+from .limits import NAME_LEN, Rates
+from .ratelimit import TokenBucket
+from .registry import COMMANDS, ROLES
+from .state import SessionState, apply
+from .validation import Text, parse
+
+_NAME = TypeAdapter(Text(NAME_LEN))
+
+
+def clean_name(name: Any) -> str:
+    """A display name as the core accepts it, or CommandError."""
+    if not isinstance(name, str):
+        raise CommandError("invalid_payload", "name: must be a string")
+    try:
+        return _NAME.validate_python(name)
+    except ValidationError as exc:
+        msg = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        code = "too_long" if len(name) > NAME_LEN else "invalid_payload"
+        raise CommandError(code, f"name: {msg}") from None
+
+
+@dataclass
+class Outcome:
+    """What one command produced: its events (already folded) and the extra fields of its ack."""
+
+    events: list[Event]
+    reply: dict[str, Any] = field(default_factory=dict)
+
+
+class SessionCore:
+    def __init__(self, session_id: str, title: str, rates: Rates | None = None) -> None:
+        self.state = SessionState(session_id, title)
+        self.rates = rates or Rates()
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    # -- participants come and go through the transport, not through commands ------------------
+
+    def join(self, pid: str, name: str, role: str, t: int) -> list[Event]:
+        """A participant's first connection opened (or reopened after being offline)."""
+        if role not in ROLES:
+            raise CommandError("invalid_payload", f"role must be one of {ROLES}")
+        known = self.state.participants.get(pid)
+        if known is not None and known["online"] and known["name"] == name:
+            return []
+        ctx = self._context({"id": pid, "role": role, "name": name}, t)
+        ctx.emit("participant.joined", {"id": pid, "name": name, "role": role})
+        return ctx.events
+
+    def leave(self, pid: str, t: int) -> list[Event]:
+        """A participant's last connection closed."""
+        known = self.state.participants.get(pid)
+        if known is None or not known["online"]:
+            return []
+        ctx = self._context(known, t)
+        ctx.emit("participant.left", {"id": pid})
+        return ctx.events
+
+    def end(self, reason: str, t: int) -> list[Event]:
+        """End the session on the server's own initiative (idle timeout, shutdown by an admin)."""
+        if self.state.status == "ended":
+            return []
+        ctx = self._context({"id": None, "role": "trainer", "name": "server"}, t)
+        ctx.emit("session.ended", {"reason": reason}, actor=None)
+        return ctx.events
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def execute(self, pid: str, name: str, payload: Any, t: int) -> Outcome:
+        """Run one command for participant `pid`, or raise CommandError having changed nothing."""
+        cmd = COMMANDS.get(name) if isinstance(name, str) else None
+        if cmd is None:
+            raise CommandError("unknown_command", f"unknown command {str(name)[:60]!r}")
+        actor = self.state.participants.get(pid)
+        if actor is None:
+            raise CommandError("not_joined", "join the session first")
+        if actor["role"] not in cmd.roles:
+            raise CommandError("forbidden", f"a {actor['role']} may not use {name}")
+        status = self.state.status
+        if status == "ended":
+            raise CommandError("session_ended", "the session has ended")
+        if cmd.needs_live and status != "live":
+            raise CommandError("session_not_live", "the session has not started yet")
+        body = parse(cmd.model, payload)
+        ctx = self._context(actor, t)
+        reply = cmd.decide(ctx, body) or {}
+        return Outcome(ctx.events, reply)
+
+    def apply(self, event: Event) -> None:
+        """Fold an event from the log (rebuilding after a restart)."""
+        apply(self.state, event)
+
+    def _context(self, actor: dict[str, Any], t: int) -> Context:
+        return Context(self.state, actor, t, self._buckets, self.rates)

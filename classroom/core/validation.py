@@ -1,0 +1,85 @@
+"""Command payload shapes (pydantic, strict) and the mapping of their errors to protocol codes."""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import CommandError
+
+
+class Payload(BaseModel):
+    """Base of every command payload: strict types, no unknown fields, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _clean(text: str) -> str:
+    # NFC so equal-looking names compare equal; control characters (not newline or tab) never
+    # reach other clients or the log.
+    text = _CONTROL.sub("", unicodedata.normalize("NFC", text)).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def Text(max_len: int) -> Any:  # noqa: N802 - reads as a type in annotations
+    """Non-empty, trimmed, control-free text of at most `max_len` characters."""
+    return Annotated[str, Field(max_length=max_len), AfterValidator(_clean)]
+
+
+Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+
+
+def _finite(v: float) -> float:
+    if not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
+
+
+Coord = Annotated[float, AfterValidator(_finite)]
+
+P = TypeVar("P", bound=Payload)
+
+_RANGE_TYPES = {
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "too_short",
+    "list_type_too_short",
+}
+_LONG_TYPES = {"string_too_long", "too_long"}
+
+
+def parse(model: type[P], payload: Any) -> P:
+    """Validate `payload` against `model`, or raise a CommandError with the most specific code."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise CommandError("invalid_payload", "the payload must be an object")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise _to_command_error(exc) from None
+
+
+def _to_command_error(exc: ValidationError) -> CommandError:
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in err["loc"]) or "payload"
+    kind = err["type"]
+    if kind in _LONG_TYPES:
+        code = "too_long"
+    elif kind in _RANGE_TYPES:
+        code = "out_of_range"
+    else:
+        code = "invalid_payload"
+    message = err["msg"].removeprefix("Value error, ")
+    return CommandError(code, f"{where}: {message}")

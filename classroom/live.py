@@ -1,0 +1,153 @@
+"""A session while it is served: the pure core plus a clock, its connections, a resume buffer and
+an ordered outbox to the fan-out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .core import Audience, Event, Outcome, SessionCore, project
+from .fanout import Fanout
+from .store import SessionInfo
+
+log = logging.getLogger(__name__)
+
+RESUME_EVENTS = 10_000  # how far back a reconnecting client can resume without a new snapshot
+
+StatusHook = Callable[[str, str], Awaitable[None]]
+
+
+class LiveSession:
+    def __init__(self, info: SessionInfo, fanout: Fanout, on_status: StatusHook) -> None:
+        self.id = info.id
+        self.info = info
+        self.core = SessionCore(info.id, info.title)
+        # Until the recorder rebuilds sessions from their logs, a restarted session keeps only
+        # its status.
+        if info.status != "created":
+            self.core.state.status = info.status
+        self.connections: dict[str, set[str]] = {}  # pid -> socket ids
+        self.recent: deque[Event] = deque(maxlen=RESUME_EVENTS)
+        self.sent_seq = self.core.state.seq  # every event up to here has gone to the rooms
+        self.empty_since: float | None = time.monotonic()
+        self._fanout = fanout
+        self._on_status = on_status
+        self._outbox: asyncio.Queue[Event] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+        self._t0: float | None = None  # monotonic time at which the session went live
+
+    @property
+    def state(self):
+        return self.core.state
+
+    def now(self) -> int:
+        """Milliseconds since the session went live (0 before)."""
+        if self._t0 is None:
+            return 0
+        return int((time.monotonic() - self._t0) * 1000)
+
+    # -- participants ---------------------------------------------------------------------------
+
+    def attach(self, sid: str, pid: str, name: str, role: str) -> None:
+        sids = self.connections.setdefault(pid, set())
+        sids.add(sid)
+        self.empty_since = None
+        if len(sids) == 1:
+            self._publish(self.core.join(pid, name, role, self.now()))
+
+    def detach(self, sid: str, pid: str) -> None:
+        sids = self.connections.get(pid)
+        if not sids:
+            return
+        sids.discard(sid)
+        if not sids:
+            del self.connections[pid]
+            self._publish(self.core.leave(pid, self.now()))
+            if not self.connections:
+                self.empty_since = time.monotonic()
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def execute(self, pid: str, name: str, payload: Any) -> Outcome:
+        """Run a command synchronously (so commands keep their arrival order) and queue its
+        events for delivery. Raises CommandError having changed nothing."""
+        outcome = self.core.execute(pid, name, payload, self.now())
+        self._publish(outcome.events)
+        return outcome
+
+    def end(self, reason: str) -> None:
+        self._publish(self.core.end(reason, self.now()))
+
+    def snapshot(self, audience: Audience, pid: str | None) -> dict[str, Any]:
+        return self.state.view(audience, pid)
+
+    def missed(self, last_seq: int, audience: Audience, pid: str) -> list[dict[str, Any]] | None:
+        """Events after `last_seq` this participant would have received live, or None when they
+        are too far behind (or ahead, after a restart) and need a fresh snapshot."""
+        if last_seq > self.sent_seq:
+            return None
+        if last_seq == self.sent_seq:
+            return []
+        oldest = self.recent[0].seq if self.recent else self.sent_seq + 1
+        if last_seq < oldest - 1:
+            return None
+        out = []
+        for event in self.recent:
+            if event.seq <= last_seq:
+                continue
+            if event.seq > self.sent_seq:
+                break  # the outbox will deliver these through the rooms
+            view = project(event, audience, event.actor == pid)
+            if view is not None:
+                out.append(view)
+        return out
+
+    # -- delivery -------------------------------------------------------------------------------
+
+    def _publish(self, events: list[Event]) -> None:
+        for event in events:
+            self.recent.append(event)
+            self._outbox.put_nowait(event)
+            if event.type == "session.started":
+                self._t0 = time.monotonic()
+                self._status("live")
+            elif event.type == "session.ended":
+                self._status("ended")
+        if events and self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_loop())
+
+    def _status(self, status: str) -> None:
+        self.info.status = status
+        asyncio.get_running_loop().create_task(self._on_status(self.id, status))
+
+    async def _send_loop(self) -> None:
+        while True:
+            event = await self._outbox.get()
+            self.sent_seq = event.seq
+            actor = self.state.participants.get(event.actor) if event.actor else None
+            try:
+                await self._fanout.deliver(
+                    self.id,
+                    event,
+                    actor["role"] if actor else None,
+                    self.connections.get(event.actor, ()) if event.actor else (),
+                )
+            except Exception:  # a broken socket must not stop the session's stream
+                log.exception("delivery of event %s in %s failed", event.seq, self.id)
+
+    async def drain(self) -> None:
+        """Wait until every queued event has gone to the fan-out (tests, shutdown)."""
+        while not self._outbox.empty():
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+            self._sender = None

@@ -1,0 +1,71 @@
+"""The sessions this process serves: created, loaded on first use, ended when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from .auth import new_id
+from .fanout import Fanout
+from .live import LiveSession
+from .store import SessionInfo, SessionStore
+
+log = logging.getLogger(__name__)
+
+
+class Sessions:
+    def __init__(self, store: SessionStore, fanout: Fanout, idle_timeout: float) -> None:
+        self.store = store
+        self.fanout = fanout
+        self.idle_timeout = idle_timeout
+        self.live: dict[str, LiveSession] = {}
+        self._loading: dict[str, asyncio.Future[LiveSession | None]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def create(self, title: str) -> SessionInfo:
+        return await self.store.create(new_id(), title)
+
+    async def get(self, session_id: str) -> LiveSession | None:
+        """The served session, loading it from the store on first use."""
+        session = self.live.get(session_id)
+        if session is not None:
+            return session
+        pending = self._loading.get(session_id)
+        if pending is not None:
+            return await pending
+        future: asyncio.Future[LiveSession | None] = asyncio.get_running_loop().create_future()
+        self._loading[session_id] = future
+        try:
+            info = await self.store.get(session_id)
+            session = LiveSession(info, self.fanout, self.store.set_status) if info else None
+            if session is not None:
+                self.live[session_id] = session
+            future.set_result(session)
+            return session
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            del self._loading[session_id]
+
+    def start(self) -> None:
+        self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    async def _reap(self) -> None:
+        """End live sessions left empty for longer than the idle timeout."""
+        while True:
+            await asyncio.sleep(max(0.05, min(5.0, self.idle_timeout / 4)))
+            now = time.monotonic()
+            for session in list(self.live.values()):
+                empty = session.empty_since
+                if session.state.status == "live" and empty and now - empty >= self.idle_timeout:
+                    log.info("session %s ended after %.0fs without participants", session.id, now - empty)
+                    session.end("idle")
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for session in self.live.values():
+            await session.drain()
+            await session.close()
