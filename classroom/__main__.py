@@ -36,15 +36,15 @@ def serve(settings: Settings) -> None:
     base = settings.base_url
     urls = links(_signer(settings), base, demo.id)
 
-    async def announce(app: web.Application) -> None:
+    def announce(_aiohttp_message: str) -> None:
+        # Called by run_app once the socket listens, so the printed links work at once.
         print(f"Classcast is running at {base}", flush=True)
         print(f"Trainer link for '{demo.title}': {urls['trainer_url']}", flush=True)
         print(f"Learner link: {urls['join_url']}", flush=True)
         if created:
             print(f"Admin key (saved in {settings.data_dir / 'admin.key'}): {settings.admin_key}", flush=True)
 
-    app.on_startup.append(announce)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, handle_signals=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=announce, handle_signals=True)
 
 
 def create(settings: Settings, title: str) -> None:

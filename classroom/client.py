@@ -28,13 +28,15 @@ class ClassroomError(Exception):
         self.message = message
 
 
-def parse_link(link: str) -> tuple[str, str]:
-    """Split a trainer or join link into (server base URL, token)."""
+def parse_link(link: str) -> tuple[str, str, str | None]:
+    """Split a trainer or join link into (server base URL, token, session id from the path)."""
     parts = urlsplit(link)
     token = parse_qs(parts.query).get("token", [""])[0]
     if not parts.scheme or not parts.netloc or not token:
         raise ValueError(f"not a Classcast link: {link!r}")
-    return f"{parts.scheme}://{parts.netloc}", token
+    path = parts.path.strip("/").split("/")
+    session = path[1] if len(path) >= 2 and path[0] == "s" else None
+    return f"{parts.scheme}://{parts.netloc}", token, session
 
 
 class ClassroomClient:
@@ -46,12 +48,13 @@ class ClassroomClient:
         reconnect: bool = True,
         transports: list[str] | None = None,
     ) -> None:
-        self.base_url, self._token = parse_link(link)
+        self.base_url, self._token, self.session_id = parse_link(link)
         self.name = name
         self.you: dict[str, Any] | None = None
         self.state: SessionState | None = None
         self.events: list[dict[str, Any]] = []  # every event folded, in order
         self.joins = 0  # how many times this client joined (1 + reconnections)
+        self.last_join: dict[str, Any] | None = None  # the latest join acknowledgement
         self._transports = transports or ["websocket"]
         self._buffer: list[dict[str, Any]] | None = []  # events that arrive before the snapshot
         self._changed = asyncio.Event()
@@ -78,7 +81,7 @@ class ClassroomClient:
         try:
             await self.sio.connect(
                 self.base_url,
-                auth=lambda: {"token": self._token},
+                auth=self._auth,
                 transports=self._transports,
                 wait_timeout=timeout,
             )
@@ -90,6 +93,12 @@ class ClassroomClient:
         except BaseException:
             await self.sio.disconnect()
             raise
+
+    def _auth(self) -> dict[str, Any]:
+        auth = {"token": self._token}
+        if self.session_id:
+            auth["session"] = self.session_id
+        return auth
 
     async def close(self) -> None:
         if self._rejoin is not None:
@@ -132,6 +141,7 @@ class ClassroomClient:
         for wire in buffered:
             self._apply(wire)
         self.joins += 1
+        self.last_join = ack
         self._notify()
         return ack
 

@@ -58,9 +58,11 @@ class Hub:
         sio.on("*", self.on_command)
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
+        auth = auth if isinstance(auth, dict) else {}
         try:
-            claims = self.signer.verify(token)
+            # `session` (optional) is the id in the link's path: a token for another session is
+            # refused rather than silently joining that other session.
+            claims = self.signer.verify(auth.get("token"), auth.get("session"))
             if claims.role == "replay":
                 raise CommandError("forbidden", "a replay link cannot join the live session")
             session = await self.sessions.get(claims.session_id)

@@ -61,6 +61,15 @@ class Server:
         self._clients: list[ClassroomClient] = []
 
 
+async def barrier(trainer: ClassroomClient, *clients: ClassroomClient) -> None:
+    """Return once every client has folded everything sent before this call: the trainer marks
+    a chapter, and each client's stream is ordered, so seeing the mark means seeing all before."""
+    ack = await trainer.request("session.mark", title="barrier")
+    await asyncio.gather(
+        *(c.wait_for("chapter.marked", lambda e: e["seq"] == ack["seq"]) for c in (trainer, *clients))
+    )
+
+
 @asynccontextmanager
 async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Server]:
     """A real server in this process, listening on a free loopback port."""

@@ -56,7 +56,12 @@ class Context:
         return event
 
     def limit(self, kind: str, rate: Rate) -> None:
-        """Spend one token of the actor's `kind` bucket or refuse with `rate_limited`."""
+        """Spend one token of the learner's `kind` bucket or refuse with `rate_limited`.
+
+        Trainers are exempt: they hold the trainer link and are bounded by the transport's
+        per-connection flood guard instead."""
+        if self.is_trainer:
+            return
         key = (self.actor_id, kind)
         bucket = self._buckets.get(key)
         if bucket is None:

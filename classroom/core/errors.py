@@ -19,8 +19,8 @@ class CommandError(Exception):
 CODES = {
     "unknown_command": "the command name is not part of the protocol",
     "invalid_payload": "a field is missing, has the wrong type, or is not allowed",
-    "too_long": "a text or list is longer than its limit",
-    "out_of_range": "a number, index or count is outside its allowed range",
+    "too_long": "a text is longer than its limit",
+    "out_of_range": "a number, an index, or a list's number of items is outside its allowed range",
     "payload_too_large": "the whole command is larger than the size limit",
     "forbidden": "your role may not do this",
     "not_joined": "send `join` before any other command",

@@ -54,9 +54,9 @@ _RANGE_TYPES = {
     "less_than",
     "less_than_equal",
     "too_short",
-    "list_type_too_short",
+    "too_long",  # a list with too many items: options, choices, points
 }
-_LONG_TYPES = {"string_too_long", "too_long"}
+_LONG_TYPES = {"string_too_long"}
 
 
 def parse(model: type[P], payload: Any) -> P:
