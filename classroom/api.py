@@ -32,13 +32,17 @@ _STATUS = {
     "wrong_session": 403,
     "forbidden": 403,
     "not_found": 404,
+    "session_live": 409,
     "payload_too_large": 413,
+    "recording_damaged": 500,
 }
 
 
 class CreateSession(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     title: Text(TITLE_LEN)  # type: ignore[valid-type]
+    recording: bool = True
+    anonymize: bool = False
 
 
 def error_response(code: str, message: str, status: int | None = None) -> web.Response:
@@ -115,7 +119,7 @@ async def openapi(request: web.Request) -> web.Response:
 async def create_session(request: web.Request) -> web.Response:
     _require_admin(request)
     body = parse(CreateSession, await _read_json(request))
-    info = await request.app[SESSIONS].create(body.title)
+    info = await request.app[SESSIONS].create(body.title, body.recording, body.anonymize)
     return web.json_response(_describe(request, info, None), status=201)
 
 

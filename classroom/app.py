@@ -7,6 +7,11 @@ import logging
 import socketio
 from aiohttp import web
 
+from recorder.api import LIBRARY, REPLAY_STORE, setup_replay_routes
+from recorder.interactive import ReplayStore
+from recorder.library import Library
+from recorder.recorder import Recorder
+
 from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, json_errors, setup_routes
 from .auth import Signer
 from .config import Settings
@@ -39,14 +44,21 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=256 * 1024)
     sio.attach(app)
     store = SessionStore(settings.data_dir)
-    sessions = Sessions(store, RoomFanout(sio), settings.idle_timeout)
+    recordings = settings.data_dir / "recordings"
+    recorder = Recorder(recordings)
+    library = Library(recordings)
+    replay_store = ReplayStore(settings.data_dir / "replay.db")
+    sessions = Sessions(store, RoomFanout(sio), recorder, settings.idle_timeout)
     signer = Signer(settings.secret, settings.link_ttl, settings.participant_ttl)
     app[SESSIONS] = sessions
     app[SIGNER] = signer
     app[ADMIN_KEY] = settings.admin_key
     app[PUBLIC_URL] = settings.public_url or ""
     app[HUB] = Hub(sio, sessions, signer)
+    app[LIBRARY] = library
+    app[REPLAY_STORE] = replay_store
     setup_routes(app)
+    setup_replay_routes(app)
     setup_pages(app)
 
     async def start(app: web.Application) -> None:
@@ -55,6 +67,8 @@ def build_app(settings: Settings) -> web.Application:
     async def stop(app: web.Application) -> None:
         await sessions.close()
         store.close()
+        library.close()
+        replay_store.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

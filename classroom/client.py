@@ -60,6 +60,7 @@ class ClassroomClient:
         self._changed = asyncio.Event()
         self._connect_error: dict[str, Any] | None = None
         self._rejoin: asyncio.Task[None] | None = None
+        self._epoch: str | None = None
         self.sio = socketio.AsyncClient(
             reconnection=reconnect, reconnection_delay=0.1, reconnection_delay_max=1.0
         )
@@ -123,6 +124,7 @@ class ClassroomClient:
         payload: dict[str, Any] = {}
         if self.state is not None:
             payload["last_seq"] = self.state.seq
+            payload["epoch"] = self._epoch
         elif self.name is not None:
             payload["name"] = self.name
         self._buffer = []
@@ -132,6 +134,7 @@ class ClassroomClient:
             raise ClassroomError(ack["error"]["code"], ack["error"]["message"])
         self.you = ack["you"]
         self._token = ack["token"]  # reconnections resume this identity
+        self._epoch = ack["epoch"]
         if "snapshot" in ack:
             self.state = SessionState.from_view(ack["snapshot"], self.you["id"])
         else:

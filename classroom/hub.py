@@ -93,7 +93,7 @@ class Hub:
         # respect to every other command, so nothing falls between the snapshot and the stream.
         if not isinstance(data, dict):
             raise CommandError("invalid_payload", "the payload must be an object")
-        unknown = set(data) - {"name", "last_seq"}
+        unknown = set(data) - {"name", "last_seq", "epoch"}
         if unknown:
             raise CommandError("invalid_payload", f"{sorted(unknown)[0]}: unknown field")
         last_seq = data.get("last_seq")
@@ -122,8 +122,10 @@ class Hub:
             "ok": True,
             "you": {"id": pid, "name": name, "role": role},
             "token": self.signer.participant(session.id, role, pid, name),
+            "epoch": session.epoch,
         }
-        missed = session.missed(last_seq, role, pid) if last_seq is not None else None
+        resumable = last_seq is not None and data.get("epoch") == session.epoch
+        missed = session.missed(last_seq, role, pid) if resumable else None
         if missed is None:
             reply["snapshot"] = session.snapshot(role, pid)
             reply["seq"] = reply["snapshot"]["seq"]
@@ -150,5 +152,10 @@ class Hub:
         except Exception:
             log.exception("command %r failed", name)
             return CommandError("internal_error", "the server failed; nothing changed").as_ack()
+        try:
+            await conn.session.durable(outcome)
+        except Exception:
+            log.exception("events of %r could not be made durable", name)
+            return CommandError("storage_failed", "the server could not store this; try again").as_ack()
         seq = outcome.events[-1].seq if outcome.events else conn.session.state.seq
         return {"ok": True, "seq": seq, **outcome.reply}

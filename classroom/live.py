@@ -11,6 +11,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from recorder.recorder import Recorder, Recovered
+
+from .auth import new_id
 from .core import Audience, Event, Outcome, SessionCore, project
 from .fanout import Fanout
 from .store import SessionInfo
@@ -23,14 +26,22 @@ StatusHook = Callable[[str, str], Awaitable[None]]
 
 
 class LiveSession:
-    def __init__(self, info: SessionInfo, fanout: Fanout, on_status: StatusHook) -> None:
+    def __init__(
+        self,
+        info: SessionInfo,
+        fanout: Fanout,
+        on_status: StatusHook,
+        recorder: Recorder,
+        recovered: Recovered,
+    ) -> None:
         self.id = info.id
         self.info = info
-        self.core = SessionCore(info.id, info.title)
-        # Until the recorder rebuilds sessions from their logs, a restarted session keeps only
-        # its status.
-        if info.status != "created":
-            self.core.state.status = info.status
+        self.core = SessionCore(info.id, info.title, recording=info.recording, state=recovered.state)
+        # A new epoch per server lifetime: after a restart, a client's last seq may name an
+        # event that was broadcast but never made durable, so it must take a fresh snapshot.
+        self.epoch = new_id(4)
+        self._recorder = recorder
+        self._logging = True
         self.connections: dict[str, set[str]] = {}  # pid -> socket ids
         self.recent: deque[Event] = deque(maxlen=RESUME_EVENTS)
         self.sent_seq = self.core.state.seq  # every event up to here has gone to the rooms
@@ -40,6 +51,16 @@ class LiveSession:
         self._outbox: asyncio.Queue[Event] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
         self._t0: float | None = None  # monotonic time at which the session went live
+        if self.state.status != "created":
+            # Rebuilt from its log: the session clock carries on, counting the downtime.
+            now_t = recovered.last_t + max(0, int(time.time() * 1000) - recovered.last_wall_ms)
+            self._t0 = time.monotonic() - now_t / 1000
+
+    def rebuild(self) -> None:
+        """After a restart nobody is connected: say so for those the log still shows online."""
+        for pid, p in list(self.state.participants.items()):
+            if p["online"]:
+                self._publish(self.core.leave(pid, self.now()))
 
     @property
     def state(self):
@@ -75,10 +96,15 @@ class LiveSession:
 
     def execute(self, pid: str, name: str, payload: Any) -> Outcome:
         """Run a command synchronously (so commands keep their arrival order) and queue its
-        events for delivery. Raises CommandError having changed nothing."""
+        events for delivery and the log. Raises CommandError having changed nothing."""
         outcome = self.core.execute(pid, name, payload, self.now())
         self._publish(outcome.events)
         return outcome
+
+    async def durable(self, outcome: Outcome) -> None:
+        """Return once the outcome's events are on disk: only then is a command acknowledged."""
+        if outcome.events and self._logging:
+            await self._recorder.durable(self.id, outcome.events[-1].seq)
 
     def end(self, reason: str) -> None:
         self._publish(self.core.end(reason, self.now()))
@@ -110,6 +136,8 @@ class LiveSession:
     # -- delivery -------------------------------------------------------------------------------
 
     def _publish(self, events: list[Event]) -> None:
+        if self._logging:
+            self._recorder.append(self.id, events)
         for event in events:
             self.recent.append(event)
             self._outbox.put_nowait(event)
@@ -118,6 +146,12 @@ class LiveSession:
                 self._status("live")
             elif event.type == "session.ended":
                 self._status("ended")
+                if self.state.recording == "off":
+                    # Not recorded: the log only guarded against crashes; it goes with the end.
+                    self._logging = False
+                    asyncio.get_running_loop().create_task(
+                        self._recorder.close_session(self.id, discard=True)
+                    )
         if events and self._sender is None:
             self._sender = asyncio.get_running_loop().create_task(self._send_loop())
 

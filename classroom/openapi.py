@@ -40,12 +40,159 @@ _SESSION = {
 
 def _errors(*statuses: int) -> dict[str, Any]:
     ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    names = {400: "Bad input", 401: "No or invalid credentials", 403: "Forbidden", 404: "Not found"}
+    names = {
+        400: "Bad input",
+        401: "No or invalid credentials",
+        403: "Forbidden",
+        404: "Not found",
+        409: "Conflict",
+    }
     return {str(s): {"description": names[s], **ref} for s in statuses}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    ok: dict[str, Any],
+    *errors: int,
+    params: tuple[str, ...] = (),
+    body: dict | None = None,
+    security: str = "replay",
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "security": [{security: []}, {"admin": []}],
+        "responses": {**ok},
+    }
+    op["responses"].update(_errors(*errors))
+    path_params = [p for p in params if not p.startswith("?")]
+    op["parameters"] = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in ["id", *path_params]
+    ] + [
+        {"name": p[1:], "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}}
+        for p in params
+        if p.startswith("?")
+    ]
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _recording_paths() -> dict[str, Any]:
+    obj = {"type": "object"}
+    negotiated = {
+        "description": "JSON, or msgpack with Accept: application/msgpack",
+        "content": {"application/json": {"schema": obj}, "application/msgpack": {"schema": obj}},
+    }
+    ok = {"200": negotiated}
+    return {
+        "/api/recordings": {
+            "get": {
+                "summary": "List recordings (admin: all; trainer token: that session's)",
+                "security": [{"admin": []}, {"trainer": []}],
+                "responses": {"200": negotiated, **_errors(401, 403)},
+            }
+        },
+        "/api/recordings/{id}": {
+            "get": _op("Manifest: duration, start, chapters, pauses, counts, media", ok, 401, 403, 404),
+            "delete": _op(
+                "Delete a recording for good",
+                {"204": {"description": "Deleted"}},
+                401,
+                403,
+                404,
+                security="trainer",
+            ),
+        },
+        "/api/recordings/{id}/events": {
+            "get": _op(
+                "Events with from <= t <= to, in order", ok, 400, 401, 403, 404, params=("?from", "?to")
+            ),
+        },
+        "/api/recordings/{id}/state": {
+            "get": _op("Folded state at time t", ok, 400, 401, 403, 404, params=("?t",)),
+        },
+        "/api/recordings/{id}/export/{name}": {
+            "get": _op(
+                "Export: recording.json, recording.msgpack, chat.vtt, chat.txt, polls.csv, questions.csv",
+                {"200": {"description": "The file"}},
+                401,
+                403,
+                404,
+                params=("name",),
+            ),
+        },
+        "/api/recordings/{id}/viewers": {
+            "post": _op(
+                "Register as a replay viewer; returns a viewer token",
+                {"201": negotiated},
+                400,
+                401,
+                403,
+                404,
+                body={"type": "object", "properties": {"name": {"type": "string", "maxLength": 60}}},
+            ),
+        },
+        "/api/recordings/{id}/quiz": {
+            "get": _op("This viewer's quiz answers with the live results", ok, 401, 403, 404),
+        },
+        "/api/recordings/{id}/quiz/{poll}": {
+            "post": _op(
+                "Answer a poll as a quiz question",
+                ok,
+                400,
+                401,
+                403,
+                404,
+                params=("poll",),
+                body={
+                    "type": "object",
+                    "required": ["choices"],
+                    "properties": {"choices": {"type": "array", "items": {"type": "integer", "minimum": 0}}},
+                },
+            ),
+        },
+        "/api/recordings/{id}/questions": {
+            "get": _op("Questions anchored to moments of the replay, with answers", ok, 401, 403, 404),
+            "post": _op(
+                "Ask a question anchored at time t",
+                {"201": negotiated},
+                400,
+                401,
+                403,
+                404,
+                body={
+                    "type": "object",
+                    "required": ["t", "text"],
+                    "properties": {
+                        "t": {"type": "integer", "minimum": 0},
+                        "text": {"type": "string", "maxLength": 1000},
+                    },
+                },
+            ),
+        },
+        "/api/recordings/{id}/questions/{qid}/answer": {
+            "post": _op(
+                "Answer a replay question (trainer or admin)",
+                ok,
+                400,
+                401,
+                403,
+                404,
+                params=("qid",),
+                body={
+                    "type": "object",
+                    "required": ["text"],
+                    "properties": {"text": {"type": "string", "maxLength": 2000}},
+                },
+                security="trainer",
+            ),
+        },
+    }
 
 
 def document(server_url: str) -> dict[str, Any]:
@@ -63,6 +210,11 @@ def document(server_url: str) -> dict[str, Any]:
             "securitySchemes": {
                 "admin": {"type": "http", "scheme": "bearer", "description": "the admin key"},
                 "trainer": {"type": "http", "scheme": "bearer", "description": "a trainer token"},
+                "replay": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the replay link's token, a viewer token, or a trainer token",
+                },
             },
         },
         "paths": {
@@ -96,7 +248,15 @@ def document(server_url: str) -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["title"],
                                     "additionalProperties": False,
-                                    "properties": {"title": {"type": "string", "maxLength": 200}},
+                                    "properties": {
+                                        "title": {"type": "string", "maxLength": 200},
+                                        "recording": {"type": "boolean", "default": True},
+                                        "anonymize": {
+                                            "type": "boolean",
+                                            "default": False,
+                                            "description": "learner names anonymised in the replay",
+                                        },
+                                    },
                                 }
                             }
                         },
@@ -128,6 +288,7 @@ def document(server_url: str) -> dict[str, Any]:
                     "responses": {"200": _json(session_ref, "The session"), **_errors(401, 403, 404)},
                 }
             },
+            **_recording_paths(),
             "/api/openapi.json": {
                 "get": {
                     "summary": "This document",

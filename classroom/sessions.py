@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 
+from recorder.recorder import Recorder
+
 from .auth import new_id
 from .fanout import Fanout
 from .live import LiveSession
@@ -15,16 +17,17 @@ log = logging.getLogger(__name__)
 
 
 class Sessions:
-    def __init__(self, store: SessionStore, fanout: Fanout, idle_timeout: float) -> None:
+    def __init__(self, store: SessionStore, fanout: Fanout, recorder: Recorder, idle_timeout: float) -> None:
         self.store = store
+        self.recorder = recorder
         self.fanout = fanout
         self.idle_timeout = idle_timeout
         self.live: dict[str, LiveSession] = {}
         self._loading: dict[str, asyncio.Future[LiveSession | None]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
-    async def create(self, title: str) -> SessionInfo:
-        return await self.store.create(new_id(), title)
+    async def create(self, title: str, recording: bool = True, anonymize: bool = False) -> SessionInfo:
+        return await self.store.create(new_id(), title, recording, anonymize)
 
     async def get(self, session_id: str) -> LiveSession | None:
         """The served session, loading it from the store on first use."""
@@ -38,9 +41,16 @@ class Sessions:
         self._loading[session_id] = future
         try:
             info = await self.store.get(session_id)
-            session = LiveSession(info, self.fanout, self.store.set_status) if info else None
-            if session is not None:
+            session = None
+            if info is not None:
+                recovered = await self.recorder.open(
+                    info.id, info.title, "on" if info.recording else "off", info.anonymize
+                )
+                if recovered.repaired:
+                    log.warning("session %s: its log had a torn tail (%s)", info.id, recovered.repaired)
+                session = LiveSession(info, self.fanout, self.store.set_status, self.recorder, recovered)
                 self.live[session_id] = session
+                session.rebuild()
             future.set_result(session)
             return session
         except BaseException as exc:
@@ -48,6 +58,15 @@ class Sessions:
             raise
         finally:
             del self._loading[session_id]
+
+    async def forget(self, session_id: str) -> None:
+        """Drop a session for good: its live state, its open log, its metadata."""
+        session = self.live.pop(session_id, None)
+        if session is not None:
+            await session.drain()
+            await session.close()
+        await self.recorder.close_session(session_id)
+        await self.store.delete(session_id)
 
     def start(self) -> None:
         self._reaper = asyncio.get_running_loop().create_task(self._reap())
@@ -69,3 +88,4 @@ class Sessions:
         for session in self.live.values():
             await session.drain()
             await session.close()
+        await self.recorder.close()

@@ -20,7 +20,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     status TEXT NOT NULL DEFAULT 'created',
     created_at REAL NOT NULL,
     started_at REAL,
-    ended_at REAL
+    ended_at REAL,
+    recording INTEGER NOT NULL DEFAULT 1,
+    anonymize INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -33,9 +35,17 @@ class SessionInfo:
     created_at: float
     started_at: float | None = None
     ended_at: float | None = None
+    recording: bool = True  # record a replay (off: the log only guards against crashes)
+    anonymize: bool = False  # learner names anonymised in the replay
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> SessionInfo:
+        d = dict(row)
+        d["recording"], d["anonymize"] = bool(d["recording"]), bool(d["anonymize"])
+        return cls(**d)
 
 
 class SessionStore:
@@ -52,22 +62,27 @@ class SessionStore:
 
     # -- synchronous API (the CLI uses these; the server goes through the async ones) -----------
 
-    def create_sync(self, session_id: str, title: str) -> SessionInfo:
-        info = SessionInfo(session_id, title, "created", time.time())
+    def create_sync(
+        self, session_id: str, title: str, recording: bool = True, anonymize: bool = False
+    ) -> SessionInfo:
+        info = SessionInfo(
+            session_id, title, "created", time.time(), recording=recording, anonymize=anonymize
+        )
         with self._db:
             self._db.execute(
-                "INSERT INTO sessions (id, title, status, created_at) VALUES (?, ?, ?, ?)",
-                (info.id, info.title, info.status, info.created_at),
+                "INSERT INTO sessions (id, title, status, created_at, recording, anonymize)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (info.id, info.title, info.status, info.created_at, recording, anonymize),
             )
         return info
 
     def get_sync(self, session_id: str) -> SessionInfo | None:
         row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return SessionInfo(**dict(row)) if row else None
+        return SessionInfo.from_row(row) if row else None
 
     def list_sync(self) -> list[SessionInfo]:
         rows = self._db.execute("SELECT * FROM sessions ORDER BY created_at DESC").fetchall()
-        return [SessionInfo(**dict(r)) for r in rows]
+        return [SessionInfo.from_row(r) for r in rows]
 
     def set_status_sync(self, session_id: str, status: str) -> None:
         column = {"live": "started_at", "ended": "ended_at"}[status]
@@ -77,10 +92,19 @@ class SessionStore:
                 (status, time.time(), session_id),
             )
 
+    def delete_sync(self, session_id: str) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
     # -- async API ------------------------------------------------------------------------------
 
-    async def create(self, session_id: str, title: str) -> SessionInfo:
-        return await self._run(self.create_sync, session_id, title)
+    async def create(
+        self, session_id: str, title: str, recording: bool = True, anonymize: bool = False
+    ) -> SessionInfo:
+        return await self._run(self.create_sync, session_id, title, recording, anonymize)
+
+    async def delete(self, session_id: str) -> None:
+        await self._run(self.delete_sync, session_id)
 
     async def get(self, session_id: str) -> SessionInfo | None:
         return await self._run(self.get_sync, session_id)

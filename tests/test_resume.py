@@ -84,6 +84,7 @@ async def test_too_far_behind_gets_a_fresh_snapshot(server):
     info, trainer = await server.live_session()
     ada = await server.client(info["join_url"], "Ada")
     server.app[SESSIONS].live[info["id"]].recent = deque(maxlen=3)
+    ada.sio.reconnection_delay, ada.sio.randomization_factor = 0.5, 0  # stay away a while
     await ada.drop()
     await trainer.wait_for("participant.left")
     for i in range(10):

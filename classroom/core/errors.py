@@ -29,6 +29,7 @@ CODES = {
     "session_not_live": "the session has not started yet",
     "session_ended": "the session has ended",
     "already_live": "the session is already live",
+    "recording_off": "the session was created with recording off",
     "muted": "a trainer muted you in chat",
     "rate_limited": "too many commands of this kind; slow down",
     "poll_closed": "the poll is closed",
@@ -42,5 +43,8 @@ CODES = {
     "expired_token": "the link or token has expired",
     "wrong_session": "the token is for another session",
     "name_required": "a learner must give a display name",
+    "session_live": "end the session first",
+    "recording_damaged": "the recording's log is damaged; what could be recovered is listed",
     "internal_error": "the server failed; nothing changed",
+    "storage_failed": "the server could not make the change durable",
 }

@@ -8,7 +8,7 @@ from .context import Context
 from .errors import CommandError
 from .events import Audience, Event
 from .limits import TITLE_LEN
-from .registry import TRAINER, command, folds
+from .registry import TRAINER, command, folds, require
 from .state import SessionState, section
 from .validation import Payload, Text
 
@@ -37,6 +37,25 @@ def end(ctx: Context, _: Empty) -> None:
 def mark(ctx: Context, cmd: Mark) -> dict[str, Any]:
     event = ctx.emit("chapter.marked", {"id": f"c{ctx.next_seq}", "title": cmd.title})
     return {"id": event.data["id"]}
+
+
+@command("recording.pause", Empty, roles=(TRAINER,))
+def pause(ctx: Context, _: Empty) -> None:
+    require(ctx.state.recording != "off", "recording_off", "this session is not recorded")
+    if ctx.state.recording == "on":
+        ctx.emit("recording.paused", {})
+
+
+@command("recording.resume", Empty, roles=(TRAINER,))
+def resume(ctx: Context, _: Empty) -> None:
+    require(ctx.state.recording != "off", "recording_off", "this session is not recorded")
+    if ctx.state.recording == "paused":
+        ctx.emit("recording.resumed", {})
+
+
+@folds("recording.paused", "recording.resumed")
+def _recording(state: SessionState, event: Event) -> None:
+    state.recording = "paused" if event.type == "recording.paused" else "on"
 
 
 @folds("session.started")

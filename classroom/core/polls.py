@@ -180,7 +180,9 @@ def _opened(state: SessionState, event: Event) -> None:
 
 @folds("poll.voted")
 def _voted(state: SessionState, event: Event) -> None:
-    poll = state.polls[event.data["poll_id"]]
+    poll = state.polls.get(event.data["poll_id"])
+    if poll is None:
+        return
     if "counts" in event.data:
         poll["counts"] = list(event.data["counts"])
         poll["voters"] = event.data["voters"]
@@ -190,7 +192,9 @@ def _voted(state: SessionState, event: Event) -> None:
 
 @folds("poll.closed")
 def _closed(state: SessionState, event: Event) -> None:
-    poll = state.polls[event.data["poll_id"]]
+    poll = state.polls.get(event.data["poll_id"])
+    if poll is None:
+        return
     poll["status"] = "closed"
     if "counts" in event.data:
         poll["counts"] = list(event.data["counts"])
@@ -199,7 +203,9 @@ def _closed(state: SessionState, event: Event) -> None:
 
 @folds("poll.shared")
 def _shared(state: SessionState, event: Event) -> None:
-    poll = state.polls[event.data["poll_id"]]
+    poll = state.polls.get(event.data["poll_id"])
+    if poll is None:
+        return
     poll.update(
         shared=True,
         counts=list(event.data["counts"]),
@@ -218,7 +224,7 @@ def _view_one(poll: dict[str, Any], audience: Audience, viewer: str | None) -> d
         "multiple": poll["multiple"],
         "anonymous": poll["anonymous"],
         "quiz": poll["quiz"],
-        "correct": poll["correct"] if visible else None,
+        "correct": list(poll["correct"]) if visible and poll["correct"] is not None else None,
         "status": poll["status"],
         "shared": poll["shared"],
         "counts": list(poll["counts"]) if visible else None,
@@ -226,7 +232,7 @@ def _view_one(poll: dict[str, Any], audience: Audience, viewer: str | None) -> d
         "votes": (
             {k: list(v) for k, v in poll["votes"].items()} if trainer and not poll["anonymous"] else None
         ),
-        "my_choices": poll["votes"].get(viewer) if viewer else None,
+        "my_choices": list(poll["votes"][viewer]) if viewer in poll["votes"] else None,
         "t": poll["t"],
         "seq": poll["seq"],
     }

@@ -92,17 +92,23 @@ def _joined(state: SessionState, event: Event) -> None:
 
 @folds("participant.left")
 def _left(state: SessionState, event: Event) -> None:
-    state.participants[event.data["id"]]["online"] = False
+    p = state.participants.get(event.data["id"])
+    if p is not None:
+        p["online"] = False
 
 
 @folds("hand.raised", "hand.lowered")
 def _hand(state: SessionState, event: Event) -> None:
-    state.participants[event.data["id"]]["hand"] = event.type == "hand.raised"
+    p = state.participants.get(event.data["id"])
+    if p is not None:
+        p["hand"] = event.type == "hand.raised"
 
 
 @folds("participant.muted", "participant.unmuted")
 def _muted(state: SessionState, event: Event) -> None:
-    state.participants[event.data["id"]]["muted"] = event.type == "participant.muted"
+    p = state.participants.get(event.data["id"])
+    if p is not None:
+        p["muted"] = event.type == "participant.muted"
 
 
 def _view(state: SessionState, audience: Audience, viewer: str | None) -> list[dict[str, Any]]:

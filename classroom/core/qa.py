@@ -124,7 +124,9 @@ def _asked(state: SessionState, event: Event) -> None:
 
 @folds("qa.upvoted", "qa.unvoted")
 def _voted(state: SessionState, event: Event) -> None:
-    q = state.questions[event.data["id"]]
+    q = state.questions.get(event.data["id"])
+    if q is None:
+        return
     q["votes"] = event.data["votes"]
     if event.actor is not None:
         if event.type == "qa.upvoted":
@@ -135,13 +137,17 @@ def _voted(state: SessionState, event: Event) -> None:
 
 @folds("qa.answered")
 def _answered(state: SessionState, event: Event) -> None:
-    q = state.questions[event.data["id"]]
+    q = state.questions.get(event.data["id"])
+    if q is None:
+        return
     q.update(status="answered", answer=event.data["answer"], answered_by=event.data["by"])
 
 
 @folds("qa.dismissed", "qa.reopened")
 def _status(state: SessionState, event: Event) -> None:
-    state.questions[event.data["id"]]["status"] = "dismissed" if event.type == "qa.dismissed" else "open"
+    q = state.questions.get(event.data["id"])
+    if q is not None:
+        q["status"] = "dismissed" if event.type == "qa.dismissed" else "open"
 
 
 _STATUS_ORDER = {"open": 0, "answered": 1, "dismissed": 2}

@@ -33,7 +33,7 @@ def clean_name(name: Any) -> str:
         return _NAME.validate_python(name)
     except ValidationError as exc:
         msg = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
-        code = "too_long" if len(name) > NAME_LEN else "invalid_payload"
+        code = "too_long" if exc.errors()[0]["type"] in ("string_too_long",) else "invalid_payload"
         raise CommandError(code, f"name: {msg}") from None
 
 
@@ -46,8 +46,16 @@ class Outcome:
 
 
 class SessionCore:
-    def __init__(self, session_id: str, title: str, rates: Rates | None = None) -> None:
-        self.state = SessionState(session_id, title)
+    def __init__(
+        self,
+        session_id: str,
+        title: str,
+        rates: Rates | None = None,
+        *,
+        recording: bool = True,
+        state: SessionState | None = None,
+    ) -> None:
+        self.state = state or SessionState(session_id, title, recording="on" if recording else "off")
         self.rates = rates or Rates()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
 

@@ -30,6 +30,7 @@ class SessionState:
     id: str
     title: str
     status: str = "created"  # created -> live -> ended
+    recording: str = "on"  # on | paused | off (a session created with recording off)
     seq: int = 0
     t: int = 0
     participants: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -50,6 +51,7 @@ class SessionState:
             "id": self.id,
             "title": self.title,
             "status": self.status,
+            "recording": self.recording,
             "seq": self.seq,
             "t": self.t,
         }
@@ -61,6 +63,7 @@ class SessionState:
     def from_view(cls, snapshot: dict[str, Any], viewer: str | None = None) -> SessionState:
         """Rebuild a (projected) state from a snapshot, for clients that fold live events on it."""
         state = cls(snapshot["id"], snapshot["title"], snapshot["status"], history=False)
+        state.recording = snapshot["recording"]
         state.seq = snapshot["seq"]
         state.t = snapshot["t"]
         for name, (_view, load) in SECTIONS.items():

@@ -8,6 +8,7 @@ import unicodedata
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from .errors import CommandError
 
@@ -18,7 +19,7 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _clean(text: str) -> str:
@@ -31,8 +32,22 @@ def _clean(text: str) -> str:
 
 
 def Text(max_len: int) -> Any:  # noqa: N802 - reads as a type in annotations
-    """Non-empty, trimmed, control-free text of at most `max_len` characters."""
-    return Annotated[str, Field(max_length=max_len), AfterValidator(_clean)]
+    """Non-empty, trimmed, control-free text of at most `max_len` characters.
+
+    The limit holds after normalisation (NFC can make text longer); the cheap bound before it
+    only keeps absurd inputs from being normalised at all."""
+
+    def check(value: str) -> str:
+        value = _clean(value)
+        if len(value) > max_len:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters",
+                {"max_length": max_len},
+            )
+        return value
+
+    return Annotated[str, Field(max_length=4 * max_len), AfterValidator(check)]
 
 
 Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]

@@ -103,6 +103,10 @@ def _may_draw(ctx: Context) -> None:
         "forbidden",
         "only trainers can draw unless a trainer lets learners draw",
     )
+
+
+def _spend(ctx: Context) -> None:
+    """Take a board token: last, once everything else about the command is known to be fine."""
     ctx.limit("board", ctx.rates.board)
 
 
@@ -126,6 +130,7 @@ def _add(ctx: Context, page: str, element: dict[str, Any]) -> dict[str, Any]:
         "limit_reached",
         f"a page holds at most {WB_ELEMENTS_PER_PAGE} elements; clear it or add a page",
     )
+    _spend(ctx)
     element_id = f"e{ctx.next_seq}"
     ctx.emit("wb.element.added", {"page": page, "element": {"id": element_id, **element}})
     return {"id": element_id}
@@ -148,6 +153,7 @@ def stroke_extend(ctx: Context, cmd: StrokeExtend) -> None:
         "limit_reached",
         f"a stroke has at most {WB_POINTS_PER_STROKE} points; begin a new one",
     )
+    _spend(ctx)
     ctx.emit("wb.stroke.extended", {"page": page, "id": el["id"], "points": list(cmd.points)})
 
 
@@ -187,6 +193,7 @@ def erase(ctx: Context, cmd: ElementTarget) -> None:
         "not_owner",
         "only a trainer can erase someone else's drawing",
     )
+    _spend(ctx)
     ctx.emit("wb.element.removed", {"page": page, "ids": [el["id"]], "reason": "erase"})
 
 
@@ -221,6 +228,7 @@ def _step(ctx: Context, stack: list[dict[str, Any]], reason: str) -> None:
         if (entry["op"] == "add" and reason == "undo") or (entry["op"] == "remove" and reason == "redo"):
             ids = [e["id"] for e in entry["elements"] if e["id"] in board["index"]]
             if ids:
+                _spend(ctx)
                 ctx.emit("wb.element.removed", {"page": page, "ids": ids, "reason": reason, "entry": i})
                 return
         else:
@@ -231,6 +239,7 @@ def _step(ctx: Context, stack: list[dict[str, Any]], reason: str) -> None:
                     "limit_reached",
                     f"a page holds at most {WB_ELEMENTS_PER_PAGE} elements",
                 )
+                _spend(ctx)
                 ctx.emit(
                     "wb.element.restored",
                     {"page": page, "elements": [_copy(e) for e in gone], "reason": reason, "entry": i},
@@ -273,7 +282,7 @@ def _copy(el: dict[str, Any]) -> dict[str, Any]:
 
 
 def _insert(board: dict[str, Any], page: str, elements: list[dict[str, Any]]) -> None:
-    items = board["pages"][page]
+    items = board["pages"].setdefault(page, {})
     last_z = next(reversed(items.values()))["z"] if items else 0
     for el in elements:
         items[el["id"]] = _copy(el)
@@ -283,7 +292,7 @@ def _insert(board: dict[str, Any], page: str, elements: list[dict[str, Any]]) ->
 
 
 def _remove(board: dict[str, Any], page: str, ids: list[str]) -> list[dict[str, Any]]:
-    items = board["pages"][page]
+    items = board["pages"].get(page, {})
     removed = [items.pop(i) for i in ids if i in items]
     for el in removed:
         board["index"].pop(el["id"], None)
@@ -324,14 +333,14 @@ def _added(state: SessionState, event: Event) -> None:
 
 @folds("wb.stroke.extended")
 def _extended(state: SessionState, event: Event) -> None:
-    el = state.board["pages"][event.data["page"]].get(event.data["id"])
+    el = state.board["pages"].get(event.data["page"], {}).get(event.data["id"])
     if el is not None:
         el["points"].extend(event.data["points"])
 
 
 @folds("wb.stroke.ended")
 def _ended(state: SessionState, event: Event) -> None:
-    el = state.board["pages"][event.data["page"]].get(event.data["id"])
+    el = state.board["pages"].get(event.data["page"], {}).get(event.data["id"])
     if el is not None:
         el["done"] = True
 

@@ -1,0 +1,350 @@
+"""The replay HTTP API: list and delete recordings, manifest, events in a window, state at a time,
+exports, and what replay viewers add (quiz answers, time-anchored questions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from classroom.api import ADMIN_KEY, SESSIONS, SIGNER, _bearer, _read_json
+from classroom.auth import same_secret
+from classroom.core import CommandError, clean_name
+from classroom.core.limits import ANSWER_LEN, NAME_LEN, POLL_OPTIONS_MAX, QUESTION_LEN
+from classroom.core.validation import Text, parse
+
+from . import exports
+from .interactive import ReplayStore
+from .library import Library
+from .replay import Recording, RecordingError
+
+LIBRARY = web.AppKey("library", Library)
+REPLAY_STORE = web.AppKey("replay_store", ReplayStore)
+
+_MSGPACK = ("application/msgpack", "application/x-msgpack")
+
+
+@dataclass
+class Access:
+    role: str  # admin | trainer | replay | learner
+    viewer: str | None = None  # a replay viewer's id (from a viewer token)
+    name: str | None = None
+
+    @property
+    def manages(self) -> bool:
+        return self.role in ("admin", "trainer")
+
+
+class ViewerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: Text(NAME_LEN) | None = None  # type: ignore[valid-type]
+
+
+class QuizIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    choices: list[int] = Field(max_length=POLL_OPTIONS_MAX)
+
+
+class QuestionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    t: int = Field(ge=0)
+    text: Text(QUESTION_LEN)  # type: ignore[valid-type]
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: Text(ANSWER_LEN)  # type: ignore[valid-type]
+
+
+def _access(request: web.Request, session_id: str) -> Access:
+    token = _bearer(request)
+    if token is None:
+        raise CommandError("unauthorized", "send the replay link's token, a trainer token or the admin key")
+    if same_secret(token, request.app[ADMIN_KEY]):
+        return Access("admin")
+    claims = request.app[SIGNER].verify(token, session_id)
+    if claims.role == "replay" and claims.pid:
+        return Access("replay", claims.pid, claims.name)
+    return Access(claims.role)
+
+
+def _manager(request: web.Request, session_id: str) -> Access:
+    access = _access(request, session_id)
+    if not access.manages:
+        raise CommandError("forbidden", "only trainers and admins may do this")
+    return access
+
+
+def _viewer(request: web.Request, session_id: str) -> Access:
+    access = _access(request, session_id)
+    if access.viewer is None:
+        raise CommandError("forbidden", "register as a replay viewer first (POST .../viewers)")
+    return access
+
+
+def _respond(request: web.Request, body: Any, status: int = 200) -> web.Response:
+    """JSON, or msgpack when the client asks for it in Accept."""
+    accept = request.headers.get("Accept", "")
+    if any(kind in accept for kind in _MSGPACK):
+        return web.Response(
+            body=msgpack.packb(body, use_bin_type=True), status=status, content_type="application/msgpack"
+        )
+    return web.json_response(body, status=status)
+
+
+async def _read(request: web.Request, session_id: str, fn: Any) -> Any:
+    try:
+        return await request.app[LIBRARY].read(session_id, fn)
+    except RecordingError as exc:
+        if exc.message == "no recording":
+            raise CommandError("not_found", f"no recording {session_id!r}") from None
+        raise CommandError("recording_damaged", str(exc)) from None
+
+
+def _int_param(request: web.Request, name: str, default: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise CommandError("invalid_payload", f"{name}: query parameter required (milliseconds)")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise CommandError("invalid_payload", f"{name}: must be a whole number of milliseconds") from None
+    if value < 0:
+        raise CommandError("out_of_range", f"{name}: must not be negative")
+    return value
+
+
+def _audience(request: web.Request, access: Access) -> str:
+    audience = request.query.get("audience", "learner")
+    if audience not in ("learner", "trainer"):
+        raise CommandError("invalid_payload", "audience: learner or trainer")
+    if audience == "trainer" and not access.manages:
+        raise CommandError("forbidden", "only trainers and admins may see the trainer view")
+    return audience
+
+
+def _session_id(request: web.Request) -> str:
+    session_id = request.match_info["id"]
+    if not request.app[LIBRARY].exists(session_id):
+        raise CommandError("not_found", f"no recording {session_id[:64]!r}")
+    return session_id
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    token = _bearer(request)
+    if token is None:
+        raise CommandError("unauthorized", "send the admin key or a trainer token")
+    if same_secret(token, request.app[ADMIN_KEY]):
+        infos = await request.app[SESSIONS].store.list()
+        ids = [i.id for i in infos if i.recording]
+    else:
+        claims = request.app[SIGNER].verify(token)
+        if claims.role != "trainer":
+            raise CommandError("forbidden", "only trainers and admins may list recordings")
+        ids = [claims.session_id]
+    out = []
+    for session_id in ids:
+        if not request.app[LIBRARY].exists(session_id):
+            continue
+        try:
+            m = await request.app[LIBRARY].read(session_id, Recording.manifest)
+        except RecordingError as exc:
+            out.append({"id": session_id, "error": exc.message})
+            continue
+        out.append(
+            {
+                "id": m["id"],
+                "title": m["title"],
+                "date": m["started_at"] or m["created_at"],
+                "status": m["status"],
+                "duration_ms": m["duration_ms"],
+                "participants": m["counts"]["participants"],
+                "size_bytes": m["size_bytes"],
+                **({"damage": m["damage"]} if "damage" in m else {}),
+            }
+        )
+    return _respond(request, {"recordings": out})
+
+
+async def manifest(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    _access(request, session_id)
+    return _respond(request, await _read(request, session_id, Recording.manifest))
+
+
+async def events(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    access = _access(request, session_id)
+    t_from = _int_param(request, "from", 0)
+    t_to = _int_param(request, "to", 2**62)
+    if t_from > t_to:
+        raise CommandError("out_of_range", "from: must not be after to")
+    audience = _audience(request, access)
+    found = await _read(request, session_id, lambda r: r.window(t_from, t_to, audience))
+    return _respond(request, {"from": t_from, "to": t_to, "events": found})
+
+
+async def state(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    access = _access(request, session_id)
+    t = _int_param(request, "t")
+    audience = _audience(request, access)
+
+    def at(rec: Recording) -> dict[str, Any]:
+        duration = rec.manifest()["duration_ms"]
+        if t > duration:
+            raise CommandError("out_of_range", f"t: the recording lasts {duration} ms")
+        return rec.state_at(t, audience)
+
+    return _respond(request, await _read(request, session_id, at))
+
+
+async def export(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    access = _access(request, session_id)
+    name = request.match_info["name"]
+    if name not in exports.FORMATS:
+        raise CommandError("not_found", f"exports: {', '.join(exports.FORMATS)}")
+    if not name.startswith("chat.") and not access.manages:
+        raise CommandError("forbidden", "only trainers and admins may export the whole recording")
+    audience = "trainer" if access.manages else "learner"
+
+    def build(rec: Recording) -> bytes:
+        wires = rec.window(0, 2**62, audience)
+        if name == "chat.vtt":
+            return exports.chat_vtt(wires)
+        if name == "chat.txt":
+            return exports.chat_txt(wires)
+        if name.startswith("recording."):
+            return exports.whole(rec.manifest(), wires, name.split(".")[1])
+        final = rec.state_at(rec.manifest()["duration_ms"], audience)
+        return exports.polls_csv(final) if name == "polls.csv" else exports.questions_csv(final)
+
+    body = await _read(request, session_id, build)
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": exports.FORMATS[name],
+            "Content-Disposition": f'attachment; filename="{session_id}-{name}"',
+        },
+    )
+
+
+async def delete(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    _manager(request, session_id)
+    sessions = request.app[SESSIONS]
+    live = sessions.live.get(session_id)
+    if live is not None and live.state.status == "live":
+        raise CommandError("session_live", "end the session before deleting its recording")
+    await sessions.forget(session_id)
+    await request.app[LIBRARY].delete(session_id)
+    await request.app[REPLAY_STORE].forget(session_id)
+    return web.Response(status=204)
+
+
+async def add_viewer(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    access = _access(request, session_id)
+    body = parse(ViewerIn, await _read_json(request) if request.can_read_body else {})
+    name = clean_name(body.name) if body.name else "Viewer"
+    viewer = await request.app[REPLAY_STORE].add_viewer(session_id, name)
+    token = request.app[SIGNER].participant(session_id, "replay", viewer, name)
+    return _respond(request, {"viewer_id": viewer, "name": name, "token": token, "role": access.role}, 201)
+
+
+def _poll_at_end(rec: Recording, poll_id: str) -> dict[str, Any]:
+    final = rec.state_at(rec.manifest()["duration_ms"], "trainer")
+    poll = next((p for p in final["polls"] if p["id"] == poll_id), None)
+    if poll is None:
+        raise CommandError("not_found", f"no poll {poll_id!r} in this recording")
+    return poll
+
+
+async def answer_quiz(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    access = _viewer(request, session_id)
+    body = parse(QuizIn, await _read_json(request))
+    poll = await _read(request, session_id, lambda r: _poll_at_end(r, request.match_info["poll"]))
+    choices = sorted(body.choices)
+    n = len(poll["options"])
+    if not choices or any(not 0 <= c < n for c in choices) or len(set(choices)) != len(choices):
+        raise CommandError("out_of_range", f"choices: distinct options between 0 and {n - 1}")
+    if not poll["multiple"] and len(choices) != 1:
+        raise CommandError("out_of_range", "choices: this poll takes exactly one choice")
+    assert access.viewer
+    await request.app[REPLAY_STORE].answer_quiz(session_id, access.viewer, poll["id"], choices)
+    return _respond(request, _quiz_result(poll, choices))
+
+
+def _quiz_result(poll: dict[str, Any], choices: list[int]) -> dict[str, Any]:
+    correct = poll["correct"]
+    return {
+        "poll_id": poll["id"],
+        "choices": choices,
+        "correct": correct,
+        "is_correct": (choices == correct) if correct is not None else None,
+        "live": {"counts": poll["counts"], "voters": poll["voters"]},
+    }
+
+
+async def my_quiz(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    access = _viewer(request, session_id)
+    assert access.viewer
+    answers = await request.app[REPLAY_STORE].quiz_answers(session_id, access.viewer)
+    out = []
+    for poll_id, choices in answers.items():
+        poll = await _read(request, session_id, lambda r, p=poll_id: _poll_at_end(r, p))
+        out.append(_quiz_result(poll, choices))
+    return _respond(request, {"answers": out})
+
+
+async def list_questions(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    _access(request, session_id)
+    return _respond(request, {"questions": await request.app[REPLAY_STORE].questions(session_id)})
+
+
+async def ask(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    access = _viewer(request, session_id)
+    body = parse(QuestionIn, await _read_json(request))
+    duration = (await _read(request, session_id, Recording.manifest))["duration_ms"]
+    if body.t > duration:
+        raise CommandError("out_of_range", f"t: the recording lasts {duration} ms")
+    assert access.viewer and access.name
+    question = await request.app[REPLAY_STORE].ask(session_id, access.viewer, access.name, body.t, body.text)
+    return _respond(request, question, 201)
+
+
+async def answer(request: web.Request) -> web.Response:
+    session_id = _session_id(request)
+    access = _manager(request, session_id)
+    body = parse(AnswerIn, await _read_json(request))
+    by = "Admin" if access.role == "admin" else "Trainer"
+    done = await request.app[REPLAY_STORE].answer(session_id, request.match_info["qid"], body.text, by)
+    if done is None:
+        raise CommandError("not_found", "no such question on this recording")
+    return _respond(request, done)
+
+
+def setup_replay_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/recordings", list_recordings)
+    r.add_get("/api/recordings/{id}", manifest)
+    r.add_delete("/api/recordings/{id}", delete)
+    r.add_get("/api/recordings/{id}/events", events)
+    r.add_get("/api/recordings/{id}/state", state)
+    r.add_get("/api/recordings/{id}/export/{name}", export)
+    r.add_post("/api/recordings/{id}/viewers", add_viewer)
+    r.add_get("/api/recordings/{id}/quiz", my_quiz)
+    r.add_post("/api/recordings/{id}/quiz/{poll}", answer_quiz)
+    r.add_get("/api/recordings/{id}/questions", list_questions)
+    r.add_post("/api/recordings/{id}/questions", ask)
+    r.add_post("/api/recordings/{id}/questions/{qid}/answer", answer)

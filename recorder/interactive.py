@@ -1,0 +1,123 @@
+"""What replay viewers add after the session: quiz answers (per viewer) and questions anchored to
+a moment of the replay, which trainers answer for every later viewer. SQLite, off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from classroom.auth import new_id
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS viewers (
+    id TEXT PRIMARY KEY, recording TEXT NOT NULL, name TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quiz (
+    recording TEXT NOT NULL, viewer TEXT NOT NULL, poll TEXT NOT NULL, choices TEXT NOT NULL,
+    at REAL NOT NULL, PRIMARY KEY (recording, viewer, poll)
+);
+CREATE TABLE IF NOT EXISTS questions (
+    id TEXT PRIMARY KEY, recording TEXT NOT NULL, viewer TEXT NOT NULL, name TEXT NOT NULL,
+    t INTEGER NOT NULL, text TEXT NOT NULL, created REAL NOT NULL,
+    answer TEXT, answered_by TEXT, answered_at REAL
+);
+CREATE INDEX IF NOT EXISTS questions_by_recording ON questions (recording, t);
+"""
+
+
+class ReplayStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-store")
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _add_viewer(self, recording: str, name: str) -> str:
+        viewer = new_id(6)
+        with self._db:
+            self._db.execute(
+                "INSERT INTO viewers VALUES (?, ?, ?, ?)", (viewer, recording, name, time.time())
+            )
+        return viewer
+
+    async def add_viewer(self, recording: str, name: str) -> str:
+        return await self._run(self._add_viewer, recording, name)
+
+    def _answer_quiz(self, recording: str, viewer: str, poll: str, choices: list[int]) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO quiz VALUES (?, ?, ?, ?, ?)",
+                (recording, viewer, poll, json.dumps(choices), time.time()),
+            )
+
+    async def answer_quiz(self, recording: str, viewer: str, poll: str, choices: list[int]) -> None:
+        await self._run(self._answer_quiz, recording, viewer, poll, choices)
+
+    def _quiz_answers(self, recording: str, viewer: str) -> dict[str, list[int]]:
+        rows = self._db.execute(
+            "SELECT poll, choices FROM quiz WHERE recording = ? AND viewer = ?", (recording, viewer)
+        ).fetchall()
+        return {r["poll"]: json.loads(r["choices"]) for r in rows}
+
+    async def quiz_answers(self, recording: str, viewer: str) -> dict[str, list[int]]:
+        return await self._run(self._quiz_answers, recording, viewer)
+
+    def _ask(self, recording: str, viewer: str, name: str, t: int, text: str) -> dict[str, Any]:
+        qid = "r" + new_id(6)
+        with self._db:
+            self._db.execute(
+                "INSERT INTO questions (id, recording, viewer, name, t, text, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (qid, recording, viewer, name, t, text, time.time()),
+            )
+        return self._question(qid)
+
+    async def ask(self, recording: str, viewer: str, name: str, t: int, text: str) -> dict[str, Any]:
+        return await self._run(self._ask, recording, viewer, name, t, text)
+
+    def _question(self, qid: str) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM questions WHERE id = ?", (qid,)).fetchone()
+        return {k: row[k] for k in row.keys() if k != "viewer"} if row else {}  # noqa: SIM118
+
+    def _questions(self, recording: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT id FROM questions WHERE recording = ? ORDER BY t, created", (recording,)
+        ).fetchall()
+        return [self._question(r["id"]) for r in rows]
+
+    async def questions(self, recording: str) -> list[dict[str, Any]]:
+        return await self._run(self._questions, recording)
+
+    def _answer(self, recording: str, qid: str, text: str, by: str) -> dict[str, Any] | None:
+        with self._db:
+            cur = self._db.execute(
+                "UPDATE questions SET answer = ?, answered_by = ?, answered_at = ?"
+                " WHERE id = ? AND recording = ?",
+                (text, by, time.time(), qid, recording),
+            )
+        return self._question(qid) if cur.rowcount else None
+
+    async def answer(self, recording: str, qid: str, text: str, by: str) -> dict[str, Any] | None:
+        return await self._run(self._answer, recording, qid, text, by)
+
+    def _forget(self, recording: str) -> None:
+        with self._db:
+            for table in ("viewers", "quiz", "questions"):
+                self._db.execute(f"DELETE FROM {table} WHERE recording = ?", (recording,))
+
+    async def forget(self, recording: str) -> None:
+        await self._run(self._forget, recording)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._db.close()

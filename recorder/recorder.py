@@ -1,0 +1,250 @@
+"""Writes every session's events to its log with group commit, and snapshots its folded state.
+
+One writer thread does all disk work. The event loop only encodes events (cheap, and safe from
+later mutation) and hands them over; a flush writes every pending session's records, fsyncs each
+file once, and then wakes everyone waiting for those events to be durable. Many commands share one
+flush, so the fsync cost is spread over them.
+
+The writer thread also keeps its own fold of each session from the records it writes, so
+snapshots are taken there, never on the event loop and never of state the loop is changing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from classroom.core import Event, SessionState, apply
+
+from . import codec
+from .logfile import Appender, frame, iter_records
+from .paths import events_path, recording_dir, snapshots_path
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_EVENTS = 1000
+SNAPSHOT_MS = 60_000
+
+
+@dataclass
+class Recovered:
+    """A session rebuilt from its log: the state and the clocks of its last event."""
+
+    state: SessionState | None
+    last_t: int = 0
+    last_wall_ms: int = 0
+    events: int = 0
+    repaired: str | None = None  # what was cut from a torn tail, if anything
+
+
+@dataclass
+class _Writer:
+    events: Appender
+    snapshots: Appender
+    state: SessionState
+    since_snapshot: int = 0
+    last_snapshot_t: int = 0
+    last_t: int = 0
+    last_wall_ms: int = 0
+
+
+@dataclass
+class _Pending:
+    blobs: list[bytes] = field(default_factory=list)
+    last_seq: int = 0
+
+
+def read_latest(root: Path, session_id: str) -> Recovered:
+    """Rebuild a session's full state from its newest snapshot and the events after it."""
+    from .replay import read_snapshot_state, snapshot_pairs
+
+    path = events_path(root, session_id)
+    if not path.exists():
+        return Recovered(None)
+    recovered = Recovered(None)
+    start = 0
+    snap = snapshots_path(root, session_id)
+    if snap.exists():
+        pairs = snapshot_pairs(snap.read_bytes())
+        if pairs:
+            meta, state_offset, _ = pairs[-1]
+            recovered.state = read_snapshot_state(snap, state_offset)
+            recovered.last_t, recovered.last_wall_ms, start = meta["t"], meta["w"], meta["off"]
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read()
+    for _, _, payload in iter_records(data):
+        record = codec.unpackb(payload)
+        if "h" in record:
+            if recovered.state is None:
+                h = record["h"]
+                recovered.state = SessionState(h["id"], h["title"], recording=h["recording"])
+            continue
+        event = codec.event_from_record(record)
+        recovered.events += 1
+        recovered.last_t, recovered.last_wall_ms = event.t, record["w"]
+        assert recovered.state is not None
+        apply(recovered.state, event)
+    return recovered
+
+
+class Recorder:
+    def __init__(
+        self, root: Path, snapshot_events: int = SNAPSHOT_EVENTS, snapshot_ms: int = SNAPSHOT_MS
+    ) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.snapshot_events = snapshot_events
+        self.snapshot_ms = snapshot_ms
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
+        self._writers: dict[str, _Writer] = {}  # touched only by the writer thread
+        self._pending: dict[str, _Pending] = {}
+        self.durable_seq: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._flushed: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self.flushes = 0
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # -- opening and closing a session's log ----------------------------------------------------
+
+    async def open(self, session_id: str, title: str, recording: str, anonymize: bool = False) -> Recovered:
+        """Open (creating or repairing) a session's log and return what it holds."""
+        recovered = await self._run(self._open, session_id, title, recording, anonymize)
+        self.durable_seq[session_id] = recovered.state.seq if recovered.state else 0
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+        return recovered
+
+    def _open(self, session_id: str, title: str, recording: str, anonymize: bool) -> Recovered:
+        path = events_path(self.root, session_id)
+        fresh = not path.exists()
+        events = Appender(path)
+        snapshots = Appender(snapshots_path(self.root, session_id))
+        repaired = events.repaired
+        if repaired:
+            log.warning("recording %s: cut a torn tail (%s)", session_id, repaired)
+        if fresh or events.size == 0:
+            header = {
+                "h": {
+                    "id": session_id,
+                    "title": title,
+                    "recording": recording,
+                    "anonymize": anonymize,
+                    "created": time.time(),
+                }
+            }
+            events.write(frame(codec.packb(header)))
+            events.sync()
+        recovered = read_latest(self.root, session_id)
+        recovered.repaired = repaired
+        assert recovered.state is not None
+        # The writer thread folds its own copy, never the one the event loop changes.
+        mirror = codec.load_state(codec.unpackb(codec.packb(codec.dump_state(recovered.state))))
+        self._writers[session_id] = _Writer(
+            events,
+            snapshots,
+            mirror,
+            last_snapshot_t=recovered.last_t,
+            last_t=recovered.last_t,
+            last_wall_ms=recovered.last_wall_ms,
+        )
+        return recovered
+
+    async def close_session(self, session_id: str, discard: bool = False) -> None:
+        """Flush and close a session's log; `discard` deletes it (a session recorded off)."""
+        await self.durable(session_id, self._pending.get(session_id, _Pending()).last_seq)
+        await self._run(self._close, session_id, discard)
+
+    def _close(self, session_id: str, discard: bool) -> None:
+        writer = self._writers.pop(session_id, None)
+        if writer is not None:
+            writer.events.close()
+            writer.snapshots.close()
+        if discard:
+            shutil.rmtree(recording_dir(self.root, session_id), ignore_errors=True)
+
+    # -- appending ------------------------------------------------------------------------------
+
+    def append(self, session_id: str, events: list[Event]) -> None:
+        """Queue events for the next flush. Encoding happens now, so later changes to the
+        objects cannot leak into the log."""
+        if not events:
+            return
+        wall = int(time.time() * 1000)
+        pending = self._pending.setdefault(session_id, _Pending())
+        for event in events:
+            pending.blobs.append(frame(codec.packb(codec.event_record(event, wall))))
+        pending.last_seq = events[-1].seq
+        self._wake.set()
+
+    async def durable(self, session_id: str, seq: int) -> None:
+        """Return once every event of the session up to `seq` is on disk (fsynced)."""
+        while self.durable_seq.get(session_id, 0) < seq:
+            if self._failure is not None:
+                raise RuntimeError("the recorder cannot write") from self._failure
+            if self._flushed is None:
+                self._flushed = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._flushed)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, {}
+            try:
+                await self._run(self._flush, {sid: p.blobs for sid, p in batch.items()})
+                self.flushes += 1
+                for sid, p in batch.items():
+                    self.durable_seq[sid] = max(self.durable_seq.get(sid, 0), p.last_seq)
+            except Exception as exc:  # disk full, permissions: acks must not claim durability
+                log.exception("recorder flush failed")
+                self._failure = exc
+            # Wake every waiter, including those who arrived during the flush; whoever is still
+            # not durable waits again, and their events are already queued for the next flush.
+            waiters, self._flushed = self._flushed, None
+            if waiters is not None and not waiters.done():
+                waiters.set_result(None)
+
+    def _flush(self, batch: dict[str, list[bytes]]) -> None:
+        for session_id, blobs in batch.items():
+            writer = self._writers.get(session_id)
+            if writer is None:
+                continue
+            writer.events.write(b"".join(blobs))
+            writer.events.sync()
+            for blob in blobs:
+                record = codec.unpackb(blob[8:])
+                event = codec.event_from_record(record)
+                apply(writer.state, event)
+                writer.since_snapshot += 1
+                writer.last_t, writer.last_wall_ms = event.t, record["w"]
+            if writer.since_snapshot >= self.snapshot_events or (
+                writer.since_snapshot and writer.last_t - writer.last_snapshot_t >= self.snapshot_ms
+            ):
+                self._snapshot(writer)
+
+    def _snapshot(self, writer: _Writer) -> None:
+        state = writer.state
+        meta = {"seq": state.seq, "t": state.t, "w": writer.last_wall_ms, "off": writer.events.size}
+        writer.snapshots.write(frame(codec.packb(meta)) + frame(codec.packb(codec.dump_state(state))))
+        writer.snapshots.sync()
+        writer.since_snapshot = 0
+        writer.last_snapshot_t = state.t
+
+    async def close(self) -> None:
+        for session_id in list(self._pending):
+            await self.durable(session_id, self._pending[session_id].last_seq)
+        if self._task is not None:
+            self._task.cancel()
+        await self._run(lambda: [self._close(sid, False) for sid in list(self._writers)])
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,334 @@
+"""Reading a recording: its manifest, the events in a time window, and the state at any time.
+
+An index (seq, t and file offset of every event, kept in compact arrays) is built by one scan of
+the log and extended incrementally while a session is still live. State at time T starts from the
+nearest snapshot at or before T and folds only the events after it.
+
+Paused stretches are gaps: their content events are left out of the replay (structure such as
+page changes and presence stays), so the replay never shows what was said off the record.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import os
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from classroom.core import Event, SessionState, apply, project
+
+from . import codec
+from .logfile import iter_records, scan
+from .paths import events_path, snapshots_path
+from .privacy import Aliases
+
+# Kept in a replay even while recording was paused: they carry structure, not what anyone said.
+STRUCTURAL = {
+    "participant.joined",
+    "participant.left",
+    "session.started",
+    "session.ended",
+    "recording.paused",
+    "recording.resumed",
+    "wb.page.added",
+    "wb.page.switched",
+    "wb.permission",
+}
+CHECKPOINT_EVENTS = 2000
+
+
+def snapshot_pairs(data: bytes) -> list[tuple[dict[str, Any], int, int]]:
+    """(meta, offset of the state record, end of the pair) for each complete snapshot."""
+    out = []
+    records = iter_records(data)
+    for _, _, meta_payload in records:
+        nxt = next(records, None)
+        if nxt is None:
+            break
+        state_offset, end, _ = nxt
+        out.append((codec.unpackb(meta_payload), state_offset, end))
+    return out
+
+
+def read_snapshot_state(path: Path, offset: int) -> SessionState:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        head = f.read(8)
+        payload = f.read(int.from_bytes(head[:4], "little"))
+    return codec.load_state(codec.unpackb(payload))
+
+
+class RecordingError(Exception):
+    """A recording that cannot be read, with what could be recovered."""
+
+    def __init__(self, session_id: str, message: str, recovered_events: int = 0) -> None:
+        super().__init__(f"recording {session_id}: {message}")
+        self.session_id = session_id
+        self.message = message
+        self.recovered_events = recovered_events
+
+
+@dataclass
+class Chapter:
+    t: int
+    kind: str  # mark | poll | page
+    title: str
+
+
+@dataclass
+class Index:
+    seqs: array = field(default_factory=lambda: array("q"))
+    ts: array = field(default_factory=lambda: array("q"))
+    offsets: array = field(default_factory=lambda: array("q"))
+    end: int = 0  # offset scanned up to
+    header: dict[str, Any] = field(default_factory=dict)
+    first_wall_ms: int | None = None
+    last_wall_ms: int | None = None
+    started_wall_ms: int | None = None
+    ended_wall_ms: int | None = None
+    ended: bool = False
+    ended_t: int | None = None
+    chapters: list[Chapter] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    pauses: list[list[int | None]] = field(default_factory=list)  # [start_t, end_t or None]
+    pause_seqs: list[list[int | None]] = field(default_factory=list)  # the same spans by seq
+    people: dict[str, dict[str, str]] = field(default_factory=dict)
+    damage: str | None = None  # a corrupted stretch that stopped the scan, if any
+    aliases: Aliases = field(default_factory=Aliases)
+    poll_titles: dict[str, str] = field(default_factory=dict)
+
+
+_COUNTED = {
+    "chat.message": "chat",
+    "poll.opened": "polls",
+    "qa.asked": "questions",
+    "wb.element.added": "drawings",
+    "reaction": "reactions",
+}
+
+
+class Recording:
+    """One session's recording. Methods do blocking file I/O: call them off the event loop."""
+
+    def __init__(self, root: Path, session_id: str) -> None:
+        self.id = session_id
+        self.path = events_path(root, session_id)
+        self.snapshots_path = snapshots_path(root, session_id)
+        self.index = Index()
+        self._snapshots: list[tuple[int, int, int]] = []  # (seq, t, offset in snapshots file)
+        self._snap_end = 0
+        self._checkpoints: list[SessionState] | None = None  # for recordings with pauses
+        self._checkpoint_seq = -1
+
+    # -- index ----------------------------------------------------------------------------------
+
+    def refresh(self) -> Index:
+        """Extend the index with whatever the log gained since the last call."""
+        try:
+            size = os.path.getsize(self.path)
+        except FileNotFoundError:
+            raise RecordingError(self.id, "no recording") from None
+        if size != self.index.end and self.index.damage is None:
+            with open(self.path, "rb") as f:
+                f.seek(self.index.end)
+                data = f.read()
+            self._scan(data, self.index.end)
+        self._refresh_snapshots()
+        if not self.index.header:
+            raise RecordingError(self.id, "the log has no readable header", 0)
+        return self.index
+
+    def _refresh_snapshots(self) -> None:
+        """Index snapshot pairs (a small meta record, then the state record) not yet seen."""
+        if not self.snapshots_path.exists() or os.path.getsize(self.snapshots_path) == self._snap_end:
+            return
+        with open(self.snapshots_path, "rb") as f:
+            f.seek(self._snap_end)
+            data = f.read()
+        for meta, state_offset, end in snapshot_pairs(data):
+            self._snapshots.append((meta["seq"], meta["t"], self._snap_end + state_offset))
+            self._snap_consumed = end
+        self._snap_end += getattr(self, "_snap_consumed", 0)
+        self._snap_consumed = 0
+
+    def _scan(self, data: bytes, base: int) -> None:
+        ix = self.index
+        end = 0
+        for off, record_end, payload in iter_records(data):
+            end = record_end
+            rec = codec.unpackb(payload)
+            if "h" in rec:
+                ix.header = rec["h"]
+                continue
+            seq, t, type_, _actor, d = rec["e"]
+            wall = rec["w"]
+            ix.seqs.append(seq)
+            ix.ts.append(t)
+            ix.offsets.append(base + off)
+            if ix.first_wall_ms is None:
+                ix.first_wall_ms = wall
+            ix.last_wall_ms = wall
+            self._note(ix, seq, t, type_, d, wall)
+        ix.end = base + end
+        result = scan(data)
+        live_tail = not ix.ended  # a live session may be mid-write: a partial tail is not damage
+        if result.error and not (live_tail and "checksum" not in result.error):
+            ix.damage = result.error.replace(str(result.good_end), str(base + result.good_end))
+
+    def _note(self, ix: Index, seq: int, t: int, type_: str, d: dict, wall: int) -> None:
+        counter = _COUNTED.get(type_)
+        if counter:
+            ix.counts[counter] = ix.counts.get(counter, 0) + 1
+        ix.counts["events"] = ix.counts.get("events", 0) + 1
+        if type_ == "participant.joined":
+            ix.people.setdefault(d["id"], {"name": d["name"], "role": d["role"]})
+            ix.aliases.learn({"type": type_, "data": d})
+        elif type_ == "session.started":
+            ix.started_wall_ms = wall
+        elif type_ == "session.ended":
+            ix.ended, ix.ended_wall_ms, ix.ended_t = True, wall, t
+        elif type_ == "chapter.marked":
+            ix.chapters.append(Chapter(t, "mark", d["title"]))
+        elif type_ == "poll.opened":
+            ix.chapters.append(Chapter(t, "poll", d["question"]))
+        elif type_ == "wb.page.switched":
+            ix.chapters.append(Chapter(t, "page", f"Whiteboard page {d['page']}"))
+        elif type_ == "recording.paused":
+            ix.pauses.append([t, None])
+            ix.pause_seqs.append([seq, None])
+        elif type_ == "recording.resumed" and ix.pauses and ix.pauses[-1][1] is None:
+            ix.pauses[-1][1] = t
+            ix.pause_seqs[-1][1] = seq
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def anonymized(self) -> bool:
+        return bool(self.index.header.get("anonymize"))
+
+    def _read_events(self, lo: int, hi: int) -> list[tuple[Event, int]]:
+        """Events at index positions lo..hi-1, with their wall-clock times."""
+        if lo >= hi:
+            return []
+        ix = self.index
+        start = ix.offsets[lo]
+        stop = ix.offsets[hi] if hi < len(ix.offsets) else ix.end
+        with open(self.path, "rb") as f:
+            f.seek(start)
+            data = f.read(stop - start)
+        out = []
+        for _, _, payload in iter_records(data):
+            rec = codec.unpackb(payload)
+            out.append((codec.event_from_record(rec), rec["w"]))
+        return out
+
+    def paused_at(self, t: int) -> bool:
+        return any(start <= t and (end is None or t < end) for start, end in self.index.pauses)
+
+    def visible(self, event: Event) -> bool:
+        """Is this event part of the replay (not said while recording was paused)?"""
+        if event.type in STRUCTURAL:
+            return True
+        return not any(lo < event.seq and (hi is None or event.seq < hi) for lo, hi in self.index.pause_seqs)
+
+    def window(self, t_from: int, t_to: int, audience: str = "learner") -> list[dict[str, Any]]:
+        """Events with t_from <= t <= t_to, in order, as the audience sees them in the replay."""
+        ix = self.refresh()
+        lo = bisect.bisect_left(ix.ts, t_from)
+        hi = bisect.bisect_right(ix.ts, t_to)
+        out = []
+        for event, _ in self._read_events(lo, hi):
+            if not self.visible(event):
+                continue
+            wire = project(event, audience)
+            if wire is None:
+                continue
+            out.append(ix.aliases.event(wire) if self.anonymized else wire)
+        return out
+
+    def all_events(self) -> list[tuple[Event, int]]:
+        ix = self.refresh()
+        return self._read_events(0, len(ix.seqs))
+
+    def state_at(self, t: int, audience: str = "learner") -> dict[str, Any]:
+        """The replay's folded state at time t, as the audience sees it."""
+        ix = self.refresh()
+        hi = bisect.bisect_right(ix.ts, t)  # events [0, hi) have happened by t
+        state, start = self._base_state(hi)
+        for event, _ in self._read_events(start, hi):
+            if self.visible(event):
+                apply(state, event)
+        view = state.view(audience, None)
+        view["t"] = t
+        view["paused"] = self.paused_at(t)
+        return ix.aliases.view(view) if self.anonymized else view
+
+    def _base_state(self, hi: int) -> tuple[SessionState, int]:
+        """A state to fold from, and the index position of the first event after it."""
+        ix = self.index
+        header = ix.header
+        if ix.pauses:
+            return self._checkpoint(hi)
+        # Newest snapshot whose seq is below the first event not yet happened.
+        limit_seq = ix.seqs[hi - 1] if hi else 0
+        pos = bisect.bisect_right([s[0] for s in self._snapshots], limit_seq) - 1
+        if pos >= 0:
+            seq, _, offset = self._snapshots[pos]
+            state = read_snapshot_state(self.snapshots_path, offset)
+            return state, bisect.bisect_right(ix.seqs, seq)
+        return SessionState(header["id"], header["title"], recording=header["recording"]), 0
+
+    def _checkpoint(self, hi: int) -> tuple[SessionState, int]:
+        """For recordings with pauses: in-memory states of the replay fold every N events."""
+        ix = self.index
+        if self._checkpoints is None or self._checkpoint_seq != len(ix.seqs):
+            header = ix.header
+            state = SessionState(header["id"], header["title"], recording=header["recording"])
+            checkpoints = [copy.deepcopy(state)]
+            for i, (event, _) in enumerate(self._read_events(0, len(ix.seqs)), start=1):
+                if self.visible(event):
+                    apply(state, event)
+                if i % CHECKPOINT_EVENTS == 0:
+                    checkpoints.append(copy.deepcopy(state))
+            self._checkpoints, self._checkpoint_seq = checkpoints, len(ix.seqs)
+        k = min(hi // CHECKPOINT_EVENTS, len(self._checkpoints) - 1)
+        return copy.deepcopy(self._checkpoints[k]), k * CHECKPOINT_EVENTS
+
+    def manifest(self) -> dict[str, Any]:
+        ix = self.refresh()
+        duration = ix.ended_t if ix.ended_t is not None else (ix.ts[-1] if ix.ts else 0)
+        size = os.path.getsize(self.path) + (
+            os.path.getsize(self.snapshots_path) if self.snapshots_path.exists() else 0
+        )
+        out = {
+            "id": self.id,
+            "title": ix.header.get("title", ""),
+            "status": "ended" if ix.ended else "live",
+            "recording": ix.header.get("recording", "on"),
+            "anonymized": self.anonymized,
+            "created_at": ix.header.get("created"),
+            "started_at": ix.started_wall_ms / 1000 if ix.started_wall_ms else None,
+            "ended_at": ix.ended_wall_ms / 1000 if ix.ended_wall_ms else None,
+            "duration_ms": duration,
+            "chapters": [c.__dict__ for c in ix.chapters],
+            "pauses": [list(p) for p in ix.pauses],
+            "counts": {
+                "events": ix.counts.get("events", 0),
+                "chat": ix.counts.get("chat", 0),
+                "polls": ix.counts.get("polls", 0),
+                "questions": ix.counts.get("questions", 0),
+                "drawings": ix.counts.get("drawings", 0),
+                "reactions": ix.counts.get("reactions", 0),
+                "participants": sum(1 for p in ix.people.values() if p["role"] == "learner"),
+                "trainers": sum(1 for p in ix.people.values() if p["role"] == "trainer"),
+            },
+            "trainers": [p["name"] for p in ix.people.values() if p["role"] == "trainer"],
+            "size_bytes": size,
+            "media": [],
+        }
+        if ix.damage:
+            out["damage"] = {"error": ix.damage, "recovered_events": len(ix.seqs)}
+        return out
