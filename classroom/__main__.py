@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
@@ -66,6 +67,18 @@ def create(settings: Settings, title: str) -> None:
     print(f"replay:  {urls['replay_url']}")
 
 
+def export(settings: Settings, session_id: str, fmt: str, out: Path) -> None:
+    from recorder.cli import export as run_export
+    from recorder.replay import RecordingError
+
+    try:
+        paths = run_export(settings.data_dir, session_id, fmt, out, progress=True)
+    except RecordingError as exc:
+        sys.exit(f"error: {exc}")
+    for path in paths:
+        print(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m classroom", description="Classcast server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +86,11 @@ def main(argv: list[str] | None = None) -> None:
     create_parser = sub.add_parser("create", help="create a session and print its links")
     add_arguments(create_parser)
     create_parser.add_argument("title")
+    export_parser = sub.add_parser("export", help="export a recording to files")
+    add_arguments(export_parser)
+    export_parser.add_argument("id", help="the session id")
+    export_parser.add_argument("--format", choices=["json", "msgpack", "vtt", "txt", "csv"], default="json")
+    export_parser.add_argument("--out", type=Path, default=Path("."), help="directory for the files")
     args = parser.parse_args(argv)
     settings = from_args(args)
     logging.basicConfig(
@@ -86,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             pass
         serve(settings)
+    elif args.command == "export":
+        export(settings, args.id, args.format, args.out)
     else:
         create(settings, args.title)
 

@@ -68,6 +68,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a live session may stay empty before it ends itself",
     )
     parser.add_argument(
+        "--link-ttl",
+        type=int,
+        default=int(env("CLASSCAST_LINK_TTL", Settings.link_ttl)),
+        help="seconds a trainer, learner or replay link stays valid",
+    )
+    parser.add_argument(
+        "--participant-ttl",
+        type=int,
+        default=int(env("CLASSCAST_PARTICIPANT_TTL", Settings.participant_ttl)),
+        help="seconds a participant's resume token stays valid (renewed at every join)",
+    )
+    parser.add_argument(
         "--cors-origin",
         action="append",
         default=[o for o in env("CLASSCAST_CORS_ORIGINS", "").split(",") if o],
@@ -85,6 +97,8 @@ def from_args(args: argparse.Namespace) -> Settings:
         secret=args.secret,
         public_url=args.public_url,
         idle_timeout=args.idle_timeout,
+        link_ttl=args.link_ttl,
+        participant_ttl=args.participant_ttl,
         cors_origins=list(args.cors_origin),
         log_level=args.log_level,
     )

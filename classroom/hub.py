@@ -11,6 +11,8 @@ from typing import Any
 
 import socketio
 
+from recorder.recorder import StorageError
+
 from .auth import Claims, Signer, new_id
 from .core import CommandError, clean_name
 from .core.limits import PAYLOAD_BYTES, Rate
@@ -41,7 +43,8 @@ def _ms() -> int:
 
 def _too_large(data: Any) -> bool:
     try:
-        return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False)) > PAYLOAD_BYTES
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+        return size > PAYLOAD_BYTES
     except (TypeError, ValueError):
         return False  # not JSON-shaped: validation will refuse it
 
@@ -154,8 +157,11 @@ class Hub:
             return CommandError("internal_error", "the server failed; nothing changed").as_ack()
         try:
             await conn.session.durable(outcome)
-        except Exception:
-            log.exception("events of %r could not be made durable", name)
-            return CommandError("storage_failed", "the server could not store this; try again").as_ack()
+        except StorageError:
+            # The change is live (applied and sent) but not yet on disk: say so, so the client
+            # does not send it again; the recorder keeps retrying the write.
+            return CommandError(
+                "storage_failed", "done, but not yet saved to disk; the server keeps trying to save it"
+            ).as_ack()
         seq = outcome.events[-1].seq if outcome.events else conn.session.state.seq
         return {"ok": True, "seq": seq, **outcome.reply}

@@ -31,7 +31,7 @@ class LiveSession:
         info: SessionInfo,
         fanout: Fanout,
         on_status: StatusHook,
-        recorder: Recorder,
+        recorder: Recorder | None,
         recovered: Recovered,
     ) -> None:
         self.id = info.id
@@ -41,7 +41,7 @@ class LiveSession:
         # event that was broadcast but never made durable, so it must take a fresh snapshot.
         self.epoch = new_id(4)
         self._recorder = recorder
-        self._logging = True
+        self._logging = recorder is not None
         self.connections: dict[str, set[str]] = {}  # pid -> socket ids
         self.recent: deque[Event] = deque(maxlen=RESUME_EVENTS)
         self.sent_seq = self.core.state.seq  # every event up to here has gone to the rooms
@@ -104,6 +104,7 @@ class LiveSession:
     async def durable(self, outcome: Outcome) -> None:
         """Return once the outcome's events are on disk: only then is a command acknowledged."""
         if outcome.events and self._logging:
+            assert self._recorder is not None
             await self._recorder.durable(self.id, outcome.events[-1].seq)
 
     def end(self, reason: str) -> None:
@@ -137,6 +138,7 @@ class LiveSession:
 
     def _publish(self, events: list[Event]) -> None:
         if self._logging:
+            assert self._recorder is not None
             self._recorder.append(self.id, events)
         for event in events:
             self.recent.append(event)
@@ -149,6 +151,7 @@ class LiveSession:
                 if self.state.recording == "off":
                     # Not recorded: the log only guarded against crashes; it goes with the end.
                     self._logging = False
+                    assert self._recorder is not None
                     asyncio.get_running_loop().create_task(
                         self._recorder.close_session(self.id, discard=True)
                     )

@@ -34,6 +34,8 @@ _SESSION = {
         "participants": {"type": "integer"},
         "online": {"type": "integer"},
         "seq": {"type": "integer", "description": "sequence number of the last event"},
+        "recording": {"type": "boolean", "description": "whether a replay is recorded"},
+        "anonymize": {"type": "boolean", "description": "learner names anonymised in the replay"},
     },
 }
 

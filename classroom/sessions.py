@@ -6,14 +6,17 @@ import asyncio
 import logging
 import time
 
-from recorder.recorder import Recorder
+from recorder.recorder import Recorder, Recovered
 
 from .auth import new_id
+from .core import SessionState
 from .fanout import Fanout
 from .live import LiveSession
 from .store import SessionInfo, SessionStore
 
 log = logging.getLogger(__name__)
+
+EVICT_AFTER = 60.0  # seconds an ended, empty session stays in memory
 
 
 class Sessions:
@@ -42,7 +45,12 @@ class Sessions:
         try:
             info = await self.store.get(session_id)
             session = None
-            if info is not None:
+            if info is not None and not info.recording and info.status == "ended":
+                # Its log went with its end (it was never to be recorded): it stays ended.
+                state = SessionState(info.id, info.title, status="ended", recording="off")
+                session = LiveSession(info, self.fanout, self.store.set_status, None, Recovered(state))
+                self.live[session_id] = session
+            elif info is not None:
                 recovered = await self.recorder.open(
                     info.id, info.title, "on" if info.recording else "off", info.anonymize
                 )
@@ -72,15 +80,29 @@ class Sessions:
         self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
     async def _reap(self) -> None:
-        """End live sessions left empty for longer than the idle timeout."""
+        """End live sessions left empty for longer than the idle timeout, and let go of ended
+        sessions nobody is connected to (they load again from their log if asked for)."""
         while True:
             await asyncio.sleep(max(0.05, min(5.0, self.idle_timeout / 4)))
             now = time.monotonic()
             for session in list(self.live.values()):
                 empty = session.empty_since
-                if session.state.status == "live" and empty and now - empty >= self.idle_timeout:
+                if not empty:
+                    continue
+                if session.state.status == "live" and now - empty >= self.idle_timeout:
                     log.info("session %s ended after %.0fs without participants", session.id, now - empty)
                     session.end("idle")
+                elif session.state.status == "ended" and now - empty >= EVICT_AFTER:
+                    await self._evict(session)
+
+    async def _evict(self, session: LiveSession) -> None:
+        if self.live.get(session.id) is not session or session.connections:
+            return
+        del self.live[session.id]
+        await session.drain()
+        await session.close()
+        if session.state.recording != "off":
+            await self.recorder.close_session(session.id)
 
     async def close(self) -> None:
         if self._reaper is not None:

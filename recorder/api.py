@@ -71,18 +71,14 @@ def _access(request: web.Request, session_id: str) -> Access:
     return Access(claims.role)
 
 
-def _manager(request: web.Request, session_id: str) -> Access:
-    access = _access(request, session_id)
+def _require_manager(access: Access) -> None:
     if not access.manages:
         raise CommandError("forbidden", "only trainers and admins may do this")
-    return access
 
 
-def _viewer(request: web.Request, session_id: str) -> Access:
-    access = _access(request, session_id)
+def _require_viewer(access: Access) -> None:
     if access.viewer is None:
         raise CommandError("forbidden", "register as a replay viewer first (POST .../viewers)")
-    return access
 
 
 def _respond(request: web.Request, body: Any, status: int = 200) -> web.Response:
@@ -128,11 +124,14 @@ def _audience(request: web.Request, access: Access) -> str:
     return audience
 
 
-def _session_id(request: web.Request) -> str:
+def _recording(request: web.Request) -> tuple[str, Access]:
+    """The recording's id and the caller's access, checked in that order of trust: the token
+    first, so a recording's existence cannot be probed without one."""
     session_id = request.match_info["id"]
+    access = _access(request, session_id)
     if not request.app[LIBRARY].exists(session_id):
         raise CommandError("not_found", f"no recording {session_id[:64]!r}")
-    return session_id
+    return session_id, access
 
 
 async def list_recordings(request: web.Request) -> web.Response:
@@ -172,14 +171,12 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 
 async def manifest(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    _access(request, session_id)
+    session_id, _ = _recording(request)
     return _respond(request, await _read(request, session_id, Recording.manifest))
 
 
 async def events(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    access = _access(request, session_id)
+    session_id, access = _recording(request)
     t_from = _int_param(request, "from", 0)
     t_to = _int_param(request, "to", 2**62)
     if t_from > t_to:
@@ -190,8 +187,7 @@ async def events(request: web.Request) -> web.Response:
 
 
 async def state(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    access = _access(request, session_id)
+    session_id, access = _recording(request)
     t = _int_param(request, "t")
     audience = _audience(request, access)
 
@@ -205,8 +201,7 @@ async def state(request: web.Request) -> web.Response:
 
 
 async def export(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    access = _access(request, session_id)
+    session_id, access = _recording(request)
     name = request.match_info["name"]
     if name not in exports.FORMATS:
         raise CommandError("not_found", f"exports: {', '.join(exports.FORMATS)}")
@@ -236,8 +231,8 @@ async def export(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    _manager(request, session_id)
+    session_id, access = _recording(request)
+    _require_manager(access)
     sessions = request.app[SESSIONS]
     live = sessions.live.get(session_id)
     if live is not None and live.state.status == "live":
@@ -249,8 +244,7 @@ async def delete(request: web.Request) -> web.Response:
 
 
 async def add_viewer(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    access = _access(request, session_id)
+    session_id, access = _recording(request)
     body = parse(ViewerIn, await _read_json(request) if request.can_read_body else {})
     name = clean_name(body.name) if body.name else "Viewer"
     viewer = await request.app[REPLAY_STORE].add_viewer(session_id, name)
@@ -267,14 +261,16 @@ def _poll_at_end(rec: Recording, poll_id: str) -> dict[str, Any]:
 
 
 async def answer_quiz(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    access = _viewer(request, session_id)
+    session_id, access = _recording(request)
+    _require_viewer(access)
     body = parse(QuizIn, await _read_json(request))
     poll = await _read(request, session_id, lambda r: _poll_at_end(r, request.match_info["poll"]))
     choices = sorted(body.choices)
     n = len(poll["options"])
-    if not choices or any(not 0 <= c < n for c in choices) or len(set(choices)) != len(choices):
-        raise CommandError("out_of_range", f"choices: distinct options between 0 and {n - 1}")
+    if len(set(choices)) != len(choices):
+        raise CommandError("invalid_payload", "choices: an option is chosen twice")
+    if not choices or any(not 0 <= c < n for c in choices):
+        raise CommandError("out_of_range", f"choices: options between 0 and {n - 1}")
     if not poll["multiple"] and len(choices) != 1:
         raise CommandError("out_of_range", "choices: this poll takes exactly one choice")
     assert access.viewer
@@ -283,19 +279,21 @@ async def answer_quiz(request: web.Request) -> web.Response:
 
 
 def _quiz_result(poll: dict[str, Any], choices: list[int]) -> dict[str, Any]:
+    """A viewer's answer beside the right one and the live results. The live counts show only
+    when the trainer shared them in the session; what stayed private stays private."""
     correct = poll["correct"]
     return {
         "poll_id": poll["id"],
         "choices": choices,
         "correct": correct,
         "is_correct": (choices == correct) if correct is not None else None,
-        "live": {"counts": poll["counts"], "voters": poll["voters"]},
+        "live": {"counts": poll["counts"], "voters": poll["voters"]} if poll["shared"] else None,
     }
 
 
 async def my_quiz(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    access = _viewer(request, session_id)
+    session_id, access = _recording(request)
+    _require_viewer(access)
     assert access.viewer
     answers = await request.app[REPLAY_STORE].quiz_answers(session_id, access.viewer)
     out = []
@@ -306,14 +304,13 @@ async def my_quiz(request: web.Request) -> web.Response:
 
 
 async def list_questions(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    _access(request, session_id)
+    session_id, _ = _recording(request)
     return _respond(request, {"questions": await request.app[REPLAY_STORE].questions(session_id)})
 
 
 async def ask(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    access = _viewer(request, session_id)
+    session_id, access = _recording(request)
+    _require_viewer(access)
     body = parse(QuestionIn, await _read_json(request))
     duration = (await _read(request, session_id, Recording.manifest))["duration_ms"]
     if body.t > duration:
@@ -324,8 +321,8 @@ async def ask(request: web.Request) -> web.Response:
 
 
 async def answer(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
-    access = _manager(request, session_id)
+    session_id, access = _recording(request)
+    _require_manager(access)
     body = parse(AnswerIn, await _read_json(request))
     by = "Admin" if access.role == "admin" else "Trainer"
     done = await request.app[REPLAY_STORE].answer(session_id, request.match_info["qid"], body.text, by)

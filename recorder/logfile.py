@@ -97,7 +97,13 @@ class Appender:
     def write(self, blob: bytes) -> int:
         """Append already framed bytes; returns the offset they start at."""
         offset = self.size
-        self._file.write(blob)
+        try:
+            self._file.write(blob)
+        except OSError:
+            # A partial write must not stay behind: the next records would follow torn bytes.
+            self._file.truncate(offset)
+            self._file.seek(offset)
+            raise
         self.size += len(blob)
         return offset
 

@@ -30,6 +30,14 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_EVENTS = 1000
 SNAPSHOT_MS = 60_000
+# A snapshot holds the whole state, which grows through a session; taking one only once the log
+# has grown by this fraction of the last snapshot keeps all snapshots within ~8x the log's size
+# (instead of growing with the square of the session's length).
+SNAPSHOT_LOG_FRACTION = 1 / 8
+
+
+class StorageError(Exception):
+    """Events are live but not yet on disk; the recorder keeps retrying."""
 
 
 @dataclass
@@ -49,6 +57,8 @@ class _Writer:
     snapshots: Appender
     state: SessionState
     since_snapshot: int = 0
+    log_since_snapshot: int = 0
+    last_snapshot_bytes: int = 0
     last_snapshot_t: int = 0
     last_t: int = 0
     last_wall_ms: int = 0
@@ -109,7 +119,7 @@ class Recorder:
         self._wake = asyncio.Event()
         self._flushed: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._failure: BaseException | None = None
+        self._failures: dict[str, Exception] = {}  # sessions whose last write failed
         self.flushes = 0
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -190,8 +200,9 @@ class Recorder:
     async def durable(self, session_id: str, seq: int) -> None:
         """Return once every event of the session up to `seq` is on disk (fsynced)."""
         while self.durable_seq.get(session_id, 0) < seq:
-            if self._failure is not None:
-                raise RuntimeError("the recorder cannot write") from self._failure
+            failure = self._failures.get(session_id)
+            if failure is not None:
+                raise StorageError(session_id) from failure
             if self._flushed is None:
                 self._flushed = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._flushed)
@@ -202,42 +213,73 @@ class Recorder:
             self._wake.clear()
             batch, self._pending = self._pending, {}
             try:
-                await self._run(self._flush, {sid: p.blobs for sid, p in batch.items()})
-                self.flushes += 1
-                for sid, p in batch.items():
-                    self.durable_seq[sid] = max(self.durable_seq.get(sid, 0), p.last_seq)
-            except Exception as exc:  # disk full, permissions: acks must not claim durability
+                failed = await self._run(self._flush, {sid: p.blobs for sid, p in batch.items()})
+            except Exception as exc:  # a bug, not the disk: keep the loop (and every ack) alive
                 log.exception("recorder flush failed")
-                self._failure = exc
+                failed = dict.fromkeys(batch, exc)
+            self.flushes += 1
+            for sid, p in batch.items():
+                if sid not in failed:
+                    self.durable_seq[sid] = max(self.durable_seq.get(sid, 0), p.last_seq)
+            self._failures = failed
+            if failed:  # disk full, permissions: acks must not claim durability
+                # Nothing is dropped: a failed session's batch goes back in front of anything
+                # newer, and the flush is retried after a pause.
+                batch = {sid: p for sid, p in batch.items() if sid in failed}
+                for sid, p in batch.items():
+                    newer = self._pending.get(sid)
+                    if newer is not None:
+                        p.blobs.extend(newer.blobs)
+                        p.last_seq = newer.last_seq
+                self._pending = {**batch, **{k: v for k, v in self._pending.items() if k not in batch}}
+                self._wake.set()
             # Wake every waiter, including those who arrived during the flush; whoever is still
             # not durable waits again, and their events are already queued for the next flush.
             waiters, self._flushed = self._flushed, None
             if waiters is not None and not waiters.done():
                 waiters.set_result(None)
+            if failed:
+                await asyncio.sleep(0.5)
 
-    def _flush(self, batch: dict[str, list[bytes]]) -> None:
+    def _flush(self, batch: dict[str, list[bytes]]) -> dict[str, Exception]:
+        """Write and fsync each session's records; return the sessions that failed, and why."""
+        failed: dict[str, Exception] = {}
         for session_id, blobs in batch.items():
             writer = self._writers.get(session_id)
             if writer is None:
                 continue
-            writer.events.write(b"".join(blobs))
-            writer.events.sync()
+            try:
+                offset = writer.events.write(b"".join(blobs))
+                writer.events.sync()
+            except OSError as exc:
+                log.error("recording %s: cannot write its log (%s); will retry", session_id, exc)
+                failed[session_id] = exc
+                continue
             for blob in blobs:
+                offset += len(blob)
+                writer.log_since_snapshot += len(blob)
                 record = codec.unpackb(blob[8:])
                 event = codec.event_from_record(record)
                 apply(writer.state, event)
                 writer.since_snapshot += 1
                 writer.last_t, writer.last_wall_ms = event.t, record["w"]
-            if writer.since_snapshot >= self.snapshot_events or (
-                writer.since_snapshot and writer.last_t - writer.last_snapshot_t >= self.snapshot_ms
-            ):
-                self._snapshot(writer)
+                # Checked per event, so a large flush still snapshots every N events.
+                due = writer.since_snapshot >= self.snapshot_events or (
+                    writer.last_t - writer.last_snapshot_t >= self.snapshot_ms
+                )
+                if due and writer.log_since_snapshot >= writer.last_snapshot_bytes * SNAPSHOT_LOG_FRACTION:
+                    self._snapshot(writer, offset)
+        return failed
 
-    def _snapshot(self, writer: _Writer) -> None:
+    def _snapshot(self, writer: _Writer, events_offset: int) -> None:
+        """Write the folded state as it is after the event that ends at `events_offset`."""
         state = writer.state
-        meta = {"seq": state.seq, "t": state.t, "w": writer.last_wall_ms, "off": writer.events.size}
-        writer.snapshots.write(frame(codec.packb(meta)) + frame(codec.packb(codec.dump_state(state))))
+        meta = {"seq": state.seq, "t": state.t, "w": writer.last_wall_ms, "off": events_offset}
+        blob = frame(codec.packb(meta)) + frame(codec.packb(codec.dump_state(state)))
+        writer.snapshots.write(blob)
         writer.snapshots.sync()
+        writer.last_snapshot_bytes = len(blob)
+        writer.log_since_snapshot = 0
         writer.since_snapshot = 0
         writer.last_snapshot_t = state.t
 

@@ -14,6 +14,7 @@ import bisect
 import copy
 import os
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,7 +231,7 @@ class Recording:
 
     def visible(self, event: Event) -> bool:
         """Is this event part of the replay (not said while recording was paused)?"""
-        if event.type in STRUCTURAL:
+        if not self.index.pause_seqs or event.type in STRUCTURAL:
             return True
         return not any(lo < event.seq and (hi is None or event.seq < hi) for lo, hi in self.index.pause_seqs)
 
@@ -239,19 +240,24 @@ class Recording:
         ix = self.refresh()
         lo = bisect.bisect_left(ix.ts, t_from)
         hi = bisect.bisect_right(ix.ts, t_to)
+        return self._replayed(self._read_events(lo, hi), audience)
+
+    def _replayed(self, events: list[tuple[Event, int]], audience: str) -> list[dict[str, Any]]:
+        """The replay's form of these events: pauses left out, projected, names anonymised."""
         out = []
-        for event, _ in self._read_events(lo, hi):
+        for event, _ in events:
             if not self.visible(event):
                 continue
             wire = project(event, audience)
-            if wire is None:
-                continue
-            out.append(ix.aliases.event(wire) if self.anonymized else wire)
+            if wire is not None:
+                out.append(self.index.aliases.event(wire) if self.anonymized else wire)
         return out
 
-    def all_events(self) -> list[tuple[Event, int]]:
+    def iter_windows(self, audience: str, chunk: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        """Every replay event as the audience sees it, in chunks (for exports with progress)."""
         ix = self.refresh()
-        return self._read_events(0, len(ix.seqs))
+        for lo in range(0, len(ix.seqs), chunk):
+            yield self._replayed(self._read_events(lo, min(lo + chunk, len(ix.seqs))), audience)
 
     def state_at(self, t: int, audience: str = "learner") -> dict[str, Any]:
         """The replay's folded state at time t, as the audience sees it."""

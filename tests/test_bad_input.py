@@ -49,7 +49,7 @@ async def test_each_bad_command_gets_its_code_and_changes_nothing(server):
         ("learner", "wb.stroke.extend", {"element_id": stroke["id"], "points": [3, 3]}, "not_owner"),
         ("learner", "wb.erase", {"element_id": stroke["id"]}, "not_owner"),
         ("learner", "wb.stroke.begin", {"points": [1, 2, 3]}, "invalid_payload"),
-        ("learner", "wb.stroke.begin", {"points": [10_000, 1]}, "invalid_payload"),
+        ("learner", "wb.stroke.begin", {"points": [10_000, 1]}, "out_of_range"),
         ("learner", "wb.shape", {"kind": "star", "x1": 0, "y1": 0, "x2": 1, "y2": 1}, "invalid_payload"),
         (
             "learner",

@@ -28,7 +28,7 @@ def start(ctx: Context, _: Empty) -> None:
     ctx.emit("session.started", {})
 
 
-@command("session.end", Empty, roles=(TRAINER,))
+@command("session.end", Empty, roles=(TRAINER,), live=False)  # also cancels one never started
 def end(ctx: Context, _: Empty) -> None:
     ctx.emit("session.ended", {"reason": "trainer"})
 

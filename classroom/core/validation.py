@@ -7,7 +7,7 @@ import re
 import unicodedata
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 from .errors import CommandError
@@ -37,17 +37,23 @@ def Text(max_len: int) -> Any:  # noqa: N802 - reads as a type in annotations
     The limit holds after normalisation (NFC can make text longer); the cheap bound before it
     only keeps absurd inputs from being normalised at all."""
 
+    def too_long() -> PydanticCustomError:
+        return PydanticCustomError(
+            "string_too_long", "String should have at most {max_length} characters", {"max_length": max_len}
+        )
+
+    def bound(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > 4 * max_len:
+            raise too_long()  # refused before any work is spent on it
+        return value
+
     def check(value: str) -> str:
         value = _clean(value)
         if len(value) > max_len:
-            raise PydanticCustomError(
-                "string_too_long",
-                "String should have at most {max_length} characters",
-                {"max_length": max_len},
-            )
+            raise too_long()
         return value
 
-    return Annotated[str, Field(max_length=4 * max_len), AfterValidator(check)]
+    return Annotated[str, BeforeValidator(bound), AfterValidator(check)]
 
 
 Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
@@ -70,6 +76,7 @@ _RANGE_TYPES = {
     "less_than_equal",
     "too_short",
     "too_long",  # a list with too many items: options, choices, points
+    "out_of_range",  # raised by our own validators (a point off the board)
 }
 _LONG_TYPES = {"string_too_long"}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from .context import Context
 from .errors import CommandError
@@ -37,7 +38,11 @@ def _check_points(points: list[float]) -> list[float]:
         raise ValueError("points are x,y pairs: the list needs an even length")
     for i, v in enumerate(points):
         if not (0 <= v <= (WB_WIDTH if i % 2 == 0 else WB_HEIGHT)):
-            raise ValueError(f"point {i // 2} is off the board ({WB_WIDTH}x{WB_HEIGHT})")
+            raise PydanticCustomError(
+                "out_of_range",
+                "point {n} is off the board ({w}x{h})",
+                {"n": i // 2, "w": WB_WIDTH, "h": WB_HEIGHT},
+            )
     return points
 
 
@@ -49,7 +54,7 @@ Points = Annotated[
 class StrokeBegin(Payload):
     page_id: str | None = None
     color: Color = "#000000"
-    width: Width = 3
+    width: Width = 3.0
     points: Points
 
 
@@ -70,7 +75,7 @@ class Shape(Payload):
     x2: X
     y2: Y
     color: Color = "#000000"
-    width: Width = 3
+    width: Width = 3.0
 
 
 class TextBox(Payload):
@@ -79,7 +84,7 @@ class TextBox(Payload):
     y: Y
     text: Text(WB_TEXT_LEN)  # type: ignore[valid-type]
     color: Color = "#000000"
-    size: Annotated[float, Field(ge=8, le=96)] = 24
+    size: Annotated[float, Field(ge=8, le=96)] = 24.0
 
 
 class PageTarget(Payload):

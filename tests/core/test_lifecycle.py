@@ -47,11 +47,18 @@ def test_trainer_is_refused_learner_only_commands(h: Harness, name: str):
     assert h.state.seq == seq
 
 
-@pytest.mark.parametrize("name", sorted(set(COMMANDS) - {"session.start"}))
+@pytest.mark.parametrize("name", sorted(set(COMMANDS) - {"session.start", "session.end"}))
 def test_every_command_needs_a_live_session(fresh: Harness, name: str):
     pid = L1 if name in LEARNER_ONLY else TRAINER_ID
     assert fresh.state.status == "created"
     fresh.refuse(pid, name, VALID_PAYLOADS[name], "session_not_live")
+
+
+def test_a_session_that_never_started_can_be_cancelled(fresh: Harness):
+    fresh.run(TRAINER_ID, "session.end", {})
+    assert fresh.state.status == "ended"
+    assert fresh.events[-1].type == "session.ended" and fresh.events[-1].data == {"reason": "trainer"}
+    fresh.refuse(TRAINER_ID, "session.start", {}, "session_ended")
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

@@ -119,9 +119,9 @@ def test_extend_unknown_element(h: Harness):
     "points, code",
     [
         ([1, 2, 3], "invalid_payload"),  # odd length
-        ([801, 2], "invalid_payload"),  # x off the board
-        ([1, 451], "invalid_payload"),  # y off the board
-        ([-0.5, 2], "invalid_payload"),
+        ([801, 2], "out_of_range"),  # x off the board
+        ([1, 451], "out_of_range"),  # y off the board
+        ([-0.5, 2], "out_of_range"),
         ([1, float("nan")], "invalid_payload"),
         ([float("inf"), 1], "invalid_payload"),
         ([1, "2"], "invalid_payload"),

@@ -1,0 +1,217 @@
+"""Replay benchmark: a generated two-hour session of N events (default 200,000), written through
+the real session core and recorder; then the time to open its manifest, the median and p99 time
+of `state at t` at random times, and log bytes per event.
+
+The peer, run in the same process on the same data: the same state computed by folding every
+event from the start (what a replay without snapshots would do).
+
+    python bench/replay_bench.py [--events N] [--queries Q] [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from classroom.core import CommandError, SessionCore, SessionState, apply  # noqa: E402
+from recorder import codec  # noqa: E402
+from recorder.logfile import iter_records  # noqa: E402
+from recorder.recorder import Recorder  # noqa: E402
+from recorder.replay import Recording  # noqa: E402
+
+TWO_HOURS_MS = 2 * 3600 * 1000
+
+
+async def generate(root: Path, n_events: int, learners: int = 200, seed: int = 1) -> str:
+    """Drive a real core through a busy session and record it with the real recorder."""
+    rng = random.Random(seed)
+    sid = "bench-session"
+    recorder = Recorder(root)
+    recovered = await recorder.open(sid, "Benchmark session", "on")
+    core = SessionCore(sid, "Benchmark session", state=recovered.state)
+    record = lambda events: recorder.append(sid, events)  # noqa: E731
+    record(core.join("trainer", "Trainer", "trainer", 0))
+    record(core.execute("trainer", "session.start", {}, 0).events)
+    people = [f"l{i}" for i in range(learners)]
+    for i, pid in enumerate(people):
+        record(core.join(pid, f"Learner {i}", "learner", i * 10))
+    polls: list[str] = []
+    questions: list[str] = []
+    strokes = 0
+    flushed = 0
+    step = TWO_HOURS_MS / n_events
+    while core.state.seq < n_events:
+        t = int(core.state.seq * step)
+        pid = rng.choice(people)
+        roll = rng.random()
+        try:
+            if roll < 0.30:
+                out = core.execute(
+                    pid, "chat.send", {"text": f"message {core.state.seq} " * rng.randint(1, 6)}, t
+                )
+            elif roll < 0.55:
+                page_full = len(core.state.board["pages"][core.state.board["current"]]) > 1500
+                if page_full:
+                    out = core.execute("trainer", "wb.page.add", {}, t)
+                else:
+                    pts = [rng.uniform(0, 800) if k % 2 == 0 else rng.uniform(0, 450) for k in range(16)]
+                    out = core.execute("trainer", "wb.stroke.begin", {"points": pts, "color": "#224488"}, t)
+                    eid = out.reply.get("id")
+                    record(out.events)
+                    for _ in range(3):
+                        more = [rng.uniform(0, 450) for _ in range(16)]
+                        record(
+                            core.execute(
+                                "trainer", "wb.stroke.extend", {"element_id": eid, "points": more}, t
+                            ).events
+                        )
+                    out = core.execute("trainer", "wb.stroke.end", {"element_id": eid}, t)
+                    strokes += 1
+            elif roll < 0.75 and polls:
+                out = core.execute(pid, "poll.vote", {"poll_id": polls[-1], "choices": [rng.randrange(4)]}, t)
+            elif roll < 0.77:
+                if polls:
+                    record(core.execute("trainer", "poll.close", {"poll_id": polls[-1]}, t).events)
+                out = core.execute(
+                    "trainer", "poll.open", {"question": "Which?", "options": ["a", "b", "c", "d"]}, t
+                )
+                polls.append(out.reply["id"])
+            elif roll < 0.85:
+                out = core.execute(pid, "qa.ask", {"text": f"question {core.state.seq}?"}, t)
+                questions.append(out.reply["id"])
+            elif roll < 0.95 and questions:
+                out = core.execute(pid, "qa.upvote", {"question_id": rng.choice(questions)}, t)
+            else:
+                out = core.execute(pid, "reaction.send", {"emoji": "👏"}, t)
+            record(out.events)
+        except CommandError:
+            pass  # rate limits and the like, as in a real session
+        if core.state.seq - flushed >= 200:  # yield as a server would between commands
+            await recorder.durable(sid, core.state.seq)
+            flushed = core.state.seq
+    record(core.execute("trainer", "session.end", {}, TWO_HOURS_MS).events)
+    await recorder.durable(sid, core.state.seq)
+    await recorder.close()
+    return sid
+
+
+def full_fold(root: Path, sid: str, t: int) -> dict:
+    """The peer: fold every event from the start up to t."""
+    data = (root / sid / "events.log").read_bytes()
+    state = None
+    for _, _, payload in iter_records(data):
+        rec = codec.unpackb(payload)
+        if "h" in rec:
+            state = SessionState(rec["h"]["id"], rec["h"]["title"])
+            continue
+        event = codec.event_from_record(rec)
+        if event.t > t:
+            break
+        apply(state, event)
+    return state.view("learner", None)
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def run(n_events: int, queries: int, peer_queries: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        sid = asyncio.run(generate(root, n_events))
+        gen_s = time.perf_counter() - t0
+        log_bytes = (root / sid / "events.log").stat().st_size
+        snap_bytes = (root / sid / "snapshots.log").stat().st_size
+
+        opens = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            manifest = Recording(root, sid).manifest()
+            opens.append(time.perf_counter() - t0)
+        rec = Recording(root, sid)
+        rec.manifest()
+        rng = random.Random(2)
+        times = [rng.randrange(0, manifest["duration_ms"]) for _ in range(queries)]
+        lat = []
+        for t in times:
+            t0 = time.perf_counter()
+            rec.state_at(t)
+            lat.append(time.perf_counter() - t0)
+        peer = []
+        for t in times[:peer_queries]:
+            t0 = time.perf_counter()
+            full_fold(root, sid, t)
+            peer.append(time.perf_counter() - t0)
+        # Correctness guard: both ways agree.
+        check = times[0]
+        ours, theirs = rec.state_at(check), full_fold(root, sid, check)
+        ours.pop("t"), ours.pop("paused"), theirs.pop("t")
+        assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True), "replay state mismatch"
+        n = manifest["counts"]["events"]
+        return {
+            "events": n,
+            "duration_ms": manifest["duration_ms"],
+            "generate_s": gen_s,
+            "manifest_open_ms": statistics.median(opens) * 1000,
+            "state_p50_ms": statistics.median(lat) * 1000,
+            "state_p99_ms": pct(lat, 99) * 1000,
+            "peer_p50_ms": statistics.median(peer) * 1000,
+            "peer_p99_ms": pct(peer, 99) * 1000,
+            "log_bytes_per_event": log_bytes / n,
+            "snapshot_bytes": snap_bytes,
+            "queries": queries,
+            "peer_queries": peer_queries,
+        }
+
+
+def markdown(r: dict) -> str:
+    ratio = r["peer_p50_ms"] / r["state_p50_ms"]
+    return "\n".join(
+        [
+            "## Replay (`bench/replay_bench.py`)",
+            "",
+            f"A generated two-hour session of {r['events']:,} events (chat, streamed strokes, votes, questions,",
+            "upvotes, reactions from 200 learners), written through the real core and recorder.",
+            f"State queries at {r['queries']} random times; the peer (fold every event from the start, no",
+            f"snapshots) at {r['peer_queries']} of the same times, same process, same files.",
+            "",
+            "| figure | Classcast | peer: full fold | ratio (peer / ours) |",
+            "| --- | --- | --- | --- |",
+            f"| open manifest (median of 5, cold index) | {r['manifest_open_ms']:.0f} ms | | |",
+            f"| `state?t=` median | {r['state_p50_ms']:.1f} ms | {r['peer_p50_ms']:.0f} ms | {ratio:.0f}x |",
+            f"| `state?t=` p99 | {r['state_p99_ms']:.1f} ms | {r['peer_p99_ms']:.0f} ms | "
+            f"{r['peer_p99_ms'] / r['state_p99_ms']:.0f}x |",
+            f"| log bytes per event | {r['log_bytes_per_event']:.0f} B | | |",
+            f"| snapshots on disk | {r['snapshot_bytes'] / 1e6:.1f} MB | | |",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--peer-queries", type=int, default=10)
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    args = parser.parse_args()
+    result = run(args.events, args.queries, args.peer_queries)
+    print(markdown(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
