@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from classroom.core import CommandError, SessionCore, SessionState, apply  # noqa: E402
-from recorder import codec  # noqa: E402
-from recorder.logfile import iter_records  # noqa: E402
-from recorder.recorder import Recorder  # noqa: E402
-from recorder.replay import Recording  # noqa: E402
+from classroom.core import CommandError, SessionCore, SessionState, apply
+from recorder import codec
+from recorder.logfile import iter_records
+from recorder.recorder import Recorder
+from recorder.replay import Recording
 
 TWO_HOURS_MS = 2 * 3600 * 1000
 
@@ -122,7 +122,7 @@ def full_fold(root: Path, sid: str, t: int) -> dict:
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def run(n_events: int, queries: int, peer_queries: int) -> dict:
@@ -181,8 +181,8 @@ def markdown(r: dict) -> str:
         [
             "## Replay (`bench/replay_bench.py`)",
             "",
-            f"A generated two-hour session of {r['events']:,} events (chat, streamed strokes, votes, questions,",
-            "upvotes, reactions from 200 learners), written through the real core and recorder.",
+            f"A generated two-hour session of {r['events']:,} events (chat, streamed strokes, votes,",
+            "questions, upvotes, reactions from 200 learners), written through the real core and recorder.",
             f"State queries at {r['queries']} random times; the peer (fold every event from the start, no",
             f"snapshots) at {r['peer_queries']} of the same times, same process, same files.",
             "",

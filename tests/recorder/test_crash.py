@@ -46,13 +46,15 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path):
     proc = await start_server(tmp_path, port)
     clients: list[ClassroomClient] = []
     try:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
                 f"{base}/api/sessions",
                 json={"title": "Crash"},
                 headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-            ) as r:
-                info = await r.json()
+            ) as r,
+        ):
+            info = await r.json()
         trainer = ClassroomClient(info["trainer_url"], "T")
         clients.append(trainer)
         await trainer.connect()

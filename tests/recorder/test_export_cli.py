@@ -37,7 +37,7 @@ async def test_export_every_format(server, tmp_path):
     await trainer.request("session.end")
     out = tmp_path / "out"
 
-    code, stdout, stderr = await _export(data_dir, info["id"], "--format", "json", "--out", str(out))
+    code, _, stderr = await _export(data_dir, info["id"], "--format", "json", "--out", str(out))
     assert code == 0, stderr
     doc = json.loads((out / f"{info['id']}-recording.json").read_text())
     assert [e["seq"] for e in doc["events"]] == list(range(1, len(doc["events"]) + 1))
@@ -47,7 +47,7 @@ async def test_export_every_format(server, tmp_path):
     ) as r:
         assert (await r.json())["events"] == doc["events"]
 
-    code, stdout, _ = await _export(data_dir, info["id"], "--format", "csv", "--out", str(out))
+    code, _stdout, _ = await _export(data_dir, info["id"], "--format", "csv", "--out", str(out))
     assert code == 0
     polls = list(csv.DictReader((out / f"{info['id']}-polls.csv").open()))
     assert [(r["option"], r["votes"]) for r in polls] == [("x", "0"), ("y", "1")]
