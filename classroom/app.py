@@ -46,7 +46,7 @@ def build_app(settings: Settings) -> web.Application:
     store = SessionStore(settings.data_dir)
     recordings = settings.data_dir / "recordings"
     recorder = Recorder(recordings)
-    library = Library(recordings)
+    library = Library(recordings, recorder.is_open)
     replay_store = ReplayStore(settings.data_dir / "replay.db")
     sessions = Sessions(store, RoomFanout(sio), recorder, settings.idle_timeout)
     signer = Signer(settings.secret, settings.link_ttl, settings.participant_ttl)

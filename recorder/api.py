@@ -235,7 +235,9 @@ async def delete(request: web.Request) -> web.Response:
     _require_manager(access)
     sessions = request.app[SESSIONS]
     live = sessions.live.get(session_id)
-    if live is not None and live.state.status == "live":
+    info = await sessions.store.get(session_id)
+    status = live.state.status if live is not None else (info.status if info else "ended")
+    if status == "live":
         raise CommandError("session_live", "end the session before deleting its recording")
     await sessions.forget(session_id)
     await request.app[LIBRARY].delete(session_id)

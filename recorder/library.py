@@ -18,8 +18,9 @@ CACHED = 32
 
 
 class Library:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, is_writing: Callable[[str], bool] = lambda _: False) -> None:
         self.root = root
+        self._is_writing = is_writing
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="replay")
         self._open: OrderedDict[str, Recording] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -39,6 +40,7 @@ class Library:
                 old, _ = self._open.popitem(last=False)
                 self._locks.pop(old, None)
         self._open.move_to_end(session_id)
+        rec.live = self._is_writing(session_id)
         lock = self._locks.setdefault(session_id, asyncio.Lock())
         async with lock:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn, rec)

@@ -8,7 +8,9 @@ before appending, so a torn tail is never read as data.
 from __future__ import annotations
 
 import os
+import shutil
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any
 import msgpack
 
 _HEADER = struct.Struct("<II")
+KEEP_COPY_ABOVE = 64 * 1024  # a torn write is smaller than this; more is damage worth keeping
 MAX_RECORD = 64 * 1024 * 1024
 
 
@@ -88,6 +91,10 @@ class Appender:
         result = scan(data)
         self.repaired = result.error if result.torn else None
         if result.torn:
+            if result.size - result.good_end > KEEP_COPY_ABOVE:
+                # More than a torn write: damage inside the file. Keep a copy of everything
+                # before cutting, so what follows the damage can still be recovered by hand.
+                shutil.copyfile(path, path.with_name(f"{path.name}.damaged-{int(time.time())}"))
             # Cut the torn tail so new records follow the last good one.
             self._file.truncate(result.good_end)
             os.fsync(self._file.fileno())

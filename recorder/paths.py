@@ -9,7 +9,7 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def valid_id(session_id: object) -> bool:
-    return isinstance(session_id, str) and bool(_ID.match(session_id))
+    return isinstance(session_id, str) and bool(_ID.fullmatch(session_id))
 
 
 def recording_dir(root: Path, session_id: str) -> Path:
@@ -24,3 +24,7 @@ def events_path(root: Path, session_id: str) -> Path:
 
 def snapshots_path(root: Path, session_id: str) -> Path:
     return recording_dir(root, session_id) / "snapshots.log"
+
+
+def index_path(root: Path, session_id: str) -> Path:
+    return recording_dir(root, session_id) / "index.cache"

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import shutil
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,10 @@ from typing import Any
 from classroom.core import Event, SessionState, apply
 
 from . import codec
+from . import index as index_file
+from .index import Index
 from .logfile import Appender, frame, iter_records
-from .paths import events_path, recording_dir, snapshots_path
+from .paths import events_path, index_path, recording_dir, snapshots_path
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +56,11 @@ class Recovered:
 
 @dataclass
 class _Writer:
+    session_id: str
     events: Appender
     snapshots: Appender
     state: SessionState
+    index: Index
     since_snapshot: int = 0
     log_since_snapshot: int = 0
     last_snapshot_bytes: int = 0
@@ -70,10 +75,32 @@ class _Pending:
     last_seq: int = 0
 
 
+def snapshot_record(meta: dict[str, Any], state: SessionState) -> bytes:
+    """One record per snapshot: its meta, and the state as an opaque blob, so scanning the file
+    for metas never decodes a state, and a torn snapshot is a single torn record."""
+    return frame(codec.packb({**meta, "state": codec.packb(codec.dump_state(state))}))
+
+
+def snapshot_metas(data: bytes) -> list[tuple[dict[str, Any], int]]:
+    """(meta, record offset) of every good snapshot record."""
+    out = []
+    for off, _, payload in iter_records(data):
+        meta = codec.unpackb(payload)
+        meta.pop("state")
+        out.append((meta, off))
+    return out
+
+
+def read_snapshot(path: Path, offset: int) -> SessionState:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        length = int.from_bytes(f.read(8)[:4], "little")
+        payload = f.read(length)
+    return codec.load_state(codec.unpackb(codec.unpackb(payload)["state"]))
+
+
 def read_latest(root: Path, session_id: str) -> Recovered:
     """Rebuild a session's full state from its newest snapshot and the events after it."""
-    from .replay import read_snapshot_state, snapshot_pairs
-
     path = events_path(root, session_id)
     if not path.exists():
         return Recovered(None)
@@ -81,10 +108,10 @@ def read_latest(root: Path, session_id: str) -> Recovered:
     start = 0
     snap = snapshots_path(root, session_id)
     if snap.exists():
-        pairs = snapshot_pairs(snap.read_bytes())
-        if pairs:
-            meta, state_offset, _ = pairs[-1]
-            recovered.state = read_snapshot_state(snap, state_offset)
+        metas = snapshot_metas(snap.read_bytes())
+        if metas:
+            meta, offset = metas[-1]
+            recovered.state = read_snapshot(snap, offset)
             recovered.last_t, recovered.last_wall_ms, start = meta["t"], meta["w"], meta["off"]
     with open(path, "rb") as f:
         f.seek(start)
@@ -160,10 +187,16 @@ class Recorder:
         assert recovered.state is not None
         # The writer thread folds its own copy, never the one the event loop changes.
         mirror = codec.load_state(codec.unpackb(codec.packb(codec.dump_state(recovered.state))))
+        index = index_file.load(index_path(self.root, session_id), events.path) or Index()
+        with open(events.path, "rb") as f:
+            f.seek(index.end)
+            index_file.extend(index, f.read(), index.end, live=False)
         self._writers[session_id] = _Writer(
+            session_id,
             events,
             snapshots,
             mirror,
+            index,
             last_snapshot_t=recovered.last_t,
             last_t=recovered.last_t,
             last_wall_ms=recovered.last_wall_ms,
@@ -175,9 +208,16 @@ class Recorder:
         await self.durable(session_id, self._pending.get(session_id, _Pending()).last_seq)
         await self._run(self._close, session_id, discard)
 
+    def is_open(self, session_id: str) -> bool:
+        """Is this process writing the session's log (so a partial last record may be a write
+        in progress rather than damage)?"""
+        return session_id in self._writers
+
     def _close(self, session_id: str, discard: bool) -> None:
         writer = self._writers.pop(session_id, None)
         if writer is not None:
+            if not discard:
+                index_file.save(writer.index, index_path(self.root, session_id))
             writer.events.close()
             writer.snapshots.close()
         if discard:
@@ -249,17 +289,21 @@ class Recorder:
             if writer is None:
                 continue
             try:
-                offset = writer.events.write(b"".join(blobs))
+                chunk = b"".join(blobs)
+                offset = writer.events.write(chunk)
                 writer.events.sync()
+                writer.index.crc = zlib.crc32(chunk, writer.index.crc)
             except OSError as exc:
                 log.error("recording %s: cannot write its log (%s); will retry", session_id, exc)
                 failed[session_id] = exc
                 continue
             for blob in blobs:
-                offset += len(blob)
-                writer.log_since_snapshot += len(blob)
                 record = codec.unpackb(blob[8:])
                 event = codec.event_from_record(record)
+                writer.index.add(event.seq, event.t, event.type, event.data, record["w"], offset)
+                offset += len(blob)
+                writer.index.end = offset
+                writer.log_since_snapshot += len(blob)
                 apply(writer.state, event)
                 writer.since_snapshot += 1
                 writer.last_t, writer.last_wall_ms = event.t, record["w"]
@@ -275,9 +319,10 @@ class Recorder:
         """Write the folded state as it is after the event that ends at `events_offset`."""
         state = writer.state
         meta = {"seq": state.seq, "t": state.t, "w": writer.last_wall_ms, "off": events_offset}
-        blob = frame(codec.packb(meta)) + frame(codec.packb(codec.dump_state(state)))
+        blob = snapshot_record(meta, state)
         writer.snapshots.write(blob)
         writer.snapshots.sync()
+        index_file.save(writer.index, index_path(self.root, writer.session_id))
         writer.last_snapshot_bytes = len(blob)
         writer.log_since_snapshot = 0
         writer.since_snapshot = 0

@@ -13,53 +13,20 @@ from __future__ import annotations
 import bisect
 import copy
 import os
-from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from classroom.core import Event, SessionState, apply, project
 
 from . import codec
-from .logfile import iter_records, scan
-from .paths import events_path, snapshots_path
-from .privacy import Aliases
+from . import index as index_file
+from .index import STRUCTURAL, Index
+from .logfile import iter_records
+from .paths import events_path, index_path, snapshots_path
+from .recorder import read_snapshot, snapshot_metas
 
-# Kept in a replay even while recording was paused: they carry structure, not what anyone said.
-STRUCTURAL = {
-    "participant.joined",
-    "participant.left",
-    "session.started",
-    "session.ended",
-    "recording.paused",
-    "recording.resumed",
-    "wb.page.added",
-    "wb.page.switched",
-    "wb.permission",
-}
 CHECKPOINT_EVENTS = 2000
-
-
-def snapshot_pairs(data: bytes) -> list[tuple[dict[str, Any], int, int]]:
-    """(meta, offset of the state record, end of the pair) for each complete snapshot."""
-    out = []
-    records = iter_records(data)
-    for _, _, meta_payload in records:
-        nxt = next(records, None)
-        if nxt is None:
-            break
-        state_offset, end, _ = nxt
-        out.append((codec.unpackb(meta_payload), state_offset, end))
-    return out
-
-
-def read_snapshot_state(path: Path, offset: int) -> SessionState:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        head = f.read(8)
-        payload = f.read(int.from_bytes(head[:4], "little"))
-    return codec.load_state(codec.unpackb(payload))
 
 
 class RecordingError(Exception):
@@ -72,45 +39,6 @@ class RecordingError(Exception):
         self.recovered_events = recovered_events
 
 
-@dataclass
-class Chapter:
-    t: int
-    kind: str  # mark | poll | page
-    title: str
-
-
-@dataclass
-class Index:
-    seqs: array = field(default_factory=lambda: array("q"))
-    ts: array = field(default_factory=lambda: array("q"))
-    offsets: array = field(default_factory=lambda: array("q"))
-    end: int = 0  # offset scanned up to
-    header: dict[str, Any] = field(default_factory=dict)
-    first_wall_ms: int | None = None
-    last_wall_ms: int | None = None
-    started_wall_ms: int | None = None
-    ended_wall_ms: int | None = None
-    ended: bool = False
-    ended_t: int | None = None
-    chapters: list[Chapter] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    pauses: list[list[int | None]] = field(default_factory=list)  # [start_t, end_t or None]
-    pause_seqs: list[list[int | None]] = field(default_factory=list)  # the same spans by seq
-    people: dict[str, dict[str, str]] = field(default_factory=dict)
-    damage: str | None = None  # a corrupted stretch that stopped the scan, if any
-    aliases: Aliases = field(default_factory=Aliases)
-    poll_titles: dict[str, str] = field(default_factory=dict)
-
-
-_COUNTED = {
-    "chat.message": "chat",
-    "poll.opened": "polls",
-    "qa.asked": "questions",
-    "wb.element.added": "drawings",
-    "reaction": "reactions",
-}
-
-
 class Recording:
     """One session's recording. Methods do blocking file I/O: call them off the event loop."""
 
@@ -118,7 +46,10 @@ class Recording:
         self.id = session_id
         self.path = events_path(root, session_id)
         self.snapshots_path = snapshots_path(root, session_id)
+        self.index_path = index_path(root, session_id)
         self.index = Index()
+        self.damage: str | None = None  # a corrupted stretch that stopped the scan, if any
+        self.live = False  # set by the library while the recorder writes this log
         self._snapshots: list[tuple[int, int, int]] = []  # (seq, t, offset in snapshots file)
         self._snap_end = 0
         self._checkpoints: list[SessionState] | None = None  # for recordings with pauses
@@ -126,83 +57,41 @@ class Recording:
 
     # -- index ----------------------------------------------------------------------------------
 
-    def refresh(self) -> Index:
-        """Extend the index with whatever the log gained since the last call."""
+    def refresh(self, live: bool = False) -> Index:
+        """Extend the index with whatever the log gained since the last call. `live`: the log
+        is being written now, so a partial last record is a write in progress."""
         try:
             size = os.path.getsize(self.path)
         except FileNotFoundError:
             raise RecordingError(self.id, "no recording") from None
-        if size != self.index.end and self.index.damage is None:
+        if self.index.end == 0 and not self.index.header:
+            saved = index_file.load(self.index_path, self.path)  # written by the recorder as it goes
+            if saved is not None:
+                self.index = saved
+        if size != self.index.end and self.damage is None:
             with open(self.path, "rb") as f:
                 f.seek(self.index.end)
                 data = f.read()
-            self._scan(data, self.index.end)
+            self.damage = index_file.extend(self.index, data, self.index.end, live=live or self.live)
         self._refresh_snapshots()
         if not self.index.header:
             raise RecordingError(self.id, "the log has no readable header", 0)
+        if self.index.header.get("recording") == "off":
+            raise RecordingError(self.id, "no recording")  # only a crash guard, never a replay
         return self.index
 
     def _refresh_snapshots(self) -> None:
-        """Index snapshot pairs (a small meta record, then the state record) not yet seen."""
+        """Index the snapshots not yet seen (their metas only; states are read when used)."""
         if not self.snapshots_path.exists() or os.path.getsize(self.snapshots_path) == self._snap_end:
             return
         with open(self.snapshots_path, "rb") as f:
             f.seek(self._snap_end)
             data = f.read()
-        for meta, state_offset, end in snapshot_pairs(data):
-            self._snapshots.append((meta["seq"], meta["t"], self._snap_end + state_offset))
-            self._snap_consumed = end
-        self._snap_end += getattr(self, "_snap_consumed", 0)
-        self._snap_consumed = 0
-
-    def _scan(self, data: bytes, base: int) -> None:
-        ix = self.index
-        end = 0
-        for off, record_end, payload in iter_records(data):
-            end = record_end
-            rec = codec.unpackb(payload)
-            if "h" in rec:
-                ix.header = rec["h"]
-                continue
-            seq, t, type_, _actor, d = rec["e"]
-            wall = rec["w"]
-            ix.seqs.append(seq)
-            ix.ts.append(t)
-            ix.offsets.append(base + off)
-            if ix.first_wall_ms is None:
-                ix.first_wall_ms = wall
-            ix.last_wall_ms = wall
-            self._note(ix, seq, t, type_, d, wall)
-        ix.end = base + end
-        result = scan(data)
-        live_tail = not ix.ended  # a live session may be mid-write: a partial tail is not damage
-        if result.error and not (live_tail and "checksum" not in result.error):
-            ix.damage = result.error.replace(str(result.good_end), str(base + result.good_end))
-
-    def _note(self, ix: Index, seq: int, t: int, type_: str, d: dict, wall: int) -> None:
-        counter = _COUNTED.get(type_)
-        if counter:
-            ix.counts[counter] = ix.counts.get(counter, 0) + 1
-        ix.counts["events"] = ix.counts.get("events", 0) + 1
-        if type_ == "participant.joined":
-            ix.people.setdefault(d["id"], {"name": d["name"], "role": d["role"]})
-            ix.aliases.learn({"type": type_, "data": d})
-        elif type_ == "session.started":
-            ix.started_wall_ms = wall
-        elif type_ == "session.ended":
-            ix.ended, ix.ended_wall_ms, ix.ended_t = True, wall, t
-        elif type_ == "chapter.marked":
-            ix.chapters.append(Chapter(t, "mark", d["title"]))
-        elif type_ == "poll.opened":
-            ix.chapters.append(Chapter(t, "poll", d["question"]))
-        elif type_ == "wb.page.switched":
-            ix.chapters.append(Chapter(t, "page", f"Whiteboard page {d['page']}"))
-        elif type_ == "recording.paused":
-            ix.pauses.append([t, None])
-            ix.pause_seqs.append([seq, None])
-        elif type_ == "recording.resumed" and ix.pauses and ix.pauses[-1][1] is None:
-            ix.pauses[-1][1] = t
-            ix.pause_seqs[-1][1] = seq
+        consumed = 0
+        for meta, offset in snapshot_metas(data):
+            self._snapshots.append((meta["seq"], meta["t"], self._snap_end + offset))
+            consumed = offset + 8 + int.from_bytes(data[offset : offset + 4], "little")
+        self._snap_end += consumed
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -283,7 +172,7 @@ class Recording:
         pos = bisect.bisect_right([s[0] for s in self._snapshots], limit_seq) - 1
         if pos >= 0:
             seq, _, offset = self._snapshots[pos]
-            state = read_snapshot_state(self.snapshots_path, offset)
+            state = read_snapshot(self.snapshots_path, offset)
             return state, bisect.bisect_right(ix.seqs, seq)
         return SessionState(header["id"], header["title"], recording=header["recording"]), 0
 
@@ -319,7 +208,7 @@ class Recording:
             "started_at": ix.started_wall_ms / 1000 if ix.started_wall_ms else None,
             "ended_at": ix.ended_wall_ms / 1000 if ix.ended_wall_ms else None,
             "duration_ms": duration,
-            "chapters": [c.__dict__ for c in ix.chapters],
+            "chapters": [dict(c) for c in ix.chapters],
             "pauses": [list(p) for p in ix.pauses],
             "counts": {
                 "events": ix.counts.get("events", 0),
@@ -335,6 +224,6 @@ class Recording:
             "size_bytes": size,
             "media": [],
         }
-        if ix.damage:
-            out["damage"] = {"error": ix.damage, "recovered_events": len(ix.seqs)}
+        if self.damage:
+            out["damage"] = {"error": self.damage, "recovered_events": len(ix.seqs)}
         return out

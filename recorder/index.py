@@ -1,0 +1,194 @@
+"""The index of a recording: where every event is (seq, t, file offset, in compact arrays) and
+the summary a manifest needs (chapters, pauses, counts, people).
+
+The recorder's writer thread builds it as it writes and saves it beside the log, so opening even
+a long recording reads the saved index and scans only the events written after it.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from . import codec
+from .logfile import iter_records, scan
+from .privacy import Aliases
+
+# Kept in a replay even while recording was paused: they carry structure, not what anyone said.
+STRUCTURAL = frozenset(
+    {
+        "participant.joined",
+        "participant.left",
+        "session.started",
+        "session.ended",
+        "recording.paused",
+        "recording.resumed",
+        "wb.page.added",
+        "wb.page.switched",
+        "wb.permission",
+        # Moderation and closures say nothing new: a message deleted or a poll closed during a
+        # pause is deleted or closed in the replay too.
+        "chat.deleted",
+        "poll.closed",
+        "qa.dismissed",
+        "participant.muted",
+        "participant.unmuted",
+        "hand.lowered",
+    }
+)
+
+_COUNTED = {
+    "chat.message": "chat",
+    "poll.opened": "polls",
+    "qa.asked": "questions",
+    "wb.element.added": "drawings",
+    "reaction": "reactions",
+}
+VERSION = 1
+
+
+@dataclass
+class Index:
+    seqs: array = field(default_factory=lambda: array("q"))
+    ts: array = field(default_factory=lambda: array("q"))
+    offsets: array = field(default_factory=lambda: array("q"))
+    end: int = 0  # the log is indexed up to this offset
+    crc: int = 0  # crc32 of the log's bytes up to `end`: a saved index is trusted only if it fits
+    header: dict[str, Any] = field(default_factory=dict)
+    started_wall_ms: int | None = None
+    ended_wall_ms: int | None = None
+    ended_t: int | None = None
+    chapters: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    pauses: list[list[int | None]] = field(default_factory=list)  # [start_t, end_t or None]
+    pause_seqs: list[list[int | None]] = field(default_factory=list)  # the same spans by seq
+    people: dict[str, dict[str, str]] = field(default_factory=dict)
+    aliases: Aliases = field(default_factory=Aliases)
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_t is not None
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pause_seqs) and self.pause_seqs[-1][1] is None
+
+    def add(self, seq: int, t: int, type_: str, data: dict[str, Any], wall: int, offset: int) -> None:
+        """Index one event whose record starts at `offset`."""
+        self.seqs.append(seq)
+        self.ts.append(t)
+        self.offsets.append(offset)
+        self.counts["events"] = self.counts.get("events", 0) + 1
+        if self.paused and type_ not in STRUCTURAL and type_ != "recording.resumed":
+            return  # off the record: neither counted nor a chapter
+        counter = _COUNTED.get(type_)
+        if counter:
+            self.counts[counter] = self.counts.get(counter, 0) + 1
+        if type_ == "participant.joined":
+            self.people.setdefault(data["id"], {"name": data["name"], "role": data["role"]})
+            self.aliases.learn({"type": type_, "data": data})
+        elif type_ == "session.started":
+            self.started_wall_ms = wall
+        elif type_ == "session.ended":
+            self.ended_wall_ms, self.ended_t = wall, t
+        elif type_ == "chapter.marked":
+            self.chapters.append({"t": t, "kind": "mark", "title": data["title"]})
+        elif type_ == "poll.opened":
+            self.chapters.append({"t": t, "kind": "poll", "title": data["question"]})
+        elif type_ == "wb.page.switched":
+            self.chapters.append({"t": t, "kind": "page", "title": f"Whiteboard page {data['page']}"})
+        elif type_ == "recording.paused":
+            self.pauses.append([t, None])
+            self.pause_seqs.append([seq, None])
+        elif type_ == "recording.resumed" and self.paused:
+            self.pauses[-1][1] = t
+            self.pause_seqs[-1][1] = seq
+
+    # -- saved beside the log ---------------------------------------------------------------------
+
+    def dumps(self) -> bytes:
+        return msgpack.packb(
+            {
+                "v": VERSION,
+                "arrays": [self.seqs.tobytes(), self.ts.tobytes(), self.offsets.tobytes()],
+                "end": self.end,
+                "crc": self.crc,
+                "header": self.header,
+                "started": self.started_wall_ms,
+                "ended": [self.ended_wall_ms, self.ended_t],
+                "chapters": self.chapters,
+                "counts": self.counts,
+                "pauses": self.pauses,
+                "pause_seqs": self.pause_seqs,
+                "people": self.people,
+                "aliases": self.aliases.names,
+            },
+            use_bin_type=True,
+        )
+
+    @classmethod
+    def loads(cls, blob: bytes) -> Index | None:
+        d = msgpack.unpackb(blob, raw=False)
+        if d.get("v") != VERSION:
+            return None
+        ix = cls()
+        for arr, raw in zip((ix.seqs, ix.ts, ix.offsets), d["arrays"], strict=True):
+            arr.frombytes(raw)
+        ix.end, ix.crc, ix.header, ix.started_wall_ms = d["end"], d["crc"], d["header"], d["started"]
+        ix.ended_wall_ms, ix.ended_t = d["ended"]
+        ix.chapters, ix.counts = d["chapters"], d["counts"]
+        ix.pauses, ix.pause_seqs, ix.people = d["pauses"], d["pause_seqs"], d["people"]
+        ix.aliases.names = d["aliases"]
+        return ix
+
+
+def save(index: Index, path: Path) -> None:
+    """Write atomically: a reader sees the old index or the new one, never half of one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(index.dumps())
+    os.replace(tmp, path)
+
+
+def load(path: Path, log: Path) -> Index | None:
+    """A saved index, if there is one that fits the log as it is now: the log's bytes up to the
+    index's end must have the checksum the index recorded (one pass at C speed), so damage or a
+    cut-back log after a crash sends the reader back to a full scan, which finds it."""
+    try:
+        ix = Index.loads(path.read_bytes())
+        if ix is None:
+            return None
+        with open(log, "rb") as f:
+            head = f.read(ix.end)
+    except (OSError, ValueError, KeyError, TypeError, msgpack.UnpackException):
+        return None
+    if len(head) != ix.end or zlib.crc32(head) != ix.crc:
+        return None
+    return ix
+
+
+def extend(index: Index, data: bytes, base: int, *, live: bool) -> str | None:
+    """Index the records in `data` (the log from offset `base`); return what damage stopped the
+    scan, if any. In a live log a partial last record is a write in progress, not damage."""
+    end = 0
+    for off, record_end, payload in iter_records(data):
+        end = record_end
+        rec = codec.unpackb(payload)
+        if "h" in rec:
+            index.header = rec["h"]
+            continue
+        seq, t, type_, _actor, d = rec["e"]
+        index.add(seq, t, type_, d, rec["w"], base + off)
+    index.crc = zlib.crc32(memoryview(data)[:end], index.crc)
+    index.end = base + end
+    if base + end == base + len(data):
+        return None
+    error = scan(data).error or "unreadable record"
+    if live and "checksum" not in error:
+        return None
+    return error.replace(f"byte {end}", f"byte {base + end}")
