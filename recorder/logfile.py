@@ -82,13 +82,15 @@ def scan(data: bytes, start: int = 0) -> ScanResult:
 class Appender:
     """Appends framed records to one file; `sync` makes them durable (fsync)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, verify: str = "all") -> None:
+        """`verify="all"` checks every record's checksum on open; `"last"` walks the headers
+        and checks only the last record (the only one a crash can tear), for files of large
+        records whose readers verify each record when they read it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._file = os.fdopen(fd, "r+b", buffering=0)
-        data = self._file.read()
-        result = scan(data)
+        result = scan(self._file.read()) if verify == "all" else self._scan_last()
         self.repaired = result.error if result.torn else None
         if result.torn:
             if result.size - result.good_end > KEEP_COPY_ABOVE:
@@ -100,6 +102,23 @@ class Appender:
             os.fsync(self._file.fileno())
         self._file.seek(result.good_end)
         self.size = result.good_end
+
+    def _scan_last(self) -> ScanResult:
+        size = os.fstat(self._file.fileno()).st_size
+        pos, last = 0, None
+        while pos + _HEADER.size <= size:
+            self._file.seek(pos)
+            length, _ = _HEADER.unpack(self._file.read(_HEADER.size))
+            if pos + _HEADER.size + length > size:
+                break
+            last, pos = pos, pos + _HEADER.size + length
+        if last is not None:
+            self._file.seek(last)
+            length, crc = _HEADER.unpack(self._file.read(_HEADER.size))
+            if zlib.crc32(self._file.read(length)) != crc:
+                return ScanResult(last, size, f"checksum mismatch at byte {last}")
+        error = None if pos == size else f"truncated record at byte {pos}"
+        return ScanResult(pos, size, error)
 
     def write(self, blob: bytes) -> int:
         """Append already framed bytes; returns the offset they start at."""

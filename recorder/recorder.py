@@ -14,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import struct
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgpack
 
 from classroom.core import Event, SessionState, apply
 
@@ -81,21 +84,46 @@ def snapshot_record(meta: dict[str, Any], state: SessionState) -> bytes:
     return frame(codec.packb({**meta, "state": codec.packb(codec.dump_state(state))}))
 
 
-def snapshot_metas(data: bytes) -> list[tuple[dict[str, Any], int]]:
-    """(meta, record offset) of every good snapshot record."""
+def snapshot_metas(path: Path, start: int = 0) -> tuple[list[tuple[dict[str, Any], int]], int]:
+    """(meta, record offset) of every complete snapshot record from `start`, and where they end.
+
+    Walks record headers and decodes only the small meta at the front of each record, so a long
+    session's snapshots are indexed without reading them; a state's checksum is verified when
+    it is loaded (read_snapshot)."""
     out = []
-    for off, _, payload in iter_records(data):
-        meta = codec.unpackb(payload)
-        meta.pop("state")
-        out.append((meta, off))
-    return out
+    size = path.stat().st_size
+    pos = start
+    with open(path, "rb") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            length, _crc = struct.unpack("<II", f.read(8))
+            if pos + 8 + length > size:
+                break  # a torn last record
+            unpacker = msgpack.Unpacker(raw=False)
+            unpacker.feed(f.read(min(length, 512)))
+            meta: dict[str, Any] = {}
+            try:
+                for _ in range(unpacker.read_map_header()):
+                    key = unpacker.unpack()
+                    if key == "state":
+                        break
+                    meta[key] = unpacker.unpack()
+            except (msgpack.OutOfData, ValueError):
+                break
+            if {"seq", "t", "w", "off"} <= meta.keys():
+                out.append((meta, pos))
+            pos += 8 + length
+    return out, pos
 
 
-def read_snapshot(path: Path, offset: int) -> SessionState:
+def read_snapshot(path: Path, offset: int) -> SessionState | None:
+    """The state of the snapshot record at `offset`, or None if the record is damaged."""
     with open(path, "rb") as f:
         f.seek(offset)
-        length = int.from_bytes(f.read(8)[:4], "little")
+        length, crc = struct.unpack("<II", f.read(8))
         payload = f.read(length)
+    if len(payload) != length or zlib.crc32(payload) != crc:
+        return None
     return codec.load_state(codec.unpackb(codec.unpackb(payload)["state"]))
 
 
@@ -108,11 +136,13 @@ def read_latest(root: Path, session_id: str) -> Recovered:
     start = 0
     snap = snapshots_path(root, session_id)
     if snap.exists():
-        metas = snapshot_metas(snap.read_bytes())
-        if metas:
-            meta, offset = metas[-1]
-            recovered.state = read_snapshot(snap, offset)
-            recovered.last_t, recovered.last_wall_ms, start = meta["t"], meta["w"], meta["off"]
+        metas, _ = snapshot_metas(snap)
+        for meta, offset in reversed(metas):  # the newest snapshot that reads back whole
+            state = read_snapshot(snap, offset)
+            if state is not None:
+                recovered.state = state
+                recovered.last_t, recovered.last_wall_ms, start = meta["t"], meta["w"], meta["off"]
+                break
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read()
@@ -166,7 +196,7 @@ class Recorder:
         path = events_path(self.root, session_id)
         fresh = not path.exists()
         events = Appender(path)
-        snapshots = Appender(snapshots_path(self.root, session_id))
+        snapshots = Appender(snapshots_path(self.root, session_id), verify="last")
         repaired = events.repaired
         if repaired:
             log.warning("recording %s: cut a torn tail (%s)", session_id, repaired)

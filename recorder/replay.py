@@ -84,14 +84,8 @@ class Recording:
         """Index the snapshots not yet seen (their metas only; states are read when used)."""
         if not self.snapshots_path.exists() or os.path.getsize(self.snapshots_path) == self._snap_end:
             return
-        with open(self.snapshots_path, "rb") as f:
-            f.seek(self._snap_end)
-            data = f.read()
-        consumed = 0
-        for meta, offset in snapshot_metas(data):
-            self._snapshots.append((meta["seq"], meta["t"], self._snap_end + offset))
-            consumed = offset + 8 + int.from_bytes(data[offset : offset + 4], "little")
-        self._snap_end += consumed
+        metas, self._snap_end = snapshot_metas(self.snapshots_path, self._snap_end)
+        self._snapshots.extend((meta["seq"], meta["t"], offset) for meta, offset in metas)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -170,10 +164,12 @@ class Recording:
         # Newest snapshot whose seq is below the first event not yet happened.
         limit_seq = ix.seqs[hi - 1] if hi else 0
         pos = bisect.bisect_right([s[0] for s in self._snapshots], limit_seq) - 1
-        if pos >= 0:
+        while pos >= 0:
             seq, _, offset = self._snapshots[pos]
             state = read_snapshot(self.snapshots_path, offset)
-            return state, bisect.bisect_right(ix.seqs, seq)
+            if state is not None:
+                return state, bisect.bisect_right(ix.seqs, seq)
+            pos -= 1  # a damaged snapshot: an older one and a longer fold will do
         return SessionState(header["id"], header["title"], recording=header["recording"]), 0
 
     def _checkpoint(self, hi: int) -> tuple[SessionState, int]:

@@ -272,7 +272,7 @@ async def test_snapshot_after_n_events_and_read_latest_equals_the_full_fold(tmp_
             await rec.durable("s1", e.seq)
     finally:
         await rec.close()
-    metas = snapshot_metas(snapshots_path(tmp_path, "s1").read_bytes())
+    metas, _ = snapshot_metas(snapshots_path(tmp_path, "s1"))
     assert [meta["seq"] for meta, _ in metas] == [5, 10]
     # A snapshot's offset is where the events after it start in the log.
     records = list(iter_records(events_path(tmp_path, "s1").read_bytes()))
@@ -299,15 +299,20 @@ async def test_snapshot_after_n_events_and_read_latest_equals_the_full_fold(tmp_
         assert view == {**want, "t": e.t}
 
 
-async def test_reopen_continues_from_the_log(tmp_path: Path):
-    events = _events(8)
-    rec = Recorder(tmp_path, snapshot_events=5)
+async def _record_then_close(tmp_path: Path, events: list[Event], snapshot_events: int = 1000) -> None:
+    """Record these events in session s1 with a fresh recorder, wait until durable, close."""
+    rec = Recorder(tmp_path, snapshot_events=snapshot_events)
     try:
         await rec.open("s1", "Title", "on")
-        rec.append("s1", events[:6])
-        await rec.durable("s1", 6)
+        rec.append("s1", events)
+        await rec.durable("s1", events[-1].seq)
     finally:
         await rec.close()
+
+
+async def test_reopen_continues_from_the_log(tmp_path: Path):
+    events = _events(8)
+    await _record_then_close(tmp_path, events[:6], snapshot_events=5)
     rec = Recorder(tmp_path, snapshot_events=5)
     try:
         recovered = await rec.open("s1", "Title", "on")
@@ -329,13 +334,7 @@ async def test_reopen_continues_from_the_log(tmp_path: Path):
 
 async def test_reopen_repairs_a_torn_event_tail(tmp_path: Path):
     events = _events(6)
-    rec = Recorder(tmp_path)
-    try:
-        await rec.open("s1", "Title", "on")
-        rec.append("s1", events[:4])
-        await rec.durable("s1", 4)
-    finally:
-        await rec.close()
+    await _record_then_close(tmp_path, events[:4])
     path = events_path(tmp_path, "s1")
     good = path.stat().st_size
     torn = frame(codec.packb(codec.event_record(events[4], 0)))
@@ -357,13 +356,7 @@ async def test_reopen_repairs_a_torn_event_tail(tmp_path: Path):
 
 async def test_torn_snapshot_does_not_break_later_snapshots(tmp_path: Path):
     events = _events(10)
-    rec = Recorder(tmp_path, snapshot_events=5)
-    try:
-        await rec.open("s1", "Title", "on")
-        rec.append("s1", events[:5])
-        await rec.durable("s1", 5)
-    finally:
-        await rec.close()
+    await _record_then_close(tmp_path, events[:5], snapshot_events=5)
     snap = snapshots_path(tmp_path, "s1")
     data = snap.read_bytes()
     [(_, end, _)] = iter_records(data)  # one record per snapshot: meta and state together
