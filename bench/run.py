@@ -41,7 +41,7 @@ def main() -> None:
         "Medians unless stated; every figure beside its peer, measured in the same run.",
         "",
     ]
-    OUT.write_text("\n".join(header) + "\n".join(sections))
+    OUT.write_text("\n".join(header) + "\n" + "\n".join(sections))
     print(OUT.read_text())
 
 
