@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the tests need (a private redis-server per test run), installed when absent.
+# Debian packages the build needs, installed when absent.
 system-deps:
-	@if ! command -v redis-server >/dev/null || ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
-		echo "Installing Debian packages: redis-server python3-venv"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server python3-venv >/dev/null; \
+	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
+		echo "Installing Debian packages: python3-venv"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
 	fi
 
 run: $(STAMP)
@@ -37,7 +37,7 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Benchmarks write their figures into docs/benchmarks.md (see bench/README.md).
+# Benchmarks write their figures into docs/benchmarks.md.
 bench: $(STAMP)
 	$(PY) bench/run.py
 

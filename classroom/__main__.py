@@ -49,11 +49,14 @@ def serve(settings: Settings) -> None:
 
 
 def create(settings: Settings, title: str) -> None:
-    from .core.limits import TITLE_LEN
+    from .api import CreateSession
+    from .core import CommandError
+    from .core.validation import parse
 
-    title = title.strip()
-    if not title or len(title) > TITLE_LEN:
-        sys.exit(f"error: the title must have 1 to {TITLE_LEN} characters")
+    try:
+        title = parse(CreateSession, {"title": title}).title  # the same rules as the HTTP API
+    except CommandError as exc:
+        sys.exit(f"error: {exc.message}")
     settings.resolve_keys()
     store = SessionStore(settings.data_dir)
     try:

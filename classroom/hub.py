@@ -86,6 +86,12 @@ class Hub:
         conn = self.connections.get(sid)
         if conn is None:
             return CommandError("not_joined", "connect with a token first").as_ack()
+        if conn.pid is None:
+            # Look the session up again: an ended one may have left memory since connect.
+            session = await self.sessions.get(conn.session.id)
+            if session is None:
+                return CommandError("not_found", "no such session").as_ack()
+            conn.session = session
         try:
             return self._join(sid, conn, data if data is not None else {})
         except CommandError as exc:

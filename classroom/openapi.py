@@ -74,14 +74,21 @@ def _op(
     op["parameters"] = [
         {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
         for p in ["id", *path_params]
-    ] + [
-        {"name": p[1:], "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}}
-        for p in params
-        if p.startswith("?")
-    ]
+    ] + [_query(p[1:]) for p in params if p.startswith("?")]
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     return op
+
+
+def _query(name: str) -> dict[str, Any]:
+    """A query parameter: `audience` (learner|trainer), else milliseconds; `!` marks required."""
+    required = name.endswith("!")
+    name = name.rstrip("!")
+    if name == "audience":
+        schema: dict[str, Any] = {"type": "string", "enum": ["learner", "trainer"], "default": "learner"}
+    else:
+        schema = {"type": "integer", "minimum": 0, "description": "milliseconds since the start"}
+    return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
 def _recording_paths() -> dict[str, Any]:
@@ -116,7 +123,7 @@ def _recording_paths() -> dict[str, Any]:
             ),
         },
         "/api/recordings/{id}/state": {
-            "get": _op("Folded state at time t", ok, 400, 401, 403, 404, params=("?t",)),
+            "get": _op("Folded state at time t", ok, 400, 401, 403, 404, params=("?t!", "?audience")),
         },
         "/api/recordings/{id}/export/{name}": {
             "get": _op(
@@ -140,7 +147,13 @@ def _recording_paths() -> dict[str, Any]:
             ),
         },
         "/api/recordings/{id}/quiz": {
-            "get": _op("This viewer's quiz answers with the live results", ok, 401, 403, 404),
+            "get": _op(
+                "This viewer's quiz answers (with the live results where the trainer shared them)",
+                ok,
+                401,
+                403,
+                404,
+            ),
         },
         "/api/recordings/{id}/quiz/{poll}": {
             "post": _op(
@@ -215,7 +228,7 @@ def document(server_url: str) -> dict[str, Any]:
                 "replay": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "the replay link's token, a viewer token, or a trainer token",
+                    "description": "the replay link's token, a viewer token, a trainer or learner token",
                 },
             },
         },

@@ -237,7 +237,7 @@ async def delete(request: web.Request) -> web.Response:
     live = sessions.live.get(session_id)
     info = await sessions.store.get(session_id)
     status = live.state.status if live is not None else (info.status if info else "ended")
-    if status == "live":
+    if status != "ended":
         raise CommandError("session_live", "end the session before deleting its recording")
     await sessions.forget(session_id)
     await request.app[LIBRARY].delete(session_id)

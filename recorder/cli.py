@@ -1,4 +1,4 @@
-"""`python -m classroom export ID --format json|msgpack|vtt|csv`: exports from the data directory,
+"""`python -m classroom export ID --format json|msgpack|vtt|txt|csv`: exports from the data directory,
 with a progress bar for long recordings."""
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from . import codec
+from .logfile import iter_records
 from .paths import events_path, recording_dir, valid_id
 from .replay import Recording, RecordingError
 
@@ -26,7 +28,19 @@ class Library:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def exists(self, session_id: str) -> bool:
-        return valid_id(session_id) and events_path(self.root, session_id).exists()
+        """Is there a recording (not just a crash-guard log of a session recorded off)?"""
+        if not valid_id(session_id):
+            return False
+        try:
+            with open(events_path(self.root, session_id), "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            return False
+        first = next(iter_records(head), None)
+        if first is None:
+            return False
+        header = codec.unpackb(first[2]).get("h", {})
+        return header.get("recording") != "off"
 
     async def read(self, session_id: str, fn: Callable[[Recording], T]) -> T:
         """Run `fn(recording)` in the pool. One reader per recording at a time: its index is

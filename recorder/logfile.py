@@ -136,5 +136,21 @@ class Appender:
     def sync(self) -> None:
         os.fsync(self._file.fileno())
 
+    def append_durable(self, blob: bytes) -> int:
+        """Append and fsync; if either fails, cut the file back so a retry does not write the
+        records twice. Returns the offset the blob starts at."""
+        offset = self.write(blob)
+        try:
+            self.sync()
+        except OSError:
+            self.size = offset
+            try:
+                self._file.truncate(offset)
+                self._file.seek(offset)
+            except OSError:
+                pass
+            raise
+        return offset
+
     def close(self) -> None:
         self._file.close()

@@ -320,8 +320,7 @@ class Recorder:
                 continue
             try:
                 chunk = b"".join(blobs)
-                offset = writer.events.write(chunk)
-                writer.events.sync()
+                offset = writer.events.append_durable(chunk)
                 writer.index.crc = zlib.crc32(chunk, writer.index.crc)
             except OSError as exc:
                 log.error("recording %s: cannot write its log (%s); will retry", session_id, exc)
@@ -342,7 +341,10 @@ class Recorder:
                     writer.last_t - writer.last_snapshot_t >= self.snapshot_ms
                 )
                 if due and writer.log_since_snapshot >= writer.last_snapshot_bytes * SNAPSHOT_LOG_FRACTION:
-                    self._snapshot(writer, offset)
+                    try:
+                        self._snapshot(writer, offset)
+                    except OSError as exc:  # the events are safe; a snapshot can wait
+                        log.error("recording %s: snapshot failed (%s)", session_id, exc)
         return failed
 
     def _snapshot(self, writer: _Writer, events_offset: int) -> None:
@@ -350,8 +352,7 @@ class Recorder:
         state = writer.state
         meta = {"seq": state.seq, "t": state.t, "w": writer.last_wall_ms, "off": events_offset}
         blob = snapshot_record(meta, state)
-        writer.snapshots.write(blob)
-        writer.snapshots.sync()
+        writer.snapshots.append_durable(blob)
         index_file.save(writer.index, index_path(self.root, writer.session_id))
         writer.last_snapshot_bytes = len(blob)
         writer.log_since_snapshot = 0

@@ -410,6 +410,9 @@ async def test_delete_by_admin_of_a_session_never_started(server):
     manifest = await ok(server, "GET", f"/api/recordings/{rid}", ADMIN)
     assert manifest["id"] == rid and manifest["trainers"] == ["Tess"]
     assert (directory / "events.log").is_file()
+    # Not ended yet (people may be connected to it): refused until it is ended (cancelled).
+    await fails(server, "DELETE", f"/api/recordings/{rid}", ADMIN, 409, "session_live")
+    await trainer.request("session.end")
     got, _ = await call(server, "DELETE", f"/api/recordings/{rid}", ADMIN)
     assert got == 204
     assert not directory.exists()
