@@ -66,7 +66,10 @@ async def barrier(trainer: ClassroomClient, *clients: ClassroomClient) -> None:
     a chapter, and each client's stream is ordered, so seeing the mark means seeing all before."""
     ack = await trainer.request("session.mark", title="barrier")
     await asyncio.gather(
-        *(c.wait_for("chapter.marked", lambda e: e["seq"] == ack["seq"]) for c in (trainer, *clients))
+        *(
+            c.wait_for("chapter.marked", lambda e: e["seq"] == ack["seq"], timeout=20)
+            for c in (trainer, *clients)
+        )
     )
 
 
