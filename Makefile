@@ -5,7 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint fmt bench install system-deps clean
+WEB_STAMP := web/dist/.built
+WEB_DEPS := web/node_modules/.installed
+WEB_SRC := $(shell find web/src web/test -type f 2>/dev/null) web/build.mjs web/tsconfig.json
+
+.PHONY: run test lint fmt bench install web system-deps browser-deps screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -16,17 +20,41 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the build needs, installed when absent.
+# Debian packages the build needs, installed when absent: venv for Python, Node.js and npm for
+# the web client.
 system-deps:
-	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
-		echo "Installing Debian packages: python3-venv"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	@missing=""; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-run: $(STAMP)
+# The browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "Installing Debian package: chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+# The web client: npm packages from the lockfile, then one bundle per page into web/dist.
+$(WEB_DEPS): web/package.json web/package-lock.json
+	@$(MAKE) --no-print-directory system-deps
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WEB_STAMP): $(WEB_DEPS) $(WEB_SRC)
+	cd web && ./node_modules/.bin/tsc --noEmit -p . && node build.mjs
+	@touch $@
+
+web: $(WEB_STAMP)
+
+run: $(STAMP) $(WEB_STAMP)
 	$(PY) -m classroom serve
 
-test: $(STAMP)
+test: $(STAMP) $(WEB_STAMP) browser-deps
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -41,5 +69,9 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+# PNGs of the four pages from a scripted session, for the README.
+screenshots: $(STAMP) $(WEB_STAMP) browser-deps
+	$(PY) -m tests.web.screenshots docs/screenshots
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info web/node_modules web/dist

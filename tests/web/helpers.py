@@ -1,0 +1,79 @@
+"""Small helpers for driving Classcast pages in Playwright."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+SOCKET_URL = re.compile(r".*/socket\.io/.*")
+
+
+def tid(name: str, extra: str = "") -> str:
+    return f'[data-testid="{name}"]{extra}'
+
+
+async def view(page) -> dict[str, Any]:
+    return await page.evaluate("() => window.classcast.view()")
+
+
+async def until(page, js_condition: str, timeout: float = 10_000) -> None:
+    """Wait until `js_condition` (an expression over `v`, the page's folded view) holds."""
+    script = (
+        "() => { const c = window.classcast; const v = c && c.view && c.view(); "
+        f"return !!v && ({js_condition}); }}"
+    )
+    await page.wait_for_function(script, timeout=timeout)
+
+
+async def open_page(context, url: str, problems, label: str):
+    page = await context.new_page()
+    problems.watch(page, label)
+
+    async def on_dialog(dialog) -> None:
+        # A prompt (chapter title) or confirm (end session) is answered like a user would.
+        if dialog.type == "alert":
+            problems.items.append(f"{label} alert: {dialog.message}")
+            await dialog.dismiss()
+        else:
+            await dialog.accept("Chapter" if dialog.type == "prompt" else None)
+
+    page.on("dialog", lambda d: asyncio.ensure_future(on_dialog(d)))
+    await page.goto(url)
+    return page
+
+
+class Network:
+    """A learner's connection that the test can cut: the context goes offline (no new requests)
+    and its websockets, routed through Playwright, are closed and refused until it is back."""
+
+    def __init__(self, context) -> None:
+        self.context = context
+        self.online = True
+        self.sockets: list[Any] = []
+
+    async def install(self) -> None:
+        async def handler(ws) -> None:
+            if not self.online:
+                await ws.close()
+                return
+            ws.connect_to_server()
+            self.sockets.append(ws)
+
+        await self.context.route_web_socket(SOCKET_URL, handler)
+
+    async def drop(self) -> None:
+        self.online = False
+        await self.context.set_offline(True)
+        for ws in self.sockets:
+            await ws.close()
+        self.sockets.clear()
+
+    async def restore(self) -> None:
+        self.online = True
+        await self.context.set_offline(False)
+
+
+def jsq(value: str) -> str:
+    return json.dumps(value)
