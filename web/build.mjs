@@ -2,9 +2,11 @@
 import { build } from "esbuild";
 import { cpSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 
-const pages = readdirSync("src/pages")
-  .filter((f) => f.endsWith(".ts"))
-  .map((f) => `src/pages/${f}`);
+const pages = existsSync("src/pages")
+  ? readdirSync("src/pages")
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => `src/pages/${f}`)
+  : [];
 mkdirSync("dist", { recursive: true });
 
 await build({
