@@ -15,7 +15,7 @@ from recorder.recorder import Recorder
 from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, json_errors, setup_routes
 from .auth import Signer
 from .config import Settings
-from .fanout import RoomFanout
+from .fanout import FrameFanout, Transports
 from .hub import Hub
 from .pages import setup_pages
 from .sessions import Sessions
@@ -43,12 +43,14 @@ def build_app(settings: Settings) -> web.Application:
     )
     app = web.Application(middlewares=[json_errors], client_max_size=256 * 1024)
     sio.attach(app)
+    transports = Transports()
+    transports.install(sio)
     store = SessionStore(settings.data_dir)
     recordings = settings.data_dir / "recordings"
     recorder = Recorder(recordings)
     library = Library(recordings, recorder.is_open)
     replay_store = ReplayStore(settings.data_dir / "replay.db")
-    sessions = Sessions(store, RoomFanout(sio), recorder, settings.idle_timeout)
+    sessions = Sessions(store, FrameFanout(sio, transports), recorder, settings.idle_timeout)
     signer = Signer(settings.secret, settings.link_ttl, settings.participant_ttl)
     app[SESSIONS] = sessions
     app[SIGNER] = signer

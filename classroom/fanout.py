@@ -1,17 +1,33 @@
-"""Fan-out: deliver each event to every connection that may see it, encoded once per audience.
+"""Fan-out: deliver each event to every connection that may see it.
 
-Rooms per session: one per audience, plus one per participant for the copies only the actor may
-see (their own vote, their own anonymous question).
+An event is projected once per audience, its websocket frame (engine.io message + socket.io
+event + JSON) is built once, and the same bytes are written to every member's transport: no task,
+no encoding, no compression per recipient. Rooms per session: one per audience, plus one per
+participant for the copies only the actor may see (their own vote, their own anonymous question).
+
+Connections not (yet) on the websocket transport fall back to python-socketio's own path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import struct
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import socketio
+from aiohttp.web import WebSocketResponse
+from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from .core import AUDIENCES, Event, project
+
+log = logging.getLogger(__name__)
+
+# A client this far behind on reading (bytes queued in its transport) is cut off; it reconnects
+# and resumes from its last seq instead of holding the server's memory hostage.
+MAX_BUFFERED = 8 * 1024 * 1024
 
 
 def audience_room(session_id: str, audience: str) -> str:
@@ -22,31 +38,111 @@ def personal_room(session_id: str, pid: str) -> str:
     return f"{session_id}/p/{pid}"
 
 
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final, uncompressed websocket text frame (server to client)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+def event_frame(view: dict[str, Any]) -> bytes:
+    """The frame of socket.io event `event` with `view`: engine.io MESSAGE (4), socket.io EVENT (2)."""
+    body = json.dumps(["event", view], separators=(",", ":"), ensure_ascii=False)
+    return text_frame(b"42" + body.encode())
+
+
+class Transports:
+    """The asyncio transport of every connection on the websocket transport, by engine.io sid.
+
+    It replaces engine.io's aiohttp websocket driver for one server: the same driver, but
+    without permessage-deflate (compressing every frame for every connection costs more than
+    everything else together), and registering each connection's transport while it is open."""
+
+    def __init__(self) -> None:
+        self.by_eio_sid: dict[str, asyncio.Transport] = {}
+
+    def install(self, sio: socketio.AsyncServer) -> None:
+        registry = self.by_eio_sid
+
+        class WebSocket(eio_aiohttp.WebSocket):
+            async def __call__(self, environ: dict) -> WebSocketResponse:
+                request = environ["aiohttp.request"]
+                self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+                await self._sock.prepare(request)
+                self.environ = environ
+                eio_sid = self.handler.__self__.sid  # the engine.io socket this websocket serves
+                registry[eio_sid] = self._sock._writer.transport  # type: ignore[union-attr]
+                try:
+                    await self.handler(self)
+                finally:
+                    registry.pop(eio_sid, None)
+                return self._sock
+
+        sio.eio._async = {**sio.eio._async, "websocket": WebSocket}
+
+
 class Fanout(Protocol):
     async def deliver(
         self, session_id: str, event: Event, actor_role: str | None, actor_sids: Iterable[str]
     ) -> None: ...
 
 
-class RoomFanout:
-    """Fan-out through python-socketio rooms: one encode per audience (the manager encodes a
-    room emit once and reuses the packet for every member)."""
-
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+class FrameFanout:
+    def __init__(self, sio: socketio.AsyncServer, transports: Transports) -> None:
         self.sio = sio
+        self.transports = transports.by_eio_sid
+        self.frames = 0  # frames built (one per audience copy), for tests and benchmarks
+        self.writes = 0
 
     async def deliver(
         self, session_id: str, event: Event, actor_role: str | None, actor_sids: Iterable[str]
     ) -> None:
+        rooms = self.sio.manager.rooms.get("/", {})
+        fallback: list[tuple[str, dict[str, Any]]] = []
         for audience in AUDIENCES:
             view = project(event, audience)
-            skip = None
+            skip: Iterable[str] = ()
             if event.actor is not None and actor_role == audience:
                 own = project(event, audience, True)
                 if own is not view:
                     # The actor sees more of their own event than the rest of the audience.
-                    skip = list(actor_sids)
+                    skip = set(actor_sids)
                     if own is not None:
-                        await self.sio.emit("event", own, room=personal_room(session_id, event.actor))
+                        self._write(rooms.get(personal_room(session_id, event.actor)), own, (), fallback)
             if view is not None:
-                await self.sio.emit("event", view, room=audience_room(session_id, audience), skip_sid=skip)
+                self._write(rooms.get(audience_room(session_id, audience)), view, skip, fallback)
+        for sid, view in fallback:
+            await self.sio.emit("event", view, to=sid)
+
+    def _write(
+        self,
+        members: Any,
+        view: dict[str, Any],
+        skip: Iterable[str],
+        fallback: list[tuple[str, dict[str, Any]]],
+    ) -> None:
+        if not members:
+            return
+        frame = None
+        transports = self.transports
+        for sid, eio_sid in members.items():
+            if sid in skip:
+                continue
+            transport = transports.get(eio_sid)
+            if transport is None:
+                fallback.append((sid, view))
+                continue
+            if transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() > MAX_BUFFERED:
+                log.warning("connection %s is too far behind; closing it so it resumes", sid)
+                transport.abort()
+                continue
+            if frame is None:
+                frame = event_frame(view)
+                self.frames += 1
+            transport.write(frame)
+            self.writes += 1

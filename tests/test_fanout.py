@@ -1,40 +1,50 @@
-"""A broadcast is encoded once per audience, never once per recipient."""
+"""A broadcast is encoded once per audience, never once per recipient: one frame is built per
+audience and the same bytes are written to every member's transport."""
 
 from __future__ import annotations
 
 import asyncio
 
-import socketio.packet
+from classroom.api import SESSIONS
+from classroom.fanout import event_frame, text_frame
 
 from .conftest import barrier
 
 
-async def test_one_encode_per_audience_whatever_the_number_of_learners(server, monkeypatch):
+def test_frames_are_valid_websocket_text_frames():
+    for size in (0, 125, 126, 65535, 65536):
+        frame = text_frame(b"x" * size)
+        assert frame[0] == 0x81  # FIN + text
+        if size < 126:
+            assert frame[1] == size and len(frame) == 2 + size
+        elif size < 65536:
+            assert frame[1] == 126 and int.from_bytes(frame[2:4], "big") == size
+        else:
+            assert frame[1] == 127 and int.from_bytes(frame[2:10], "big") == size
+    assert event_frame({"a": "é"})[2:] == '42["event",{"a":"é"}]'.encode()
+
+
+async def test_one_frame_per_audience_whatever_the_number_of_learners(server):
     info, trainer = await server.live_session()
     learners = list(await asyncio.gather(*(server.client(info["join_url"], f"L{i}") for i in range(20))))
     await barrier(trainer, *learners)
+    fanout = server.app[SESSIONS].fanout
+    frames, writes = fanout.frames, fanout.writes
 
-    encoded: list[str] = []
-    original = socketio.packet.Packet.encode
-
-    def counting_encode(self):
-        out = original(self)
-        if self.data and self.data[0] == "event":
-            encoded.append(self.data[1]["type"])
-        return out
-
-    monkeypatch.setattr(socketio.packet.Packet, "encode", counting_encode)
     await trainer.request("chat.send", text="to all 21")
-    await asyncio.gather(*(c.wait_for("chat.message") for c in learners))
-    assert encoded == ["chat.message", "chat.message"]  # one for trainers, one for learners
+    await asyncio.gather(
+        *(c.wait_for("chat.message", lambda e: e["data"]["text"] == "to all 21") for c in learners)
+    )
+    assert fanout.frames - frames == 2  # one for trainers, one for learners
+    assert fanout.writes - writes == 21  # the same bytes to each connection
 
-    # An event only its actor may see in full: the learner audience gets one redacted copy,
-    # the actor one full copy; still nothing per recipient.
-    encoded.clear()
+    # An event only its actor may see in full: trainers get one copy, the voter one full copy,
+    # the other learners nothing; still nothing built per recipient.
     poll = await trainer.request("poll.open", question="Q", options=["a", "b"])
     await asyncio.gather(*(c.wait_for("poll.opened") for c in learners))
-    encoded.clear()
+    frames, writes = fanout.frames, fanout.writes
     await learners[0].request("poll.vote", poll_id=poll["id"], choices=[1])
     await trainer.wait_for("poll.voted")
     await learners[0].wait_for("poll.voted")
-    assert sorted(encoded) == ["poll.voted", "poll.voted"]  # trainers' copy and the voter's own
+    assert (fanout.frames - frames, fanout.writes - writes) == (2, 2)
+    assert all(not any(e["type"] == "poll.voted" for e in c.events) for c in learners[1:])
