@@ -32,11 +32,15 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# The browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
+# The browser tests drive Debian's Chromium (never a browser downloaded by Playwright), with an
+# emoji font so reactions render.
 browser-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
-		echo "Installing Debian package: chromium"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$$missing fonts-noto-color-emoji"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # The web client: npm packages from the lockfile, then one bundle per page into web/dist.

@@ -93,13 +93,20 @@ async def main(out: Path) -> None:
             await until(phone, "v.chat.length >= 4")
             await phone.screenshot(path=str(out / "learner-phone.png"), full_page=True)
 
+            for context in browser.contexts:
+                await context.close()  # the live pages: the replay gets the machine to itself
             await trainer.request("poll.close", poll_id=(await trainer.wait_for("poll.opened"))["data"]["id"])
             await trainer.request("session.end")
             page = await (await browser.new_context(**desktop)).new_page()
             await page.goto(info["replay_url"])
             await page.wait_for_selector(tid("timeline"))
-            await page.evaluate(
-                "() => window.classcast.seek(window.classcast.duration ? window.classcast.duration() : 0)"
+            async with server.http.get(
+                f"{server.base_url}/api/recordings/{info['id']}", headers=server.admin
+            ) as r:
+                duration = (await r.json())["duration_ms"]
+            await page.evaluate(f"() => window.classcast.seek({duration})")
+            await page.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=chat-message]').length >= 4"
             )
             await page.wait_for_timeout(500)
             await page.screenshot(path=str(out / "replay.png"), full_page=True)

@@ -1,0 +1,276 @@
+// The live connection: connect with a link or participant token, join, fold the session into the
+// shared reducer, resume after a drop with {last_seq, epoch}, and send commands with acks.
+// A port of classroom/client.py's join/resume/buffering logic.
+import { io, type Socket } from "socket.io-client";
+import { apply, fromView, view, type Audience, type State, type WireEvent } from "./reducer";
+import { store } from "./dom";
+
+export type Status = "connecting" | "live" | "reconnecting";
+
+export interface You {
+  id: string;
+  name: string;
+  role: Audience;
+}
+
+export interface AckError {
+  code: string;
+  message: string;
+}
+
+export interface Ack {
+  ok: boolean;
+  error?: AckError;
+  seq?: number;
+  id?: string;
+  [key: string]: any;
+}
+
+/** What changed: a whole new state (snapshot) or these events, folded in order. */
+export interface Update {
+  snapshot: boolean;
+  events: WireEvent[];
+  /** True for events pushed as they happened; false for those recovered by a resume. */
+  live: boolean;
+}
+
+export interface LiveOptions {
+  sessionId: string;
+  /** The token from the page's link (trainer or learner link token). */
+  linkToken: string;
+  /** The role this page is for; a saved identity of another role is not reused. */
+  role: Audience;
+  onUpdate: (u: Update) => void;
+  onStatus: (s: Status) => void;
+  /** The connection was refused for good (bad link, expired, session gone). */
+  onFatal: (err: AckError) => void;
+  /** The saved identity no longer works and the link needs a name (learners). */
+  onNeedName?: (err?: AckError) => void;
+}
+
+const ACK_TIMEOUT = 10_000;
+const FATAL = new Set(["invalid_token", "expired_token", "wrong_session", "forbidden", "not_found"]);
+
+export const identityKey = (sessionId: string) => `classcast:${sessionId}`;
+
+export class Live {
+  state: State | null = null;
+  you: You | null = null;
+  status: Status = "connecting";
+  private socket: Socket | null = null;
+  private epoch: string | null = null;
+  private token: string;
+  private usingSaved: boolean;
+  private name: string | null = null;
+  private buffer: WireEvent[] | null = null; // events that arrive while a join is in flight
+  private joining = false;
+  private joinGen = 0;
+  private joined = false;
+  private closed = false;
+
+  constructor(private opts: LiveOptions) {
+    const saved = store.get(identityKey(opts.sessionId));
+    this.usingSaved = !!saved;
+    this.token = saved || opts.linkToken;
+  }
+
+  /** Whether a saved participant token will be used (a learner then needs no name). */
+  get hasIdentity(): boolean {
+    return this.usingSaved;
+  }
+
+  /** The participant token of this identity (valid for the replay API too). */
+  get participantToken(): string | null {
+    return this.usingSaved || this.joined ? this.token : null;
+  }
+
+  get joinedNow(): boolean {
+    return this.joined && !!this.socket?.connected;
+  }
+
+  /** Connect and join. A learner joining from the link gives a name. */
+  start(name?: string): void {
+    if (name !== undefined) this.name = name;
+    this.closed = false;
+    if (!this.socket) {
+      this.socket = io(location.origin, {
+        transports: ["websocket"],
+        autoConnect: false,
+        reconnectionDelay: 500,
+        reconnectionDelayMax: 5000,
+        auth: (cb) => cb({ token: this.token, session: this.opts.sessionId }),
+      });
+      this.socket.on("connect", () => void this.join());
+      this.socket.on("event", (e: WireEvent) => this.onEvent(e));
+      this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
+      this.socket.on("connect_error", (err: any) => this.onConnectError(err));
+    }
+    this.setStatus(this.state ? "reconnecting" : "connecting");
+    this.socket.connect();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket?.disconnect();
+  }
+
+  /** The session as this participant sees it (the reducer's view). */
+  view(): any {
+    if (!this.state || !this.you) return null;
+    return view(this.state, this.you.role, this.you.id);
+  }
+
+  /** Send a command; resolves with its ack, or a local error when not connected or no answer. */
+  async send(command: string, payload: Record<string, unknown> = {}): Promise<Ack> {
+    const socket = this.socket;
+    if (!socket || !socket.connected || !this.joined) {
+      return { ok: false, error: { code: "offline", message: "Not connected right now; try again in a moment." } };
+    }
+    try {
+      const ack = await socket.timeout(ACK_TIMEOUT).emitWithAck(command, payload);
+      if (ack && typeof ack === "object") return ack as Ack;
+      return { ok: false, error: { code: "bad_ack", message: "The server sent an unexpected answer." } };
+    } catch {
+      if (!socket.connected) {
+        return { ok: false, error: { code: "offline", message: "The connection was lost; try again once reconnected." } };
+      }
+      return { ok: false, error: { code: "timeout", message: "The server did not answer in time." } };
+    }
+  }
+
+  // -- internals -------------------------------------------------------------------------------
+
+  private setStatus(s: Status): void {
+    if (this.status === s) return;
+    this.status = s;
+    this.opts.onStatus(s);
+  }
+
+  private async join(): Promise<void> {
+    const socket = this.socket;
+    if (!socket || this.joining) return;
+    const gen = ++this.joinGen;
+    this.joining = true;
+    this.joined = false;
+    const payload: Record<string, unknown> = {};
+    if (this.state && this.epoch !== null) {
+      payload.last_seq = this.state.seq;
+      payload.epoch = this.epoch;
+    } else if (!this.usingSaved && this.name !== null) {
+      payload.name = this.name;
+    }
+    this.buffer = [];
+    let ack: any;
+    try {
+      ack = await socket.timeout(ACK_TIMEOUT).emitWithAck("join", payload);
+    } catch {
+      if (gen !== this.joinGen) return; // a later connection has its own join
+      // No answer: drop the connection; the manager reconnects and we join again.
+      this.joining = false;
+      this.buffer = null;
+      if (socket.connected) {
+        socket.disconnect();
+        if (!this.closed) setTimeout(() => socket.connect(), 1000);
+      }
+      return;
+    }
+    if (gen !== this.joinGen) return; // the connection this join was for is gone
+    this.joining = false;
+    if (!ack?.ok) {
+      this.buffer = null;
+      const err: AckError = ack?.error ?? { code: "internal_error", message: "Joining failed." };
+      socket.disconnect();
+      if (err.code === "name_required" && this.opts.onNeedName) this.opts.onNeedName(err);
+      else this.opts.onFatal(err);
+      return;
+    }
+    const you = ack.you as You;
+    if (you.role !== this.opts.role && this.usingSaved) {
+      // A saved identity from another page of this session (same tab): start over from the link.
+      this.forgetIdentity();
+      socket.disconnect();
+      this.state = null;
+      if (this.opts.role === "learner" && this.name === null) this.opts.onNeedName?.();
+      else socket.connect();
+      return;
+    }
+    this.you = you;
+    this.token = ack.token;
+    this.usingSaved = true;
+    this.epoch = ack.epoch;
+    store.set(identityKey(this.opts.sessionId), ack.token);
+    let update: Update;
+    if ("snapshot" in ack) {
+      this.state = fromView(ack.snapshot, you.id);
+      update = { snapshot: true, events: [], live: false };
+    } else {
+      const folded: WireEvent[] = [];
+      for (const e of ack.events as WireEvent[]) if (this.state && apply(this.state, e)) folded.push(e);
+      update = { snapshot: false, events: folded, live: false };
+    }
+    const buffered = this.buffer ?? [];
+    this.buffer = null;
+    for (const e of buffered) if (this.state && apply(this.state, e)) update.events.push(e);
+    this.joined = true;
+    this.setStatus("live");
+    this.opts.onUpdate(update);
+  }
+
+  private forgetIdentity(): void {
+    store.remove(identityKey(this.opts.sessionId));
+    this.usingSaved = false;
+    this.token = this.opts.linkToken;
+  }
+
+  private onEvent(e: WireEvent): void {
+    if (this.buffer !== null || !this.state) {
+      this.buffer?.push(e);
+      return;
+    }
+    if (apply(this.state, e)) this.opts.onUpdate({ snapshot: false, events: [e], live: true });
+  }
+
+  private onDisconnect(reason: string): void {
+    this.joinGen++; // an answer to a join in flight belongs to the dead connection
+    this.joined = false;
+    this.joining = false;
+    this.buffer = null;
+    if (this.closed) return;
+    this.setStatus(this.state ? "reconnecting" : "connecting");
+    if (reason === "io server disconnect") {
+      // The server closed this connection; socket.io does not retry on its own then.
+      setTimeout(() => {
+        if (!this.closed) this.socket?.connect();
+      }, 1000);
+    }
+  }
+
+  private onConnectError(err: any): void {
+    const data: AckError | undefined = err?.data && typeof err.data === "object" ? err.data : undefined;
+    if (this.socket?.active) {
+      // A network failure: socket.io keeps retrying.
+      this.setStatus(this.state ? "reconnecting" : "connecting");
+      return;
+    }
+    // Refused by the server: it will not retry by itself.
+    const code = data?.code ?? "connect_failed";
+    if (this.usingSaved && FATAL.has(code) && this.token !== this.opts.linkToken) {
+      // The saved identity no longer works (expired, server secret rotated…): use the link again.
+      this.forgetIdentity();
+      this.state = null;
+      if (this.opts.role === "learner" && this.name === null) {
+        this.opts.onNeedName?.({ code, message: "Your previous visit has expired; please join again." });
+        return;
+      }
+      this.socket?.connect();
+      return;
+    }
+    if (FATAL.has(code)) {
+      this.opts.onFatal(data ?? { code, message: String(err?.message ?? "Connection refused") });
+      return;
+    }
+    setTimeout(() => {
+      if (!this.closed) this.socket?.connect();
+    }, 2000);
+  }
+}

@@ -1,0 +1,855 @@
+// The replay player (/s/{id}/replay?token=…): loads the recording's manifest and events, folds them
+// with the shared reducer up to the playhead (refolding from checkpoints kept every 500 events
+// when seeking back), and plays on its own clock. Chat, whiteboard, polls and Q&A show exactly as
+// they were at the current time. Viewers can answer the polls as a quiz and ask questions
+// anchored to a moment.
+import { createBoard } from "../board";
+import {
+  ApiError,
+  api,
+  app,
+  clock,
+  copyText,
+  duration as fmtDuration,
+  h,
+  linkTime,
+  location_,
+  nextFrame,
+  parseTime,
+  reconcile,
+  setAttr,
+  setText,
+  shortTime,
+  show,
+  store,
+  toast,
+  toggleClass,
+} from "../dom";
+import { brand, expose, initPage, setTitle } from "../page";
+import { apply, empty, view, type State, type WireEvent } from "../reducer";
+import {
+  createChat,
+  createParticipants,
+  createPolls,
+  createQA,
+  createReactions,
+  errorPage,
+  panelsFor,
+  scheduler,
+  type PanelCtx,
+  type PanelKey,
+} from "../ui";
+
+initPage();
+const root = app();
+const { sessionId, token, params } = location_();
+const base = `/api/recordings/${encodeURIComponent(sessionId)}`;
+const CHECKPOINT_EVERY = 500;
+const SPEEDS = [0.5, 1, 1.5, 2];
+const ALL: PanelKey[] = ["status", "chat", "people", "polls", "qa", "board", "chapters"];
+
+let loaded = false;
+let player: Player | null = null;
+let pendingSeek: number | null = null;
+
+expose({
+  view: () => (player ? view(player.state, "learner", null) : null),
+  you: null,
+  status: () => (loaded ? "live" : "connecting"),
+  seek: (ms: number) => {
+    if (player) player.seek(ms);
+    else pendingSeek = ms;
+  },
+  time: () => (player ? player.now : 0),
+});
+
+interface Manifest {
+  id: string;
+  title: string;
+  status: string;
+  started_at: number | null;
+  created_at: number;
+  duration_ms: number;
+  chapters: { t: number; kind: string; title: string }[];
+  pauses: [number, number | null][];
+  counts: Record<string, number>;
+  trainers: string[];
+  anonymized: boolean;
+}
+
+interface ViewerQuestion {
+  id: string;
+  name: string;
+  t: number;
+  text: string;
+  created: number;
+  answer: string | null;
+  answered_by: string | null;
+}
+
+interface QuizResult {
+  poll_id: string;
+  choices: number[];
+  correct: number[] | null;
+  is_correct: boolean | null;
+  live: { counts: number[]; voters: number } | null;
+}
+
+interface Player {
+  state: State;
+  now: number;
+  seek(ms: number): void;
+}
+
+if (!sessionId || !token) {
+  errorPage(root, "This replay link is incomplete", "Open the full replay link you were given.");
+} else {
+  root.replaceChildren(h("div", { class: "notice", role: "status" }, h("p", null, "Loading the recording…")));
+  void load();
+}
+
+async function load(): Promise<void> {
+  let manifest: Manifest;
+  let events: WireEvent[];
+  try {
+    const [m, e] = await Promise.all([api<Manifest>(base, token), api<{ events: WireEvent[] }>(`${base}/events`, token)]);
+    manifest = m;
+    events = e.events;
+  } catch (err) {
+    const e = err as ApiError;
+    const messages: Record<string, string> = {
+      not_found: "There is no recording of this session.",
+      expired_token: "This replay link has expired.",
+      invalid_token: "This replay link does not work.",
+      wrong_session: "This link belongs to another session.",
+      forbidden: "This link cannot open the replay.",
+      recording_damaged: "This recording is damaged and cannot be played.",
+    };
+    errorPage(root, "The replay cannot be opened", messages[e.code] ?? e.message);
+    return;
+  }
+  player = buildPlayer(manifest, events);
+  loaded = true;
+}
+
+function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
+  // -- folding -------------------------------------------------------------------------------------
+  let state = empty(sessionId, manifest.title, "on");
+  let cursor = 0; // events folded into `state`
+  const checkpoints = new Map<number, State>([[0, structuredClone(state)]]);
+  let prefixMax: number[] = [];
+  const indexTimes = () => {
+    prefixMax = new Array(events.length);
+    let m = 0;
+    events.forEach((e, i) => (prefixMax[i] = m = Math.max(m, e.t)));
+  };
+  indexTimes();
+  let duration = Math.max(manifest.duration_ms, events.length ? prefixMax[events.length - 1] : 0);
+  let now = 0;
+  let playing = false;
+  let speed = 1;
+
+  /** How many events happened at or before t. */
+  function countAt(t: number): number {
+    let lo = 0;
+    let hi = events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (prefixMax[mid] <= t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  function foldTo(t: number, floatReactions: boolean): Set<PanelKey> {
+    const target = countAt(t);
+    const dirty = new Set<PanelKey>();
+    if (target < cursor) {
+      // Checkpoints exist for every multiple of CHECKPOINT_EVERY up to the furthest fold, since
+      // every fold runs forward from one of them.
+      let at = Math.floor(target / CHECKPOINT_EVERY) * CHECKPOINT_EVERY;
+      while (!checkpoints.has(at)) at -= CHECKPOINT_EVERY;
+      state = structuredClone(checkpoints.get(at)!);
+      cursor = at;
+      ALL.forEach((k) => dirty.add(k));
+    }
+    while (cursor < target) {
+      const e = events[cursor];
+      apply(state, e);
+      cursor++;
+      if (cursor % CHECKPOINT_EVERY === 0 && !checkpoints.has(cursor)) checkpoints.set(cursor, structuredClone(state));
+      for (const k of panelsFor(e.type)) dirty.add(k);
+      if (floatReactions && e.type === "reaction") reactions.float(e.data.emoji, state.participants.get(e.data.id)?.name);
+    }
+    return dirty;
+  }
+
+  // -- panels ---------------------------------------------------------------------------------------
+  const ctx: PanelCtx = {
+    mode: "replay",
+    sessionId,
+    you: () => null,
+    active: () => false,
+    seek: (t) => seek(t),
+  };
+  const viewerKey = `classcast:${sessionId}:viewer`;
+  let viewer: { token: string; name: string; viewer_id: string } | null = null;
+  try {
+    viewer = JSON.parse(store.get(viewerKey) ?? "null");
+  } catch {
+    viewer = null;
+  }
+  const quizResults = new Map<string, QuizResult>();
+  const quizBoxes = new Map<string, (r: QuizResult | undefined) => void>();
+
+  const chat = createChat(ctx);
+  const people = createParticipants(ctx);
+  const qa = createQA(ctx);
+  const reactions = createReactions(ctx);
+  const polls = createPolls(ctx, {
+    extra: (p) => quizBox(p),
+    updateExtra: (p) => quizBoxes.get(p.id)?.(quizResults.get(p.id)),
+  });
+  const board = createBoard({
+    getState: () => state,
+    mode: "replay",
+    you: () => null,
+    active: () => false,
+    toast: (m) => toast(m),
+  });
+
+  // -- viewer identity (quiz answers and questions) -------------------------------------------------
+  const nameInput = h("input", {
+    id: "viewer-name",
+    type: "text",
+    "data-testid": "viewer-name",
+    maxlength: 60,
+    autocomplete: "nickname",
+    placeholder: "Viewer",
+  });
+  const whoami = h("p", { class: "muted" });
+  const nameRow = h(
+    "div",
+    { class: "viewer-name" },
+    h("label", { for: "viewer-name", class: "field-label" }, "Your name (for quiz answers and questions, optional)"),
+    nameInput,
+  );
+  const renderViewer = () => {
+    show(nameRow, !viewer);
+    show(whoami, !!viewer);
+    if (viewer) setText(whoami, `You are watching as ${viewer.name}.`);
+  };
+
+  let registering: Promise<string> | null = null;
+  async function viewerToken(): Promise<string> {
+    if (viewer) return viewer.token;
+    if (!registering) {
+      const name = nameInput.value.trim();
+      registering = api<{ viewer_id: string; name: string; token: string }>(`${base}/viewers`, token, {
+        method: "POST",
+        body: name ? { name } : {},
+      })
+        .then((r) => {
+          viewer = { token: r.token, name: r.name, viewer_id: r.viewer_id };
+          store.set(viewerKey, JSON.stringify(viewer));
+          renderViewer();
+          return r.token;
+        })
+        .finally(() => (registering = null));
+    }
+    return registering;
+  }
+
+  // -- quiz -----------------------------------------------------------------------------------------
+  function quizBox(p: any): HTMLElement {
+    const inputs: HTMLInputElement[] = [];
+    const fieldset = h("fieldset", { class: "choices" }, h("legend", { class: "quiz-title" }, p.quiz ? "Quiz: what is your answer?" : "What would you answer?"));
+    (p.options as string[]).forEach((opt, i) => {
+      const input = h("input", {
+        type: p.multiple ? "checkbox" : "radio",
+        name: `quiz-${p.id}`,
+        value: String(i),
+        "data-testid": "poll-choice",
+      });
+      inputs.push(input);
+      fieldset.appendChild(h("label", { class: "choice" }, input, h("span", null, opt)));
+    });
+    const result = h("div", { class: "quiz-result", "aria-live": "polite" });
+    const button: HTMLButtonElement = h("button", {
+      type: "button",
+      class: "btn btn-primary",
+      "data-testid": "quiz-answer",
+      text: p.quiz ? "Check my answer" : "Answer",
+      onclick: async () => {
+        const choices = inputs.filter((x) => x.checked).map((x) => +x.value);
+        if (!choices.length) {
+          toast("Choose an answer first.", "error");
+          return;
+        }
+        button.disabled = true;
+        try {
+          const vt = await viewerToken();
+          const r = await api<QuizResult>(`${base}/quiz/${encodeURIComponent(p.id)}`, vt, { method: "POST", body: { choices } });
+          quizResults.set(p.id, r);
+          paint(r);
+        } catch (err) {
+          toast((err as Error).message, "error");
+        } finally {
+          button.disabled = false;
+        }
+      },
+    });
+    const box = h("div", { class: "quiz", "data-testid": "quiz" }, fieldset, h("div", { class: "poll-actions" }, button), result);
+    let painted: QuizResult | undefined;
+    function paint(r: QuizResult | undefined): void {
+      if (r === painted) return;
+      painted = r;
+      if (!r) {
+        result.replaceChildren();
+        return;
+      }
+      inputs.forEach((x, i) => (x.checked = r.choices.includes(i)));
+      const parts: HTMLElement[] = [];
+      if (r.is_correct === true) parts.push(h("p", { class: "quiz-verdict good" }, "✓ Correct!"));
+      else if (r.is_correct === false) parts.push(h("p", { class: "quiz-verdict bad" }, "✗ Not quite."));
+      else parts.push(h("p", { class: "quiz-verdict" }, "Answer saved (this poll had no right answer)."));
+      if (r.correct) parts.push(h("p", null, `Correct answer: ${r.correct.map((i) => p.options[i]).join(", ")}`));
+      if (r.live) {
+        const total = r.live.counts.reduce((a, b) => a + b, 0);
+        parts.push(h("p", { class: "muted" }, `How the class answered (${r.live.voters} voted):`));
+        (p.options as string[]).forEach((opt, i) => {
+          const n = r.live!.counts[i] ?? 0;
+          const pct = total ? Math.round((n / total) * 100) : 0;
+          parts.push(
+            h(
+              "div",
+              { class: `bar-row${r.correct?.includes(i) ? " correct" : ""}`, "data-testid": "quiz-live-result" },
+              h("span", { class: "bar-label" }, opt),
+              h("span", { class: "bar", "aria-hidden": "true" }, h("span", { class: "fill", style: `width:${pct}%` })),
+              h("span", { class: "bar-count" }, `${n} (${pct}%)`),
+            ),
+          );
+        });
+      } else {
+        parts.push(h("p", { class: "muted" }, "The class results of this poll were not shared."));
+      }
+      result.replaceChildren(...parts);
+    }
+    quizBoxes.set(p.id, paint);
+    return box;
+  }
+
+  if (viewer) {
+    void api<{ answers: QuizResult[] }>(`${base}/quiz`, viewer.token)
+      .then((r) => {
+        for (const a of r.answers) quizResults.set(a.poll_id, a);
+        schedule(["polls"]);
+      })
+      .catch(() => {
+        // The viewer token expired or belongs to an older server secret: register again when needed.
+        viewer = null;
+        store.remove(viewerKey);
+        renderViewer();
+      });
+  }
+
+  // -- viewer questions anchored in time ---------------------------------------------------------
+  let vQuestions: ViewerQuestion[] = [];
+  const vqList = h("ol", { class: "vq-list", "aria-label": "Viewers' questions up to this point" });
+  const vqEmpty = h("p", { class: "empty" }, "No viewer questions up to this point.");
+  const vqCache = new Map<string, HTMLElement>();
+  const vqInput = h("textarea", {
+    id: "vq-input",
+    "data-testid": "replay-question-input",
+    rows: 2,
+    maxlength: 1000,
+    placeholder: "Ask about this moment…",
+  });
+  const vqDraft = `classcast:${sessionId}:draft:replay-question`;
+  vqInput.value = store.get(vqDraft) ?? "";
+  vqInput.addEventListener("input", () => (vqInput.value ? store.set(vqDraft, vqInput.value) : store.remove(vqDraft)));
+  const askBtn: HTMLButtonElement = h("button", { type: "submit", class: "btn btn-primary", "data-testid": "replay-ask", text: "Ask" });
+  const askForm = h(
+    "form",
+    {
+      class: "composer",
+      onsubmit: async (ev: Event) => {
+        ev.preventDefault();
+        const text = vqInput.value.trim();
+        if (!text) return;
+        askBtn.disabled = true;
+        try {
+          const vt = await viewerToken();
+          const t = Math.max(0, Math.min(Math.floor(now), manifest.duration_ms));
+          const q = await api<ViewerQuestion>(`${base}/questions`, vt, { method: "POST", body: { t, text } });
+          vQuestions.push(q);
+          vQuestions.sort((a, b) => a.t - b.t || a.created - b.created);
+          vqInput.value = "";
+          store.remove(vqDraft);
+          renderVQ();
+          toast(`Question saved at ${clock(t)}.`);
+        } catch (err) {
+          toast((err as Error).message, "error");
+        } finally {
+          askBtn.disabled = false;
+        }
+      },
+    },
+    h("label", { for: "vq-input", class: "sr-only" }, "Your question about this moment"),
+    vqInput,
+    askBtn,
+  );
+  function renderVQ(): void {
+    const visible = vQuestions.filter((q) => q.t <= now);
+    reconcile(
+      vqList,
+      vqCache,
+      visible,
+      (q) => q.id,
+      (q) => {
+        const li = h(
+          "li",
+          { class: "vq seekable", "data-testid": "replay-question", "data-id": q.id },
+          h(
+            "div",
+            { class: "msg-head" },
+            h("span", { class: "name" }, q.name),
+            h("button", { type: "button", class: "link-btn time", "aria-label": `Go to ${clock(q.t)}`, text: shortTime(q.t), onclick: () => seek(q.t) }),
+          ),
+          h("p", { class: "text" }, q.text),
+        );
+        if (q.answer) {
+          li.appendChild(
+            h("div", { class: "q-answer" }, h("span", { class: "q-answer-label" }, `Answer from ${q.answered_by ?? "the trainer"}`), h("p", null, q.answer)),
+          );
+        }
+        return li;
+      },
+      () => {},
+    );
+    show(vqEmpty, visible.length === 0);
+  }
+  void api<{ questions: ViewerQuestion[] }>(`${base}/questions`, token)
+    .then((r) => {
+      vQuestions = r.questions;
+      renderVQ();
+    })
+    .catch(() => {});
+
+  // -- player controls --------------------------------------------------------------------------------
+  const playBtn: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "btn btn-primary play-btn",
+    "data-testid": "play",
+    "aria-label": "Play",
+    onclick: () => (playing ? pause() : play()),
+  });
+  const back: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "btn",
+    "data-testid": "skip-back",
+    "aria-label": "Back 10 seconds",
+    text: "↺ 10 s",
+    onclick: () => seek(now - 10_000),
+  });
+  const fwd: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "btn",
+    "data-testid": "skip-forward",
+    "aria-label": "Forward 10 seconds",
+    text: "10 s ↻",
+    onclick: () => seek(now + 10_000),
+  });
+  const clockEl = h("span", { class: "clock", "data-testid": "clock", "aria-live": "off" }, clock(0));
+  const totalEl = h("span", { class: "clock-total" });
+  const speedSel = h(
+    "select",
+    {
+      id: "speed",
+      "data-testid": "speed",
+      onchange: () => {
+        speed = parseFloat(speedSel.value) || 1;
+      },
+    },
+    ...SPEEDS.map((s) => h("option", { value: String(s), selected: s === 1 }, `${s}×`)),
+  );
+  speedSel.value = "1";
+  const timeline = h("input", {
+    type: "range",
+    class: "timeline-range",
+    "data-testid": "timeline",
+    "aria-label": "Timeline",
+    min: 0,
+    max: duration,
+    step: 1,
+    value: 0,
+  });
+  timeline.addEventListener("input", () => seek(+timeline.value));
+  let dragging = false; // while the thumb is held, the playhead follows it
+  timeline.addEventListener("pointerdown", () => (dragging = true));
+  timeline.addEventListener("pointerup", () => (dragging = false));
+  const markers = h("div", { class: "markers" });
+  const pausesBar = h("div", { class: "pauses", "aria-hidden": "true" });
+  const copyLink: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "btn btn-small btn-ghost",
+    "data-testid": "copy-time-link",
+    text: "Copy link to this moment",
+    onclick: async () => {
+      const url = new URL(location.href);
+      url.searchParams.set("t", linkTime(now));
+      const ok = await copyText(url.toString());
+      toast(ok ? `Link to ${clock(now)} copied.` : "Copying failed; copy the address bar instead.");
+    },
+  });
+  const atStatus = h("p", { class: "at-status", "aria-live": "off" });
+
+  function renderMarkers(): void {
+    const list: { t: number; kind: string; title: string }[] = manifest.chapters.map((c) => ({ ...c }));
+    for (const e of events) if (e.type === "qa.asked") list.push({ t: e.t, kind: "question", title: e.data.text });
+    const seen = new Set<string>();
+    const kinds: Record<string, string> = { mark: "Chapter", poll: "Poll", page: "Whiteboard page", question: "Question" };
+    markers.replaceChildren(
+      ...list
+        .filter((m) => {
+          const k = `${m.kind}|${m.t}|${m.title}`;
+          if (seen.has(k)) return false;
+          seen.add(k);
+          return true;
+        })
+        .map((m) =>
+          h("button", {
+            type: "button",
+            class: `marker marker-${m.kind}`,
+            "data-testid": "marker",
+            "data-t": m.t,
+            "data-kind": m.kind,
+            style: `left:${duration ? (m.t / duration) * 100 : 0}%`,
+            "aria-label": `${kinds[m.kind] ?? m.kind}: ${m.title}, at ${clock(m.t)}`,
+            title: `${clock(m.t)} · ${kinds[m.kind] ?? m.kind}: ${m.title}`,
+            onclick: () => seek(m.t),
+          }),
+        ),
+    );
+    pausesBar.replaceChildren(
+      ...manifest.pauses.map(([a, b]) => {
+        const end = b ?? duration;
+        return h("span", {
+          class: "pause-seg",
+          style: `left:${duration ? (a / duration) * 100 : 0}%;width:${duration ? ((end - a) / duration) * 100 : 0}%`,
+        });
+      }),
+    );
+  }
+
+  // Chapters list
+  const chapterList = h("ol", { class: "chapter-list" });
+  const chapterButtons: { t: number; el: HTMLElement }[] = [];
+  function renderChapters(): void {
+    chapterButtons.length = 0;
+    chapterList.replaceChildren(
+      ...manifest.chapters.map((c) => {
+        const b = h(
+          "button",
+          { type: "button", class: "chapter-btn", onclick: () => seek(c.t) },
+          h("span", { class: "time" }, shortTime(c.t)),
+          h("span", { class: `kind kind-${c.kind}` }, c.kind === "mark" ? "Chapter" : c.kind === "poll" ? "Poll" : "Board"),
+          h("span", { class: "chapter-title" }, c.title),
+        );
+        chapterButtons.push({ t: c.t, el: b });
+        return h("li", null, b);
+      }),
+    );
+  }
+
+  // Search across chat and questions
+  const searchInput = h("input", {
+    id: "replay-search",
+    type: "search",
+    "data-testid": "search-input",
+    placeholder: "Search chat and questions",
+    autocomplete: "off",
+  });
+  const searchResults = h("ol", { class: "search-results", "aria-label": "Search results" });
+  const searchInfo = h("p", { class: "muted", "aria-live": "polite" });
+  let searchTimer = 0;
+  searchInput.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = window.setTimeout(runSearch, 120);
+  });
+  function runSearch(): void {
+    const q = searchInput.value.trim().toLowerCase();
+    if (!q) {
+      searchResults.replaceChildren();
+      setText(searchInfo, "");
+      return;
+    }
+    const deleted = new Set(events.filter((e) => e.type === "chat.deleted").map((e) => e.data.id));
+    const hits: { t: number; who: string; text: string; kind: string }[] = [];
+    for (const e of events) {
+      if (e.type === "chat.message" && !deleted.has(e.data.id)) {
+        if (`${e.data.name} ${e.data.text}`.toLowerCase().includes(q)) hits.push({ t: e.t, who: e.data.name, text: e.data.text, kind: "Chat" });
+      } else if (e.type === "qa.asked") {
+        if (`${e.data.name ?? ""} ${e.data.text}`.toLowerCase().includes(q))
+          hits.push({ t: e.t, who: e.data.name ?? "Anonymous", text: e.data.text, kind: "Question" });
+      }
+    }
+    setText(searchInfo, hits.length ? `${hits.length} ${hits.length === 1 ? "result" : "results"}` : "No results");
+    searchResults.replaceChildren(
+      ...hits.slice(0, 200).map((r) =>
+        h(
+          "li",
+          null,
+          h(
+            "button",
+            { type: "button", class: "search-result", "data-testid": "search-result", "data-t": r.t, onclick: () => seek(r.t) },
+            h("span", { class: "time" }, shortTime(r.t)),
+            h("span", { class: "badge" }, r.kind),
+            h("span", { class: "name" }, r.who),
+            h("span", { class: "text" }, r.text),
+          ),
+        ),
+      ),
+    );
+  }
+
+  // -- layout ------------------------------------------------------------------------------------------
+  const started = manifest.started_at ?? manifest.created_at;
+  const exportLink = (name: string, label: string) =>
+    h("a", { class: "btn btn-small btn-ghost", href: `${base}/export/${name}?token=${encodeURIComponent(token)}`, download: `${sessionId}-${name}` }, label);
+  setTitle(manifest.title, "Replay");
+  root.replaceChildren(
+    h(
+      "div",
+      { class: "page page-replay" },
+      h(
+        "header",
+        { class: "topbar" },
+        brand(),
+        h(
+          "div",
+          { class: "topbar-title" },
+          h("h1", { class: "session-title" }, manifest.title),
+          h(
+            "span",
+            { class: "muted" },
+            `Replay · ${new Date(started * 1000).toLocaleString()} · ${fmtDuration(duration)}` +
+              (manifest.trainers.length ? ` · with ${manifest.trainers.join(", ")}` : "") +
+              (manifest.status === "live" ? " · still live" : ""),
+          ),
+        ),
+        h("div", { class: "controls" }, copyLink, exportLink("chat.txt", "Chat (.txt)"), exportLink("chat.vtt", "Subtitles (.vtt)")),
+      ),
+      h(
+        "div",
+        { class: "layout" },
+        h(
+          "div",
+          { class: "col-main" },
+          h("div", { class: "stage" }, board.el, reactions.overlay),
+          h(
+            "section",
+            { class: "player", "aria-label": "Playback" },
+            h("div", { class: "timeline" }, markers, h("div", { class: "track" }, pausesBar, timeline)),
+            h(
+              "div",
+              { class: "player-row" },
+              back,
+              playBtn,
+              fwd,
+              h("span", { class: "time-box" }, clockEl, totalEl),
+              h("label", { class: "speed", for: "speed" }, "Speed ", speedSel),
+            ),
+            atStatus,
+            h("p", { class: "hint" }, "Keys: Space play/pause · ← → 5 seconds"),
+          ),
+          h(
+            "section",
+            { class: "panel chapters-panel", "aria-labelledby": "ch-h" },
+            h("div", { class: "panel-head" }, h("h2", { id: "ch-h" }, "Chapters")),
+            manifest.chapters.length ? chapterList : h("p", { class: "empty" }, "No chapters in this recording."),
+          ),
+          h("div", { class: "pair" }, polls.el, qa.el),
+        ),
+        h(
+          "aside",
+          { class: "col-side", "aria-label": "Chat, search and questions" },
+          h(
+            "section",
+            { class: "panel search-panel", "aria-labelledby": "search-h" },
+            h("div", { class: "panel-head" }, h("h2", { id: "search-h" }, "Search")),
+            h("label", { for: "replay-search", class: "sr-only" }, "Search chat and questions"),
+            searchInput,
+            searchInfo,
+            searchResults,
+          ),
+          chat.el,
+          h(
+            "section",
+            { class: "panel vq-panel", "aria-labelledby": "vq-h" },
+            h("div", { class: "panel-head" }, h("h2", { id: "vq-h" }, "Viewers' questions")),
+            h("p", { class: "muted" }, "Questions are tied to the moment you ask them; the trainer may answer later."),
+            nameRow,
+            whoami,
+            vqList,
+            vqEmpty,
+            askForm,
+          ),
+          people.el,
+        ),
+      ),
+    ),
+  );
+  renderViewer();
+  renderMarkers();
+  renderChapters();
+
+  // -- rendering ---------------------------------------------------------------------------------------
+  let lastSecond = -1;
+  function renderClock(): void {
+    if (!dragging) timeline.value = String(Math.round(now));
+    const sec = Math.floor(now / 1000);
+    if (sec !== lastSecond) {
+      lastSecond = sec;
+      setText(clockEl, clock(now));
+      setAttr(timeline, "aria-valuetext", `${clock(now)} of ${clock(duration)}`);
+      renderVQ();
+      let current: HTMLElement | null = null;
+      for (const c of chapterButtons) if (c.t <= now) current = c.el;
+      for (const c of chapterButtons) setAttr(c.el, "aria-current", c.el === current ? "true" : null);
+      const paused = manifest.pauses.some(([a, b]) => now >= a && now < (b ?? Infinity));
+      const st = state.status;
+      setText(
+        atStatus,
+        st === "created" ? "Before the session started" : st === "ended" ? "The session has ended here" : paused ? "Recording was paused here" : "",
+      );
+    }
+    setText(totalEl, ` / ${clock(duration)}`);
+    setText(playBtn, playing ? "❚❚ Pause" : "▶ Play");
+    setAttr(playBtn, "aria-label", playing ? "Pause" : "Play");
+    toggleClass(playBtn, "is-playing", playing);
+  }
+
+  const renderAll = (dirty: Set<PanelKey>) => {
+    if ([...dirty].some((k) => k !== "board")) {
+      const v = view({ ...state, pages: new Map() } as State, "learner", null);
+      if (dirty.has("chat")) chat.render(v);
+      if (dirty.has("people") || dirty.has("status")) people.render(v);
+      if (dirty.has("polls")) polls.render(v);
+      if (dirty.has("qa")) qa.render(v);
+    }
+    if (dirty.has("board")) board.invalidate();
+  };
+  const schedule = scheduler(renderAll);
+
+  // -- playback -------------------------------------------------------------------------------------
+  function seek(ms: number): void {
+    const t = Math.max(0, Math.min(duration, Math.round(Number.isFinite(ms) ? ms : 0)));
+    now = t;
+    schedule(foldTo(t, false));
+    lastSecond = -1;
+    renderClock();
+  }
+
+  let lastTs = 0;
+  function tick(ts: number): void {
+    if (!playing) return;
+    const dt = Math.min(1000, ts - lastTs);
+    lastTs = ts;
+    now = Math.min(duration, now + dt * speed);
+    schedule(foldTo(now, true));
+    renderClock();
+    if (now >= duration) {
+      pause();
+      return;
+    }
+    requestAnimationFrame(tick);
+  }
+  function play(): void {
+    if (playing) return;
+    if (now >= duration) seek(0);
+    playing = true;
+    lastTs = performance.now();
+    requestAnimationFrame(tick);
+    renderClock();
+  }
+  function pause(): void {
+    playing = false;
+    renderClock();
+  }
+
+  document.addEventListener("keydown", (ev) => {
+    const target = ev.target as HTMLElement;
+    const tag = target?.tagName;
+    const typing =
+      (tag === "INPUT" && !["range", "checkbox", "radio", "button"].includes((target as HTMLInputElement).type)) ||
+      tag === "TEXTAREA" ||
+      tag === "SELECT" ||
+      target?.isContentEditable;
+    if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.key === " " || ev.code === "Space") {
+      if (tag === "BUTTON" || tag === "A" || (tag === "INPUT" && target !== timeline)) return; // activates the control
+      ev.preventDefault();
+      if (playing) pause();
+      else play();
+    } else if (ev.key === "ArrowLeft" || ev.key === "ArrowRight") {
+      if (tag === "INPUT" && target !== timeline) return; // radio groups use arrows
+      ev.preventDefault();
+      seek(now + (ev.key === "ArrowLeft" ? -5000 : 5000));
+    }
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (playing) lastTs = performance.now();
+  });
+
+  // A recording still being made grows: fetch what is new every 10 s.
+  if (manifest.status === "live") {
+    const refresh = async () => {
+      try {
+        const last = events.length ? events[events.length - 1] : null;
+        const [m, r] = await Promise.all([
+          api<Manifest>(base, token),
+          api<{ events: WireEvent[] }>(`${base}/events?from=${last ? last.t : 0}`, token),
+        ]);
+        const lastSeq = last ? last.seq : 0;
+        const fresh = r.events.filter((e) => e.seq > lastSeq);
+        if (fresh.length) {
+          events.push(...fresh);
+          indexTimes();
+        }
+        manifest.chapters = m.chapters;
+        manifest.pauses = m.pauses;
+        manifest.duration_ms = m.duration_ms;
+        duration = Math.max(m.duration_ms, events.length ? prefixMax[events.length - 1] : 0);
+        timeline.max = String(duration);
+        renderMarkers();
+        renderChapters();
+        lastSecond = -1;
+        renderClock();
+        if (m.status !== "live") return;
+      } catch {
+        /* try again later */
+      }
+      setTimeout(refresh, 10_000);
+    };
+    setTimeout(refresh, 10_000);
+  }
+
+  // -- start --------------------------------------------------------------------------------------------
+  const deep = parseTime(params.get("t"));
+  const start = pendingSeek ?? deep ?? 0;
+  pendingSeek = null;
+  seek(start);
+  schedule(ALL);
+  nextFrame(() => renderClock());
+
+  return {
+    get state() {
+      return state;
+    },
+    get now() {
+      return now;
+    },
+    seek,
+  };
+}

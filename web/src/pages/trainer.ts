@@ -1,0 +1,271 @@
+// The trainer's console (/s/{id}/trainer?token=…): start and end the session, recording, chapters,
+// the whiteboard with pages and the learners' drawing switch, people (hands, mute), chat
+// moderation, polls and Q&A moderation.
+import { createBoard } from "../board";
+import { api, app, h, linkField, location_, setAttr, setText, shortTime, show, toast, reconcile } from "../dom";
+import { Live, type Update } from "../live";
+import { brand, expose, initPage, setTitle } from "../page";
+import { view, type State } from "../reducer";
+import {
+  createChat,
+  createParticipants,
+  createPolls,
+  createQA,
+  createReactions,
+  createStatus,
+  errorPage,
+  panelsFor,
+  run,
+  scheduler,
+  type PanelCtx,
+  type PanelKey,
+} from "../ui";
+
+initPage();
+const root = app();
+const { sessionId, token } = location_();
+
+if (!sessionId || !token) {
+  expose({ view: () => null, you: null, status: () => "connecting" });
+  errorPage(root, "This link is incomplete", "Open the full trainer link you were given.");
+} else {
+  main();
+}
+
+function main(): void {
+  let built: ReturnType<typeof buildConsole> | null = null;
+  const live = new Live({
+    sessionId,
+    linkToken: token,
+    role: "trainer",
+    onUpdate: (u) => {
+      if (!built) built = buildConsole(live);
+      built.update(u);
+    },
+    onStatus: () => built?.statusChanged(),
+    onFatal: (err) => {
+      live.close();
+      const messages: Record<string, string> = {
+        expired_token: "This trainer link has expired. Create a new one from the home page or the API.",
+        invalid_token: "This trainer link does not work. Check that you copied all of it.",
+        wrong_session: "This link belongs to another session.",
+        not_found: "This session does not exist any more.",
+      };
+      errorPage(root, "The console cannot open", messages[err.code] ?? err.message);
+    },
+  });
+  expose({
+    view: () => live.view(),
+    get you() {
+      return live.you;
+    },
+    status: () => live.status,
+  });
+  root.replaceChildren(h("div", { class: "notice", role: "status" }, h("p", null, "Opening the trainer console…")));
+  live.start();
+}
+
+function buildConsole(live: Live) {
+  const active = () => live.status === "live" && live.state?.status === "live";
+  const ctx: PanelCtx = {
+    mode: "trainer",
+    sessionId,
+    you: () => live.you,
+    send: (c, p) => live.send(c, p),
+    active,
+  };
+  const status = createStatus("trainer");
+  const chat = createChat(ctx);
+  const people = createParticipants(ctx);
+  const polls = createPolls(ctx);
+  const qa = createQA(ctx);
+  const reactions = createReactions(ctx);
+  const board = createBoard({
+    getState: () => live.state,
+    mode: "trainer",
+    you: () => live.you,
+    send: (c, p) => live.send(c, p),
+    active: () => live.status === "live",
+    toast: (m) => toast(m, "error"),
+  });
+
+  // -- session controls ------------------------------------------------------------------------
+  const title = h("h1", { class: "session-title" });
+  const startBtn: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "btn btn-primary",
+    "data-testid": "session-start",
+    text: "Start session",
+    onclick: () => void run(ctx, "session.start", {}, startBtn).then((ack) => ack && toast("The session is live.")),
+  });
+  const endBtn: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "btn btn-danger",
+    "data-testid": "session-end",
+    text: "End session",
+    onclick: () => void run(ctx, "session.end", {}, endBtn),
+  });
+  const recBtn: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "btn",
+    "data-testid": "recording-toggle",
+    onclick: () => {
+      const paused = live.state?.recording === "paused";
+      void run(ctx, paused ? "recording.resume" : "recording.pause", {}, recBtn);
+    },
+  });
+  const markBtn: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "btn",
+    "data-testid": "mark-chapter",
+    text: "Mark chapter",
+    title: "Mark this moment as a chapter of the replay",
+    onclick: () => {
+      const n = (live.state?.chapters.length ?? 0) + 1;
+      const answer = window.prompt("Chapter title", `Chapter ${n}`);
+      if (answer === null) return;
+      const text = answer.trim();
+      if (!text) {
+        toast("A chapter needs a title.", "error");
+        return;
+      }
+      void run(ctx, "session.mark", { title: text.slice(0, 200) }, markBtn).then(
+        (ack) => ack && toast(`Chapter “${text}” marked.`),
+      );
+    },
+  });
+  const recPill = h("span", { class: "pill" });
+  const handsPill = h("span", { class: "pill pill-hand", hidden: true });
+
+  // -- invite and chapters -----------------------------------------------------------------------
+  const invite = h(
+    "section",
+    { class: "panel invite-panel", "aria-labelledby": "invite-h" },
+    h("div", { class: "panel-head" }, h("h2", { id: "invite-h" }, "Invite")),
+    h("p", { class: "muted" }, "Loading the links…"),
+  );
+  void api(`/api/sessions/${encodeURIComponent(sessionId)}`, token)
+    .then((info) => {
+      invite.replaceChildren(
+        invite.firstElementChild!,
+        h("p", { class: "muted" }, "Send the learner link to your participants. Each learner enters a name."),
+        linkField("Learner link", "invite-url", info.join_url),
+        ...(info.recording ? [linkField("Replay link", "invite-replay-url", info.replay_url)] : []),
+      );
+    })
+    .catch((err) => {
+      invite.replaceChildren(invite.firstElementChild!, h("p", { class: "muted" }, `The links could not be loaded: ${err.message}`));
+    });
+
+  const chapterList = h("ol", { class: "chapter-list", "aria-label": "Chapters" });
+  const chapterEmpty = h("p", { class: "empty" }, "No chapters yet. Use “Mark chapter” to add one.");
+  const chapters = h(
+    "section",
+    { class: "panel chapters-panel", "aria-labelledby": "chapters-h" },
+    h("div", { class: "panel-head" }, h("h2", { id: "chapters-h" }, "Chapters")),
+    chapterList,
+    chapterEmpty,
+  );
+  const chapterCache = new Map<string, HTMLElement>();
+
+  root.replaceChildren(
+    h(
+      "div",
+      { class: "page page-trainer" },
+      h(
+        "header",
+        { class: "topbar" },
+        brand(),
+        h("div", { class: "topbar-title" }, title, h("span", { class: "pills" }, recPill, handsPill)),
+        status.el,
+        h("div", { class: "controls", role: "group", "aria-label": "Session controls" }, startBtn, endBtn, recBtn, markBtn),
+      ),
+      h(
+        "div",
+        { class: "layout" },
+        h(
+          "div",
+          { class: "col-main" },
+          h("div", { class: "stage stage-trainer" }, board.el, reactions.overlay),
+          h("div", { class: "stage-actions" }, reactions.bar),
+          polls.el,
+        ),
+        h("aside", { class: "col-side", "aria-label": "Room" }, people.el, qa.el, chat.el, invite, chapters),
+      ),
+    ),
+  );
+
+  const renderAll = (dirty: Set<PanelKey>) => {
+    const s = live.state;
+    const you = live.you;
+    if (!s || !you) return;
+    if ([...dirty].some((k) => k !== "board")) {
+      const v = view({ ...s, pages: new Map() } as State, you.role, you.id);
+      if (dirty.has("status")) {
+        setText(title, v.title);
+        setTitle(v.title, v.status === "live" ? "Live" : v.status === "ended" ? "Ended" : "Trainer");
+        const tok = live.participantToken;
+        status.render(live.status, v, tok ? `/s/${encodeURIComponent(sessionId)}/replay?token=${encodeURIComponent(tok)}` : null);
+        const connected = live.status === "live";
+        show(startBtn, v.status === "created");
+        show(endBtn, v.status !== "ended");
+        startBtn.disabled = !connected;
+        endBtn.disabled = !connected;
+        setAttr(endBtn, "title", v.status === "created" ? "Ending before the start cancels the session" : "End the session for everyone");
+        const rec = v.recording as string;
+        setText(recBtn, rec === "paused" ? "Resume recording" : rec === "off" ? "Not recorded" : "Pause recording");
+        setAttr(recBtn, "aria-pressed", rec === "paused" ? "true" : "false");
+        recBtn.disabled = !active() || rec === "off";
+        show(recBtn, v.status !== "ended");
+        markBtn.disabled = !active() || rec === "off";
+        show(markBtn, v.status !== "ended");
+        setText(recPill, rec === "on" ? (v.status === "live" ? "● Recording" : "Will be recorded") : rec === "paused" ? "❚❚ Recording paused" : "Not recorded");
+        recPill.className = `pill pill-rec-${rec}${v.status === "live" ? " is-live" : ""}`;
+      }
+      if (dirty.has("people") || dirty.has("status")) {
+        people.render(v);
+        const hands = v.participants.filter((p: any) => p.hand).length;
+        show(handsPill, hands > 0);
+        setText(handsPill, `✋ ${hands} ${hands === 1 ? "hand" : "hands"} raised`);
+        reactions.setEnabled(active());
+        show(reactions.bar, v.status !== "ended");
+      }
+      if (dirty.has("chat")) chat.render(v);
+      if (dirty.has("polls")) polls.render(v);
+      if (dirty.has("qa")) qa.render(v);
+      if (dirty.has("chapters")) {
+        reconcile(
+          chapterList,
+          chapterCache,
+          v.chapters as any[],
+          (c) => c.id,
+          (c) => h("li", null, h("span", { class: "time" }, shortTime(c.t)), " ", h("span", null, c.title)),
+          () => {},
+        );
+        show(chapterEmpty, v.chapters.length === 0);
+      }
+    }
+    if (dirty.has("board")) board.invalidate();
+  };
+  const schedule = scheduler(renderAll);
+  const ALL: PanelKey[] = ["status", "chat", "people", "polls", "qa", "board", "chapters"];
+
+  return {
+    update(u: Update) {
+      if (u.snapshot) {
+        schedule(ALL);
+        return;
+      }
+      const keys = new Set<PanelKey>();
+      for (const e of u.events) {
+        for (const k of panelsFor(e.type)) keys.add(k);
+        if (e.type === "recording.paused" || e.type === "recording.resumed") keys.add("status");
+        if (e.type === "reaction" && u.live) reactions.float(e.data.emoji, live.state?.participants.get(e.data.id)?.name);
+      }
+      schedule(keys);
+    },
+    statusChanged() {
+      schedule(ALL);
+    },
+  };
+}
