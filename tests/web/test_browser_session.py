@@ -9,6 +9,15 @@ from .helpers import Network, jsq, open_page, tid, until, view
 
 XSS = "<img src=x onerror=alert(1)>"
 
+# Every visible control has an accessible name: its text, aria-label, aria-labelledby, a <label>,
+# a title, or (for inputs) a placeholder.
+UNLABELLED = """() => [...document.querySelectorAll('button, input, select, textarea')]
+  .filter(el => el.offsetParent !== null && el.type !== 'hidden')
+  .filter(el => !((el.innerText || '').trim() || el.getAttribute('aria-label') ||
+                  el.getAttribute('aria-labelledby') || el.title || el.placeholder ||
+                  (el.id && document.querySelector(`label[for="${el.id}"]`)) || el.closest('label')))
+  .map(el => el.outerHTML.slice(0, 120))"""
+
 
 async def join(browser, server_url: str, join_url: str, name: str, problems, **context_args):
     context = await browser.new_context(**context_args)
@@ -116,6 +125,10 @@ async def test_whole_session_in_real_browsers(server, browser, problems):
     await trainer.locator(tid("participant") + f"[data-id={jsq(bob_id)}]").locator(tid("lower-hand")).click()
     await until(bob, "!v.participants.find(p => p.name === 'Bob').hand")
 
+    # Keyboard and screen-reader users can tell every control apart.
+    for page in (trainer, ada, cy):
+        assert await page.evaluate(UNLABELLED) == []
+
     # The end: everyone sees it, with the way to the replay.
     await trainer.click(tid("session-end"))
     for page in learners:
@@ -134,6 +147,7 @@ async def test_whole_session_in_real_browsers(server, browser, problems):
     replay_view = await view(replay)
     assert [p["question"] for p in replay_view["polls"]] == ["Best language?"]
     assert replay_view["polls"][0]["status"] == "open"  # as it was at that moment
+    assert await replay.evaluate(UNLABELLED) == []
 
     for ctx in (trainer_ctx, ada_ctx, bob_ctx, cy_ctx, replay_ctx):
         await ctx.close()
