@@ -171,8 +171,10 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 
 async def manifest(request: web.Request) -> web.Response:
-    session_id, _ = _recording(request)
-    return _respond(request, await _read(request, session_id, Recording.manifest))
+    session_id, access = _recording(request)
+    body = await _read(request, session_id, Recording.manifest)
+    # Who is asking, so a replay page can offer trainers what only they may do.
+    return _respond(request, {**body, "you": {"role": access.role, "manages": access.manages}})
 
 
 async def events(request: web.Request) -> web.Response:

@@ -75,6 +75,7 @@ interface Manifest {
   counts: Record<string, number>;
   trainers: string[];
   anonymized: boolean;
+  you: { role: string; manages: boolean };
 }
 
 interface ViewerQuestion {
@@ -399,13 +400,47 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     vqInput,
     askBtn,
   );
+  // Trainers (and admins) answer viewers' questions here; every later viewer sees the answer.
+  function answerForm(q: ViewerQuestion): HTMLElement {
+    const input: HTMLInputElement = h("input", {
+      type: "text",
+      "data-testid": "replay-answer-input",
+      "aria-label": `Answer to: ${q.text}`,
+      placeholder: q.answer ? "Change the answer…" : "Answer this question…",
+      maxlength: 2000,
+    });
+    const button: HTMLButtonElement = h("button", {
+      type: "button",
+      class: "btn small",
+      "data-testid": "replay-answer",
+      text: q.answer ? "Update" : "Answer",
+      onclick: async () => {
+        const text = input.value.trim();
+        if (!text) return;
+        button.disabled = true;
+        try {
+          const done = await api<ViewerQuestion>(`${base}/questions/${encodeURIComponent(q.id)}/answer`, token, {
+            method: "POST",
+            body: { text },
+          });
+          vQuestions = vQuestions.map((x) => (x.id === done.id ? done : x));
+          renderVQ();
+        } catch (err) {
+          toast((err as ApiError).message);
+          button.disabled = false;
+        }
+      },
+    });
+    return h("div", { class: "answer-row" }, input, button);
+  }
+
   function renderVQ(): void {
     const visible = vQuestions.filter((q) => q.t <= now);
     reconcile(
       vqList,
       vqCache,
       visible,
-      (q) => q.id,
+      (q) => `${q.id}:${q.answer ?? ""}`,
       (q) => {
         const li = h(
           "li",
@@ -423,6 +458,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
             h("div", { class: "q-answer" }, h("span", { class: "q-answer-label" }, `Answer from ${q.answered_by ?? "the trainer"}`), h("p", null, q.answer)),
           );
         }
+        if (manifest.you.manages) li.appendChild(answerForm(q));
         return li;
       },
       () => {},
