@@ -304,6 +304,7 @@ async def _check_healthy(server, healthy: dict, expected: dict) -> None:
     rid, replay = healthy["id"], token_of(healthy["replay_url"])
     manifest = await ok(server, "GET", f"/api/recordings/{rid}", replay)
     assert "damage" not in manifest
+    assert manifest.pop("you") == {"role": "replay", "manages": False}
     assert manifest == expected["manifest"]
     assert await ok(server, "GET", f"/api/recordings/{rid}/events", replay) == expected["events"]
     state = await ok(server, "GET", f"/api/recordings/{rid}/state?t={manifest['duration_ms']}", replay)
