@@ -1,24 +1,10 @@
 // The learner's classroom (/s/{id}/join?token=…): a name, then the stage (video placeholder and
 // whiteboard), chat, polls, Q&A, hand, reactions and the people in the room.
-import { createBoard } from "../board";
-import { app, h, location_, setAttr, setText, show, store, toast } from "../dom";
-import { Live, type Update } from "../live";
+import { createLivePanels, driveLivePanels } from "../livepage";
+import { app, h, location_, setAttr, setText, show, store } from "../dom";
+import { Live } from "../live";
 import { brand, expose, initPage, setTitle, shellTitle } from "../page";
-import { view, type State } from "../reducer";
-import {
-  createChat,
-  createParticipants,
-  createPolls,
-  createQA,
-  createReactions,
-  createStatus,
-  errorPage,
-  panelsFor,
-  run,
-  scheduler,
-  type PanelCtx,
-  type PanelKey,
-} from "../ui";
+import { errorPage, run } from "../ui";
 
 initPage();
 const root = app();
@@ -145,28 +131,8 @@ function buildNameForm(live: Live, problem?: string) {
 }
 
 function buildClassroom(live: Live) {
-  const active = () => live.status === "live" && live.state?.status === "live";
-  const ctx: PanelCtx = {
-    mode: "learner",
-    sessionId,
-    you: () => live.you,
-    send: (c, p) => live.send(c, p),
-    active,
-  };
-  const status = createStatus("learner");
-  const chat = createChat(ctx);
-  const people = createParticipants(ctx);
-  const polls = createPolls(ctx);
-  const qa = createQA(ctx);
-  const reactions = createReactions(ctx);
-  const board = createBoard({
-    getState: () => live.state,
-    mode: "learner",
-    you: () => live.you,
-    send: (c, p) => live.send(c, p),
-    active: () => live.status === "live",
-    toast: (m) => toast(m, "error"),
-  });
+  const panels = createLivePanels(live, "learner", sessionId);
+  const { ctx, active, board, status, chat, people, polls, qa, reactions } = panels;
 
   const title = h("h1", { class: "session-title" });
   const youLabel = h("span", { class: "you-label" });
@@ -214,60 +180,20 @@ function buildClassroom(live: Live) {
     ),
   );
 
-  const renderAll = (dirty: Set<PanelKey>) => {
-    const s = live.state;
-    const you = live.you;
-    if (!s || !you) return;
-    if ([...dirty].some((k) => k !== "board")) {
-      // The reducer's view without the board (the canvas reads the board from the state).
-      const v = view({ ...s, pages: new Map() } as State, you.role, you.id);
-      if (dirty.has("status")) {
-        setText(title, v.title);
-        setTitle(v.title, v.status === "live" ? "Live" : "");
-        setText(youLabel, `You are ${you.name}`);
-        const token = live.participantToken;
-        status.render(live.status, v, token ? `/s/${encodeURIComponent(sessionId)}/replay?token=${encodeURIComponent(token)}` : null);
-      }
-      if (dirty.has("chat")) chat.render(v);
-      if (dirty.has("people")) {
-        people.render(v);
-        const me = v.participants.find((p: any) => p.id === you.id);
-        const raised = !!me?.hand;
-        setAttr(hand, "aria-pressed", String(raised));
-        setText(hand, raised ? "✋ Lower hand" : "✋ Raise hand");
-        hand.disabled = !active();
-      }
-      if (dirty.has("polls")) polls.render(v);
-      if (dirty.has("qa")) qa.render(v);
-      if (dirty.has("status") || dirty.has("people")) {
-        reactions.setEnabled(active());
-        show(reactions.bar, v.status !== "ended");
-        show(hand, v.status !== "ended");
-      }
+  return driveLivePanels(live, sessionId, panels, (v, dirty) => {
+    if (dirty.has("status")) {
+      setText(title, v.title);
+      setTitle(v.title, v.status === "live" ? "Live" : "");
+      setText(youLabel, `You are ${live.you!.name}`);
     }
-    if (dirty.has("board")) board.invalidate();
-  };
-  const schedule = scheduler(renderAll);
-  const ALL: PanelKey[] = ["status", "chat", "people", "polls", "qa", "board", "chapters"];
-
-  return {
-    update(u: Update) {
-      if (u.snapshot) {
-        schedule(ALL);
-        return;
-      }
-      const keys = new Set<PanelKey>();
-      for (const e of u.events) {
-        for (const k of panelsFor(e.type)) keys.add(k);
-        if (e.type === "reaction" && u.live) {
-          const who = live.state?.participants.get(e.data.id)?.name;
-          reactions.float(e.data.emoji, who);
-        }
-      }
-      schedule(keys);
-    },
-    statusChanged() {
-      schedule(ALL);
-    },
-  };
+    if (dirty.has("people") || dirty.has("status")) {
+      const me = v.participants.find((p: any) => p.id === live.you!.id);
+      const raised = !!me?.hand;
+      setAttr(hand, "aria-pressed", String(raised));
+      setText(hand, raised ? "✋ Lower hand" : "✋ Raise hand");
+      hand.disabled = !active();
+      show(reactions.bar, v.status !== "ended");
+      show(hand, v.status !== "ended");
+    }
+  });
 }

@@ -1,25 +1,11 @@
 // The trainer's console (/s/{id}/trainer?token=…): start and end the session, recording, chapters,
 // the whiteboard with pages and the learners' drawing switch, people (hands, mute), chat
 // moderation, polls and Q&A moderation.
-import { createBoard } from "../board";
+import { createLivePanels, driveLivePanels } from "../livepage";
 import { api, app, h, linkField, location_, setAttr, setText, shortTime, show, toast, reconcile } from "../dom";
-import { Live, type Update } from "../live";
+import { Live } from "../live";
 import { brand, expose, initPage, setTitle } from "../page";
-import { view, type State } from "../reducer";
-import {
-  createChat,
-  createParticipants,
-  createPolls,
-  createQA,
-  createReactions,
-  createStatus,
-  errorPage,
-  panelsFor,
-  run,
-  scheduler,
-  type PanelCtx,
-  type PanelKey,
-} from "../ui";
+import { errorPage, run } from "../ui";
 
 initPage();
 const root = app();
@@ -66,28 +52,8 @@ function main(): void {
 }
 
 function buildConsole(live: Live) {
-  const active = () => live.status === "live" && live.state?.status === "live";
-  const ctx: PanelCtx = {
-    mode: "trainer",
-    sessionId,
-    you: () => live.you,
-    send: (c, p) => live.send(c, p),
-    active,
-  };
-  const status = createStatus("trainer");
-  const chat = createChat(ctx);
-  const people = createParticipants(ctx);
-  const polls = createPolls(ctx);
-  const qa = createQA(ctx);
-  const reactions = createReactions(ctx);
-  const board = createBoard({
-    getState: () => live.state,
-    mode: "trainer",
-    you: () => live.you,
-    send: (c, p) => live.send(c, p),
-    active: () => live.status === "live",
-    toast: (m) => toast(m, "error"),
-  });
+  const panels = createLivePanels(live, "trainer", sessionId);
+  const { ctx, active, board, status, chat, people, polls, qa, reactions } = panels;
 
   // -- session controls ------------------------------------------------------------------------
   const title = h("h1", { class: "session-title" });
@@ -195,77 +161,42 @@ function buildConsole(live: Live) {
     ),
   );
 
-  const renderAll = (dirty: Set<PanelKey>) => {
-    const s = live.state;
-    const you = live.you;
-    if (!s || !you) return;
-    if ([...dirty].some((k) => k !== "board")) {
-      const v = view({ ...s, pages: new Map() } as State, you.role, you.id);
-      if (dirty.has("status")) {
-        setText(title, v.title);
-        setTitle(v.title, v.status === "live" ? "Live" : v.status === "ended" ? "Ended" : "Trainer");
-        const tok = live.participantToken;
-        status.render(live.status, v, tok ? `/s/${encodeURIComponent(sessionId)}/replay?token=${encodeURIComponent(tok)}` : null);
-        const connected = live.status === "live";
-        show(startBtn, v.status === "created");
-        show(endBtn, v.status !== "ended");
-        startBtn.disabled = !connected;
-        endBtn.disabled = !connected;
-        setAttr(endBtn, "title", v.status === "created" ? "Ending before the start cancels the session" : "End the session for everyone");
-        const rec = v.recording as string;
-        setText(recBtn, rec === "paused" ? "Resume recording" : rec === "off" ? "Not recorded" : "Pause recording");
-        setAttr(recBtn, "aria-pressed", rec === "paused" ? "true" : "false");
-        recBtn.disabled = !active() || rec === "off";
-        show(recBtn, v.status !== "ended");
-        markBtn.disabled = !active() || rec === "off";
-        show(markBtn, v.status !== "ended");
-        setText(recPill, rec === "on" ? (v.status === "live" ? "● Recording" : "Will be recorded") : rec === "paused" ? "❚❚ Recording paused" : "Not recorded");
-        recPill.className = `pill pill-rec-${rec}${v.status === "live" ? " is-live" : ""}`;
-      }
-      if (dirty.has("people") || dirty.has("status")) {
-        people.render(v);
-        const hands = v.participants.filter((p: any) => p.hand).length;
-        show(handsPill, hands > 0);
-        setText(handsPill, `✋ ${hands} ${hands === 1 ? "hand" : "hands"} raised`);
-        reactions.setEnabled(active());
-        show(reactions.bar, v.status !== "ended");
-      }
-      if (dirty.has("chat")) chat.render(v);
-      if (dirty.has("polls")) polls.render(v);
-      if (dirty.has("qa")) qa.render(v);
-      if (dirty.has("chapters")) {
-        reconcile(
-          chapterList,
-          chapterCache,
-          v.chapters as any[],
-          (c) => c.id,
-          (c) => h("li", null, h("span", { class: "time" }, shortTime(c.t)), " ", h("span", null, c.title)),
-          () => {},
-        );
-        show(chapterEmpty, v.chapters.length === 0);
-      }
+  return driveLivePanels(live, sessionId, panels, (v, dirty) => {
+    if (dirty.has("status")) {
+      setText(title, v.title);
+      setTitle(v.title, v.status === "live" ? "Live" : v.status === "ended" ? "Ended" : "Trainer");
+      const connected = live.status === "live";
+      show(startBtn, v.status === "created");
+      show(endBtn, v.status !== "ended");
+      startBtn.disabled = !connected;
+      endBtn.disabled = !connected;
+      setAttr(endBtn, "title", v.status === "created" ? "Ending before the start cancels the session" : "End the session for everyone");
+      const rec = v.recording as string;
+      setText(recBtn, rec === "paused" ? "Resume recording" : rec === "off" ? "Not recorded" : "Pause recording");
+      setAttr(recBtn, "aria-pressed", rec === "paused" ? "true" : "false");
+      recBtn.disabled = !active() || rec === "off";
+      show(recBtn, v.status !== "ended");
+      markBtn.disabled = !active() || rec === "off";
+      show(markBtn, v.status !== "ended");
+      setText(recPill, rec === "on" ? (v.status === "live" ? "● Recording" : "Will be recorded") : rec === "paused" ? "❚❚ Recording paused" : "Not recorded");
+      recPill.className = `pill pill-rec-${rec}${v.status === "live" ? " is-live" : ""}`;
     }
-    if (dirty.has("board")) board.invalidate();
-  };
-  const schedule = scheduler(renderAll);
-  const ALL: PanelKey[] = ["status", "chat", "people", "polls", "qa", "board", "chapters"];
-
-  return {
-    update(u: Update) {
-      if (u.snapshot) {
-        schedule(ALL);
-        return;
-      }
-      const keys = new Set<PanelKey>();
-      for (const e of u.events) {
-        for (const k of panelsFor(e.type)) keys.add(k);
-        if (e.type === "recording.paused" || e.type === "recording.resumed") keys.add("status");
-        if (e.type === "reaction" && u.live) reactions.float(e.data.emoji, live.state?.participants.get(e.data.id)?.name);
-      }
-      schedule(keys);
-    },
-    statusChanged() {
-      schedule(ALL);
-    },
-  };
+    if (dirty.has("people") || dirty.has("status")) {
+      const hands = v.participants.filter((p: any) => p.hand).length;
+      show(handsPill, hands > 0);
+      setText(handsPill, `✋ ${hands} ${hands === 1 ? "hand" : "hands"} raised`);
+      show(reactions.bar, v.status !== "ended");
+    }
+    if (dirty.has("chapters")) {
+      reconcile(
+        chapterList,
+        chapterCache,
+        v.chapters as any[],
+        (c) => c.id,
+        (c) => h("li", null, h("span", { class: "time" }, shortTime(c.t)), " ", h("span", null, c.title)),
+        () => {},
+      );
+      show(chapterEmpty, v.chapters.length === 0);
+    }
+  });
 }

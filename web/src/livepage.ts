@@ -1,0 +1,99 @@
+// What the learner classroom and the trainer console share: the live panels, built from one
+// context, and the loop that folds updates into per-panel renders (at most once per frame).
+// Each page adds only its own parts through `extra`.
+
+import { createBoard, type Board } from "./board";
+import { toast } from "./dom";
+import type { Live, Update } from "./live";
+import { view, type State } from "./reducer";
+import {
+  createChat,
+  createParticipants,
+  createPolls,
+  createQA,
+  createReactions,
+  createStatus,
+  panelsFor,
+  scheduler,
+  type PanelCtx,
+  type PanelKey,
+} from "./ui";
+
+export const ALL_PANELS: PanelKey[] = ["status", "chat", "people", "polls", "qa", "board", "chapters"];
+
+export function createLivePanels(live: Live, mode: "learner" | "trainer", sessionId: string) {
+  const active = () => live.status === "live" && live.state?.status === "live";
+  const ctx: PanelCtx = { mode, sessionId, you: () => live.you, send: (c, p) => live.send(c, p), active };
+  const board: Board = createBoard({
+    getState: () => live.state,
+    mode,
+    you: () => live.you,
+    send: (c, p) => live.send(c, p),
+    active: () => live.status === "live",
+    toast: (m) => toast(m, "error"),
+  });
+  return {
+    ctx,
+    active,
+    board,
+    status: createStatus(mode),
+    chat: createChat(ctx),
+    people: createParticipants(ctx),
+    polls: createPolls(ctx),
+    qa: createQA(ctx),
+    reactions: createReactions(ctx),
+  };
+}
+
+export type LivePanels = ReturnType<typeof createLivePanels>;
+
+/** The page's handlers for updates from `live`: shared panels render here, `extra` renders the
+ * page's own parts from the same view. */
+export function driveLivePanels(
+  live: Live,
+  sessionId: string,
+  p: LivePanels,
+  extra: (v: any, dirty: Set<PanelKey>) => void,
+): { update(u: Update): void; statusChanged(): void } {
+  const renderAll = (dirty: Set<PanelKey>) => {
+    const s = live.state;
+    const you = live.you;
+    if (!s || !you) return;
+    if ([...dirty].some((k) => k !== "board")) {
+      // The reducer's view without the board (the canvas reads the board from the state).
+      const v = view({ ...s, pages: new Map() } as State, you.role, you.id);
+      if (dirty.has("status")) {
+        const token = live.participantToken;
+        const replay = token ? `/s/${encodeURIComponent(sessionId)}/replay?token=${encodeURIComponent(token)}` : null;
+        p.status.render(live.status, v, replay);
+      }
+      if (dirty.has("people") || dirty.has("status")) {
+        p.people.render(v);
+        p.reactions.setEnabled(p.active());
+      }
+      if (dirty.has("chat")) p.chat.render(v);
+      if (dirty.has("polls")) p.polls.render(v);
+      if (dirty.has("qa")) p.qa.render(v);
+      extra(v, dirty);
+    }
+    if (dirty.has("board")) p.board.invalidate();
+  };
+  const schedule = scheduler(renderAll);
+  return {
+    update(u: Update) {
+      if (u.snapshot) {
+        schedule(ALL_PANELS);
+        return;
+      }
+      const keys = new Set<PanelKey>();
+      for (const e of u.events) {
+        for (const k of panelsFor(e.type)) keys.add(k);
+        if (e.type === "reaction" && u.live) p.reactions.float(e.data.emoji, live.state?.participants.get(e.data.id)?.name);
+      }
+      schedule(keys);
+    },
+    statusChanged() {
+      schedule(ALL_PANELS);
+    },
+  };
+}
