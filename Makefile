@@ -9,7 +9,9 @@ WEB_STAMP := web/dist/.built
 WEB_DEPS := web/node_modules/.installed
 WEB_SRC := $(shell find web/src web/test -type f 2>/dev/null) web/build.mjs web/tsconfig.json
 
-.PHONY: run test lint fmt bench install web system-deps browser-deps screenshots clean
+BENCH_NODE := bench/node-peer/node_modules/.installed
+
+.PHONY: run test lint fmt bench bench-full install web system-deps browser-deps screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -27,6 +29,7 @@ system-deps:
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v taskset >/dev/null || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -58,7 +61,13 @@ web: $(WEB_STAMP)
 run: $(STAMP) $(WEB_STAMP)
 	$(PY) -m classroom serve
 
-test: $(STAMP) $(WEB_STAMP) browser-deps
+# The Node.js socket.io peer and load generator the benchmarks compare against.
+$(BENCH_NODE): bench/node-peer/package.json bench/node-peer/package-lock.json
+	@$(MAKE) --no-print-directory system-deps
+	cd bench/node-peer && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: $(STAMP) $(WEB_STAMP) $(BENCH_NODE) browser-deps
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -69,9 +78,13 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Benchmarks write their figures into docs/benchmarks.md.
-bench: $(STAMP)
-	$(PY) bench/run.py
+# Benchmarks write their figures into docs/benchmarks.md and docs/bench-fanout.png:
+# `make bench` is the quick pass (minutes), `make bench-full` the whole matrix.
+bench: $(STAMP) $(BENCH_NODE)
+	BENCH_MODE=quick $(PY) bench/run.py
+
+bench-full: $(STAMP) $(BENCH_NODE)
+	BENCH_MODE=full $(PY) bench/run.py
 
 # PNGs of the four pages from a scripted session, for the README.
 screenshots: $(STAMP) $(WEB_STAMP) browser-deps

@@ -34,6 +34,20 @@ def main() -> None:
         text=True,
     )
     sections.append(replay.stdout)
+    fanout = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fanout" / "harness.py"),
+            "--mode",
+            os.environ.get("BENCH_MODE", "quick"),
+            "--png",
+            str(ROOT / "docs" / "bench-fanout.png"),
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sections.append(fanout.stdout)
     header = [
         "# Benchmarks",
         "",
