@@ -66,6 +66,7 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path):
         await asyncio.gather(*(c.connect() for c in learners))
 
         acked: dict[str, list] = {"chat": [], "votes": [], "questions": [], "strokes": []}
+        attempts: dict[str, list[list[int]]] = {}
 
         async def busy(i: int, c: ClassroomClient) -> None:
             # Keep going until the server dies under us; record only what was acknowledged.
@@ -77,8 +78,10 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path):
                         await c.request("chat.send", text=f"L{i} says {n}")
                         acked["chat"].append(f"L{i} says {n}")
                     elif n % 4 == 2:
+                        # A vote in flight when the server dies may land without its ack: note the try.
+                        attempts.setdefault(c.you["id"], []).append([n % 3])
                         await c.request("poll.vote", poll_id=poll["id"], choices=[n % 3])
-                        acked["votes"].append((c.you["id"], [n % 3]))
+                        acked["votes"].append((c.you["id"], len(attempts[c.you["id"]]) - 1))
                     elif n % 4 == 3:
                         ack = await c.request("wb.shape", kind="line", x1=i, y1=n % 400, x2=i + 9, y2=9)
                         acked["strokes"].append(ack["id"])
@@ -109,12 +112,11 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path):
         view = trainer.view()
         texts = {m["text"] for m in view["chat"]}
         assert set(acked["chat"]) <= texts
-        final_votes: dict[str, list[int]] = {}
-        for pid, choices in acked["votes"]:
-            final_votes[pid] = choices  # each learner's votes were acknowledged in order
+        last_acked = dict(acked["votes"])  # each learner's votes were acknowledged in order
         live_votes = view["polls"][0]["votes"]
-        for pid, choices in final_votes.items():
-            assert live_votes[pid] == choices
+        for pid, i in last_acked.items():
+            # The last acknowledged vote stands, or a later try that landed as the server died.
+            assert live_votes[pid] in attempts[pid][i:]
         assert set(acked["questions"]) <= {q["id"] for q in view["questions"]}
         elements = {e["id"] for e in view["board"]["pages"][0]["elements"]}
         assert set(acked["strokes"]) <= elements

@@ -4,6 +4,8 @@ sees the answer at that moment. Deep links open at their time."""
 
 from __future__ import annotations
 
+from playwright.async_api import expect
+
 from .conftest import needs_browser
 from .helpers import open_page, tid
 
@@ -33,8 +35,8 @@ async def test_replay_quiz_and_time_anchored_questions(server, browser, problems
     await quiz.locator(tid("poll-choice") + '[value="1"]').check()
     await quiz.locator(tid("quiz-answer")).click()
     await quiz.locator(":text('Correct!')").wait_for()
-    live = await quiz.locator(tid("quiz-live-result")).all_text_contents()
-    assert len(live) == 3 and "1 (100%)" in live[1]  # the class's shared result: Ada chose "4"
+    # The class's shared result: Ada chose "4".
+    await expect(quiz.locator(tid("quiz-live-result"))).to_contain_text(["0 (0%)", "1 (100%)", "0 (0%)"])
     await viewer.fill(tid("replay-question-input"), "Why not 5?")
     await viewer.click(tid("replay-ask"))
     await viewer.locator(tid("replay-question") + ":has-text('Why not 5?')").wait_for()
@@ -60,8 +62,8 @@ async def test_replay_quiz_and_time_anchored_questions(server, browser, problems
     assert await later.evaluate("() => window.classcast.time()") == seconds * 1000
     await later.evaluate(f"() => window.classcast.seek({poll_t})")
     await later.locator(tid("replay-question") + ":has-text('Because 2 + 2 is 4.')").wait_for()
-    shown = await later.locator(tid("chat-message") + " .text").all_text_contents()
-    assert shown == ["Warm-up first"]  # the chat exactly as it was at that moment
+    # The chat exactly as it was at that moment.
+    await expect(later.locator(tid("chat-message") + " .text")).to_have_text(["Warm-up first"])
 
     for ctx in (viewer_ctx, trainer_ctx, later_ctx):
         await ctx.close()
