@@ -45,7 +45,10 @@ def serve(settings: Settings) -> None:
         if created:
             print(f"Admin key (saved in {settings.data_dir / 'admin.key'}): {settings.admin_key}", flush=True)
 
-    web.run_app(app, host=settings.host, port=settings.port, print=announce, handle_signals=True)
+    # A deep accept queue: a class joining at once must not find the door shut.
+    web.run_app(
+        app, host=settings.host, port=settings.port, print=announce, handle_signals=True, backlog=2048
+    )
 
 
 def create(settings: Settings, title: str) -> None:

@@ -20,6 +20,7 @@ from .hub import Hub
 from .pages import setup_pages
 from .sessions import Sessions
 from .store import SessionStore
+from .wire import JsonPacket
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def build_app(settings: Settings) -> web.Application:
     assert settings.secret and settings.admin_key
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
+        serializer=JsonPacket,
         cors_allowed_origins=settings.cors_origins or None,
         max_http_buffer_size=MAX_MESSAGE_BYTES,
         ping_interval=10,

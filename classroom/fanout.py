@@ -11,7 +11,6 @@ Connections not (yet) on the websocket transport fall back to python-socketio's 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import struct
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ import socketio
 from aiohttp.web import WebSocketResponse
 from engineio.async_drivers import aiohttp as eio_aiohttp
 
+from . import wire
 from .core import AUDIENCES, Event, project
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ def text_frame(payload: bytes) -> bytes:
 
 def event_frame(view: dict[str, Any]) -> bytes:
     """The frame of socket.io event `event` with `view`: engine.io MESSAGE (4), socket.io EVENT (2)."""
-    body = json.dumps(["event", view], separators=(",", ":"), ensure_ascii=False)
-    return text_frame(b"42" + body.encode())
+    return text_frame(b"42" + wire.dumps(["event", view]))
 
 
 class Transports:
