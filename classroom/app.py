@@ -16,6 +16,7 @@ from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, json_errors, setup_rou
 from .auth import Signer
 from .config import Settings
 from .fanout import FrameFanout, Transports
+from .heap import HeapTrimmer
 from .hub import Hub
 from .pages import setup_pages
 from .sessions import Sessions
@@ -45,7 +46,8 @@ def build_app(settings: Settings) -> web.Application:
     )
     app = web.Application(middlewares=[json_errors], client_max_size=256 * 1024)
     sio.attach(app)
-    transports = Transports()
+    heap = HeapTrimmer()
+    transports = Transports(heap)
     transports.install(sio)
     store = SessionStore(settings.data_dir)
     recordings = settings.data_dir / "recordings"
@@ -67,8 +69,10 @@ def build_app(settings: Settings) -> web.Application:
 
     async def start(app: web.Application) -> None:
         sessions.start()
+        heap.start()
 
     async def stop(app: web.Application) -> None:
+        await heap.close()
         await sessions.close()
         store.close()
         library.close()

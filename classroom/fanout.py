@@ -18,16 +18,19 @@ from typing import Any, Protocol
 
 import socketio
 from aiohttp.web import WebSocketResponse
+from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from . import wire
 from .core import AUDIENCES, Event, project
+from .heap import HeapTrimmer
 
 log = logging.getLogger(__name__)
 
 # A client this far behind on reading (bytes queued in its transport) is cut off; it reconnects
 # and resumes from its last seq instead of holding the server's memory hostage.
 MAX_BUFFERED = 8 * 1024 * 1024
+LARGE_PACKET = 16 * 1024
 
 
 def audience_room(session_id: str, audience: str) -> str:
@@ -58,15 +61,28 @@ class Transports:
 
     It replaces engine.io's aiohttp websocket driver for one server: the same driver, but
     without permessage-deflate (compressing every frame for every connection costs more than
-    everything else together), and registering each connection's transport while it is open."""
+    everything else together), registering each connection's transport while it is open, and
+    letting go of large packets (join snapshots) as soon as they are written."""
 
-    def __init__(self) -> None:
+    def __init__(self, heap: HeapTrimmer | None = None) -> None:
         self.by_eio_sid: dict[str, asyncio.Transport] = {}
+        self.heap = heap
 
     def install(self, sio: socketio.AsyncServer) -> None:
         registry = self.by_eio_sid
+        heap = self.heap
 
         class WebSocket(eio_aiohttp.WebSocket):
+            async def send(self, message: str | bytes) -> None:
+                await super().send(message)
+                if len(message) >= LARGE_PACKET:
+                    # engine.io's writer holds on to the last packet it sent until the next one
+                    # comes, a ping interval later when idle: for each learner who just joined,
+                    # a whole snapshot. A no-op packet (ignored by clients) takes its place now.
+                    await self.handler.__self__.send(eio_packet.Packet(eio_packet.NOOP))
+                    if heap is not None:
+                        heap.note(len(message))
+
             async def __call__(self, environ: dict) -> WebSocketResponse:
                 request = environ["aiohttp.request"]
                 self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)

@@ -1,0 +1,72 @@
+"""Give the heap back to the system after bursts of large, short-lived buffers.
+
+A class joining at once makes a snapshot per learner (tens to hundreds of KiB each, as JSON).
+They are freed as soon as they are written, but glibc keeps freed chunks between live ones in
+its heap, so the server's resident memory would stay at the burst's high-water mark. Once enough
+large buffers have come and gone, `malloc_trim` (off the event loop) returns those pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+TRIM_AFTER_BYTES = 8 * 1024 * 1024  # large buffers written since the last trim
+TRIM_EVERY_S = 2.0
+
+
+def _malloc_trim() -> Callable[[], None] | None:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+class HeapTrimmer:
+    def __init__(self, after_bytes: int = TRIM_AFTER_BYTES, every_s: float = TRIM_EVERY_S) -> None:
+        self.after_bytes = after_bytes
+        self.every_s = every_s
+        self.pending = 0
+        self.trims = 0
+        self._trim = _malloc_trim()
+        self._task: asyncio.Task[None] | None = None
+
+    def note(self, nbytes: int) -> None:
+        """A large buffer was written and is about to be freed."""
+        self.pending += nbytes
+
+    def start(self) -> None:
+        if self._trim is not None and self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        assert self._trim is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.every_s)
+            if self.pending < self.after_bytes:
+                continue
+            self.pending = 0
+            try:
+                await loop.run_in_executor(None, self._trim)
+                self.trims += 1
+            except Exception:  # never let housekeeping take the server down
+                log.exception("malloc_trim failed")
