@@ -15,12 +15,13 @@ from recorder.recorder import Recorder
 from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, json_errors, setup_routes
 from .auth import Signer
 from .config import Settings
-from .fanout import FrameFanout, Transports
+from .fanout import FrameFanout
 from .heap import HeapTrimmer
 from .hub import Hub
 from .pages import setup_pages
 from .sessions import Sessions
 from .store import SessionStore
+from .websocket import Transports
 from .wire import JsonPacket
 
 log = logging.getLogger(__name__)

@@ -10,27 +10,14 @@ Connections not (yet) on the websocket transport fall back to python-socketio's 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import struct
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 import socketio
-from aiohttp.web import WebSocketResponse
-from engineio import packet as eio_packet
-from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from . import wire
 from .core import AUDIENCES, Event, project
-from .heap import HeapTrimmer
-
-log = logging.getLogger(__name__)
-
-# A client this far behind on reading (bytes queued in its transport) is cut off; it reconnects
-# and resumes from its last seq instead of holding the server's memory hostage.
-MAX_BUFFERED = 8 * 1024 * 1024
-LARGE_PACKET = 16 * 1024
+from .websocket import Transports, text_frame, write_frame
 
 
 def audience_room(session_id: str, audience: str) -> str:
@@ -41,62 +28,9 @@ def personal_room(session_id: str, pid: str) -> str:
     return f"{session_id}/p/{pid}"
 
 
-def text_frame(payload: bytes) -> bytes:
-    """An unmasked, final, uncompressed websocket text frame (server to client)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x81, 126, n) + payload
-    return struct.pack("!BBQ", 0x81, 127, n) + payload
-
-
 def event_frame(view: dict[str, Any]) -> bytes:
     """The frame of socket.io event `event` with `view`: engine.io MESSAGE (4), socket.io EVENT (2)."""
     return text_frame(b"42" + wire.dumps(["event", view]))
-
-
-class Transports:
-    """The asyncio transport of every connection on the websocket transport, by engine.io sid.
-
-    It replaces engine.io's aiohttp websocket driver for one server: the same driver, but
-    without permessage-deflate (compressing every frame for every connection costs more than
-    everything else together), registering each connection's transport while it is open, and
-    letting go of large packets (join snapshots) as soon as they are written."""
-
-    def __init__(self, heap: HeapTrimmer | None = None) -> None:
-        self.by_eio_sid: dict[str, asyncio.Transport] = {}
-        self.heap = heap
-
-    def install(self, sio: socketio.AsyncServer) -> None:
-        registry = self.by_eio_sid
-        heap = self.heap
-
-        class WebSocket(eio_aiohttp.WebSocket):
-            async def send(self, message: str | bytes) -> None:
-                await super().send(message)
-                if len(message) >= LARGE_PACKET:
-                    # engine.io's writer holds on to the last packet it sent until the next one
-                    # comes, a ping interval later when idle: for each learner who just joined,
-                    # a whole snapshot. A no-op packet (ignored by clients) takes its place now.
-                    await self.handler.__self__.send(eio_packet.Packet(eio_packet.NOOP))
-                    if heap is not None:
-                        heap.note(len(message))
-
-            async def __call__(self, environ: dict) -> WebSocketResponse:
-                request = environ["aiohttp.request"]
-                self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
-                await self._sock.prepare(request)
-                self.environ = environ
-                eio_sid = self.handler.__self__.sid  # the engine.io socket this websocket serves
-                registry[eio_sid] = self._sock._writer.transport  # type: ignore[union-attr]
-                try:
-                    await self.handler(self)
-                finally:
-                    registry.pop(eio_sid, None)
-                return self._sock
-
-        sio.eio._async = {**sio.eio._async, "websocket": WebSocket}
 
 
 class Fanout(Protocol):
@@ -150,14 +84,8 @@ class FrameFanout:
             if transport is None:
                 fallback.append((sid, view))
                 continue
-            if transport.is_closing():
-                continue
-            if transport.get_write_buffer_size() > MAX_BUFFERED:
-                log.warning("connection %s is too far behind; closing it so it resumes", sid)
-                transport.abort()
-                continue
             if frame is None:
                 frame = event_frame(view)
                 self.frames += 1
-            transport.write(frame)
-            self.writes += 1
+            if write_frame(transport, frame):
+                self.writes += 1

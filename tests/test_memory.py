@@ -7,8 +7,8 @@ import gc
 
 from engineio.packet import Packet
 
-from classroom.fanout import LARGE_PACKET
 from classroom.heap import HeapTrimmer
+from classroom.websocket import LARGE_PACKET
 
 
 def large_packets() -> list[Packet]:

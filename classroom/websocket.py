@@ -1,0 +1,162 @@
+"""engine.io's websocket transport, lean enough for thousands of learners in one process.
+
+`Transports` replaces engine.io's aiohttp websocket driver for one server. It speaks the same
+engine.io and socket.io protocols (socket.io-client connects unchanged), but:
+
+- negotiates no permessage-deflate: compressing every frame for every connection costs more than
+  everything else together;
+- registers each connection's asyncio transport while it is open, so the fan-out can write one
+  prebuilt frame to every member of a room (`fanout.py`);
+- serves a connection with one loop that reads and dispatches packets, and writes what engine.io
+  sends (acks, pings) straight to the transport, in order with the fan-out's frames: engine.io's
+  own handler adds a writer task, a task per received message and a queue per connection;
+- lets go of large packets (join snapshots) as soon as they are written, and tells the heap
+  trimmer about them.
+
+A connection that started on long-polling and upgrades keeps engine.io's own handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import Any
+
+import socketio
+from aiohttp import WSMsgType
+from aiohttp.web import WebSocketResponse
+from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
+from engineio.async_drivers import aiohttp as eio_aiohttp
+from engineio.async_socket import AsyncSocket
+
+from .heap import HeapTrimmer
+from .sendqueue import SendQueue
+
+log = logging.getLogger(__name__)
+
+# A client this far behind on reading (bytes queued in its transport) is cut off; it reconnects
+# and resumes from its last seq instead of holding the server's memory hostage.
+MAX_BUFFERED = 8 * 1024 * 1024
+LARGE_PACKET = 16 * 1024
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
+    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final, uncompressed websocket text frame (server to client)."""
+    return _frame(0x1, payload)
+
+
+def write_frame(transport: asyncio.Transport, frame: bytes) -> bool:
+    """Write a frame unless the connection is closing or hopelessly behind (then cut it off)."""
+    if transport.is_closing():
+        return False
+    if transport.get_write_buffer_size() > MAX_BUFFERED:
+        log.warning("a connection is too far behind; closing it so it resumes")
+        transport.abort()
+        return False
+    transport.write(frame)
+    return True
+
+
+class Transports:
+    """The asyncio transport of every connection on the websocket transport, by engine.io sid."""
+
+    def __init__(self, heap: HeapTrimmer | None = None) -> None:
+        self.by_eio_sid: dict[str, asyncio.Transport] = {}
+        self.heap = heap
+
+    def install(self, sio: socketio.AsyncServer) -> None:
+        transports = self
+
+        class WebSocket(eio_aiohttp.WebSocket):
+            async def send(self, message: str | bytes) -> None:
+                # Only on engine.io's own handler (connections upgraded from long-polling).
+                await super().send(message)
+                if len(message) >= LARGE_PACKET:
+                    # That handler's writer holds on to the last packet it sent until the next
+                    # one, a ping interval later when idle: a no-op packet takes its place now.
+                    await self.handler.__self__.send(eio_packet.Packet(eio_packet.NOOP))
+                    transports.note_large(len(message))
+
+            async def __call__(self, environ: dict) -> WebSocketResponse:
+                request = environ["aiohttp.request"]
+                self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+                await self._sock.prepare(request)
+                self.environ = environ
+                socket: AsyncSocket = self.handler.__self__  # the engine.io socket this serves
+                transport = self._sock._writer.transport  # type: ignore[union-attr]
+                transports.by_eio_sid[socket.sid] = transport
+                try:
+                    if socket.connected or not isinstance(socket.queue, SendQueue):
+                        await self.handler(self)  # an upgrade from long-polling
+                    else:
+                        await transports.serve(socket, self._sock, transport)
+                finally:
+                    transports.by_eio_sid.pop(socket.sid, None)
+                return self._sock
+
+        sio.eio._async = {**sio.eio._async, "websocket": WebSocket}
+        sio.eio.create_queue = SendQueue  # type: ignore[method-assign]
+
+    def note_large(self, nbytes: int) -> None:
+        if self.heap is not None:
+            self.heap.note(nbytes)
+
+    async def serve(self, socket: AsyncSocket, ws: WebSocketResponse, transport: asyncio.Transport) -> None:
+        """Run one websocket connection from its start to its end (engine.io's handler, lean)."""
+        server = socket.server
+        queue = socket.queue
+        assert isinstance(queue, SendQueue)
+
+        def send(pkt: Any) -> None:
+            if pkt is None:  # engine.io's "no more packets"
+                transport.close()
+                return
+            data = pkt.encode()
+            if isinstance(data, str):
+                data = data.encode()
+                write_frame(transport, text_frame(data))
+            else:
+                write_frame(transport, _frame(0x2, data))
+            if len(data) >= LARGE_PACKET:
+                self.note_large(len(data))
+
+        socket.connected = True
+        socket.upgraded = True
+        queue.attach(send)  # the OPEN packet first, then every packet as it is sent
+        # No packet for this long (pings included) means the client is gone.
+        timeout = server.ping_interval + server.ping_timeout
+        try:
+            while True:
+                try:
+                    msg = await ws.receive(timeout=timeout)
+                except (TimeoutError, OSError):
+                    break
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break  # closed, closing or a protocol error (too large, say)
+                try:
+                    pkt = eio_packet.Packet(encoded_packet=msg.data)
+                except Exception:
+                    break  # not engine.io
+                try:
+                    await socket.receive(pkt)
+                except eio_exceptions.UnknownPacketError:
+                    pass
+                except eio_exceptions.SocketIsClosedError:
+                    break
+                except Exception:
+                    log.exception("engine.io packet from %s failed", socket.sid)
+        finally:
+            queue.detach()
+            await ws.close()
+            await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
