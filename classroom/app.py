@@ -16,7 +16,7 @@ from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, json_errors, setup_rou
 from .auth import Signer
 from .config import Settings
 from .fanout import FrameFanout
-from .heap import HeapTrimmer
+from .heap import HeapTrimmer, LongLived
 from .hub import Hub
 from .pages import setup_pages
 from .sessions import Sessions
@@ -48,6 +48,7 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=256 * 1024)
     sio.attach(app)
     heap = HeapTrimmer()
+    long_lived = LongLived()
     transports = Transports(heap)
     transports.install(sio)
     store = SessionStore(settings.data_dir)
@@ -71,9 +72,11 @@ def build_app(settings: Settings) -> web.Application:
     async def start(app: web.Application) -> None:
         sessions.start()
         heap.start()
+        long_lived.start()
 
     async def stop(app: web.Application) -> None:
         await heap.close()
+        await long_lived.close()
         await sessions.close()
         store.close()
         library.close()

@@ -15,7 +15,7 @@ from recorder.recorder import Recorder, Recovered
 
 from .auth import new_id
 from .core import Audience, Event, Outcome, SessionCore, project
-from .fanout import Fanout
+from .fanout import Delivery, Fanout
 from .store import SessionInfo
 
 log = logging.getLogger(__name__)
@@ -137,12 +137,15 @@ class LiveSession:
     # -- delivery -------------------------------------------------------------------------------
 
     def _publish(self, events: list[Event]) -> None:
+        # Queued for delivery before the log: the sender then writes to the rooms before the
+        # recorder's thread starts on the same events, rather than competing with it for the GIL.
+        for event in events:
+            self.recent.append(event)
+            self._outbox.put_nowait(event)
         if self._logging:
             assert self._recorder is not None
             self._recorder.append(self.id, events)
         for event in events:
-            self.recent.append(event)
-            self._outbox.put_nowait(event)
             if event.type == "session.started":
                 self._t0 = time.monotonic()
                 self._status("live")
@@ -164,18 +167,22 @@ class LiveSession:
 
     async def _send_loop(self) -> None:
         while True:
-            event = await self._outbox.get()
-            self.sent_seq = event.seq
-            actor = self.state.participants.get(event.actor) if event.actor else None
+            # Everything queued by now goes out together: under load, one write per connection
+            # carries several events.
+            batch = [await self._outbox.get()]
+            while not self._outbox.empty():
+                batch.append(self._outbox.get_nowait())
+            self.sent_seq = batch[-1].seq
             try:
-                await self._fanout.deliver(
-                    self.id,
-                    event,
-                    actor["role"] if actor else None,
-                    self.connections.get(event.actor, ()) if event.actor else (),
-                )
+                await self._fanout.deliver(self.id, [self._delivery(event) for event in batch])
             except Exception:  # a broken socket must not stop the session's stream
-                log.exception("delivery of event %s in %s failed", event.seq, self.id)
+                log.exception("delivery of events %s-%s in %s failed", batch[0].seq, batch[-1].seq, self.id)
+
+    def _delivery(self, event: Event) -> Delivery:
+        if event.actor is None:
+            return Delivery(event)
+        actor = self.state.participants.get(event.actor)
+        return Delivery(event, actor["role"] if actor else None, self.connections.get(event.actor, ()))
 
     async def drain(self) -> None:
         """Wait until every queued event has gone to the fan-out (tests, shutdown)."""

@@ -158,5 +158,9 @@ class Transports:
                     log.exception("engine.io packet from %s failed", socket.sid)
         finally:
             queue.detach()
-            await ws.close()
-            await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+            try:
+                # First engine.io's close (the disconnect handler: the participant leaves), so it
+                # runs even when the server is shutting down and cancels this in `ws.close`.
+                await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+            finally:
+                await ws.close()

@@ -7,7 +7,7 @@ import gc
 
 from engineio.packet import Packet
 
-from classroom.heap import HeapTrimmer
+from classroom.heap import HeapTrimmer, LongLived
 from classroom.websocket import LARGE_PACKET
 
 
@@ -47,3 +47,23 @@ async def test_trims_the_heap_after_enough_large_buffers():
         assert heap.trims == 1 and heap.pending == 0
     finally:
         await heap.close()
+
+
+async def test_survivors_of_a_full_collection_are_set_aside_then_handed_back():
+    long_lived = LongLived(every_s=0.2)
+    long_lived.start()
+    try:
+        keep = [[i] for i in range(1000)]  # noqa: F841 - live objects for the collection to keep
+        gc.collect()
+        assert long_lived.freezes == 1 and gc.get_freeze_count() >= 1000
+        gc.collect(0)  # a young collection leaves them be
+        assert long_lived.freezes == 1
+        for _ in range(100):
+            if gc.get_freeze_count() == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert gc.get_freeze_count() == 0  # handed back, so dead cycles among them are found
+    finally:
+        await long_lived.close()
+    gc.collect()
+    assert gc.get_freeze_count() == 0 and gc.callbacks.count(long_lived._on_gc) == 0
