@@ -25,6 +25,28 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
 
 
+# The closing words of the profile section, one paragraph each.
+WHY = [
+    """
+    Most of the time is the kernel taking one `send` per connection, which the peer pays too, but per
+    batch rather than per message: the events queued while the sender was busy go out as one write of
+    back-to-back frames. Everything Python does per recipient is a dictionary lookup, a buffer-size
+    check and that `transport.write` of bytes built once per audience. The recorder's share is its
+    writer thread (log append, index, fold, fsync), which runs off the event loop.
+    """,
+    """
+    What got Classcast here, each measured before and after: frames built once per audience and written
+    straight to each transport (python-socketio's room emit queues a packet per recipient); orjson and
+    no search for binary attachments on the wire; one read loop per websocket with engine.io's packets
+    written directly (no writer task, queue or task per message: idle memory per learner 35 → 27 KiB at
+    N = 2,000, vote acks 22 → 4 ms p99 at N = 1,000); letting go of each join's snapshot once written
+    and trimming the heap after (131 → 38 KiB at N = 1,000); batching the outbox per connection (as fast
+    as possible at N = 2,000: 135k → 174k deliveries/s); and freezing survivors of full garbage
+    collections, which took 100-150 ms at N = 2,000 (latency max 197 → 64 ms).
+    """,
+]
+
+
 def where_the_time_goes(profile: str | None) -> str:
     """The profile section: py-spy's breakdown of Classcast's server CPU per delivery."""
     lines = [
@@ -38,13 +60,8 @@ def where_the_time_goes(profile: str | None) -> str:
         lines.append("Not measured in this run: py-spy could not attach (it needs permission to ptrace).")
     else:
         lines.append(profile.strip())
-        lines += [
-            "",
-            "Most of the time is the kernel taking one `send` per connection per message, which the peer "
-            "pays too. Everything Python does per recipient is a dictionary lookup, a buffer-size "
-            "check and that `transport.write` of bytes built once per audience. The recorder's share "
-            "is its writer thread (log append, index, fold, fsync), which runs off the event loop.",
-        ]
+        for paragraph in WHY:
+            lines += ["", " ".join(paragraph.split())]
     return "\n".join(lines) + "\n"
 
 
