@@ -84,6 +84,7 @@ async def _paused_session(server, during_pause=None):
         await during_pause(trainer, ada)
     await tick()
     resumed = await trainer.request("recording.resume")
+    await tick()  # "after" comes after the resume's millisecond, outside the paused window
     await ada.request("chat.send", text="after")
     await barrier(trainer, ada)
     await trainer.request("session.end")
