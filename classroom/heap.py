@@ -1,4 +1,6 @@
-"""Give the heap back to the system after bursts of large, short-lived buffers.
+"""Memory housekeeping for many connections: `HeapTrimmer` and `LongLived`.
+
+`HeapTrimmer` gives the heap back to the system after bursts of large, short-lived buffers.
 
 A class joining at once makes a snapshot per learner (tens to hundreds of KiB each, as JSON).
 They are freed as soon as they are written, but glibc keeps freed chunks between live ones in
@@ -9,12 +11,13 @@ large buffers have come and gone, `malloc_trim` (off the event loop) returns tho
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import gc
 import logging
 from collections.abc import Callable
+
+from .tasks import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -34,49 +37,37 @@ def _malloc_trim() -> Callable[[], None] | None:
     return lambda: trim(0)
 
 
-class HeapTrimmer:
+class HeapTrimmer(Periodic):
     def __init__(self, after_bytes: int = TRIM_AFTER_BYTES, every_s: float = TRIM_EVERY_S) -> None:
+        super().__init__(every_s)
         self.after_bytes = after_bytes
-        self.every_s = every_s
         self.pending = 0
         self.trims = 0
         self._trim = _malloc_trim()
-        self._task: asyncio.Task[None] | None = None
 
     def note(self, nbytes: int) -> None:
         """A large buffer was written and is about to be freed."""
         self.pending += nbytes
 
     def start(self) -> None:
-        if self._trim is not None and self._task is None:
-            self._task = asyncio.create_task(self._run())
+        if self._trim is not None:
+            super().start()
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        assert self._trim is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.every_s)
-            if self.pending < self.after_bytes:
-                continue
-            self.pending = 0
-            try:
-                await loop.run_in_executor(None, self._trim)
-                self.trims += 1
-            except Exception:  # never let housekeeping take the server down
-                log.exception("malloc_trim failed")
+    async def tick(self) -> None:
+        if self._trim is None or self.pending < self.after_bytes:
+            return
+        self.pending = 0
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._trim)
+            self.trims += 1
+        except Exception:  # never let housekeeping take the server down
+            log.exception("malloc_trim failed")
 
 
 UNFREEZE_EVERY_S = 600.0
 
 
-class LongLived:
+class LongLived(Periodic):
     """Keep full garbage collections from walking every connection's objects again and again.
 
     With thousands of learners the process holds a few hundred thousand objects that live as long
@@ -87,9 +78,8 @@ class LongLived:
     """
 
     def __init__(self, every_s: float = UNFREEZE_EVERY_S) -> None:
-        self.every_s = every_s
+        super().__init__(every_s)
         self.freezes = 0
-        self._task: asyncio.Task[None] | None = None
 
     def _on_gc(self, phase: str, info: dict) -> None:
         if phase == "stop" and info.get("generation") == 2:
@@ -99,18 +89,13 @@ class LongLived:
     def start(self) -> None:
         if self._task is None:
             gc.callbacks.append(self._on_gc)
-            self._task = asyncio.create_task(self._run())
+            super().start()
 
     async def close(self) -> None:
         if self._task is not None:
             gc.callbacks.remove(self._on_gc)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            await super().close()
             gc.unfreeze()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every_s)
-            gc.unfreeze()
+    async def tick(self) -> None:
+        gc.unfreeze()

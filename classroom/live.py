@@ -4,7 +4,6 @@ an ordered outbox to the fan-out."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -17,6 +16,7 @@ from .auth import new_id
 from .core import Audience, Event, Outcome, SessionCore, project
 from .fanout import Delivery, Fanout
 from .store import SessionInfo
+from .tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +190,5 @@ class LiveSession:
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:
-        if self._sender is not None:
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
-            self._sender = None
+        await cancel(self._sender)
+        self._sender = None

@@ -97,7 +97,7 @@ class Transports:
                 transport = self._sock._writer.transport  # type: ignore[union-attr]
                 transports.by_eio_sid[socket.sid] = transport
                 try:
-                    if socket.connected or not isinstance(socket.queue, SendQueue):
+                    if socket.connected:
                         await self.handler(self)  # an upgrade from long-polling
                     else:
                         await transports.serve(socket, self._sock, transport)
