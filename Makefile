@@ -22,17 +22,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# apt-get waits for the dpkg lock (other work may hold it) and prints one line per package step,
+# so a long install (Chromium) shows progress. Needs root, as on the project's machines and CI.
+APT := apt-get -o DPkg::Lock::Timeout=600
+APT_INSTALL := install_debs() { \
+	  [ "$$(id -u)" = 0 ] || { echo "Installing Debian packages needs root: run as root or install$$*" >&2; return 1; }; \
+	  set -o pipefail; $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -o Dpkg::Progress-Fancy=0 "$$@" 2>&1 \
+	  | { grep --line-buffered -E '^(Get:|Unpacking|Setting up|E:)' || true; }; }; install_debs
+
 # Debian packages the build needs, installed when absent: venv for Python, Node.js and npm for
-# the web client.
+# the web client, redis-server for the tests of cluster mode.
 system-deps:
 	@missing=""; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v taskset >/dev/null || missing="$$missing util-linux"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		$(APT_INSTALL) $$missing; \
 	fi
 
 # The browser tests drive Debian's Chromium (never a browser downloaded by Playwright), with an
@@ -43,7 +52,7 @@ browser-deps:
 	[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$$missing fonts-noto-color-emoji"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		$(APT_INSTALL) $$missing; \
 	fi
 
 # The web client: npm packages from the lockfile, then one bundle per page into web/dist.
