@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +12,7 @@ from .auth import Claims, Signer, same_secret
 from .core import CommandError
 from .core.limits import TITLE_LEN
 from .core.validation import Text, parse
+from .http import bearer, read_json
 from .openapi import document
 from .sessions import Sessions
 from .store import SessionInfo
@@ -22,21 +22,6 @@ SIGNER = web.AppKey("signer", Signer)
 ADMIN_KEY = web.AppKey("admin_key", str)
 PUBLIC_URL = web.AppKey("public_url", str)
 
-_STATUS = {
-    "invalid_payload": 400,
-    "too_long": 400,
-    "out_of_range": 400,
-    "unauthorized": 401,
-    "invalid_token": 401,
-    "expired_token": 401,
-    "wrong_session": 403,
-    "forbidden": 403,
-    "not_found": 404,
-    "session_live": 409,
-    "payload_too_large": 413,
-    "recording_damaged": 500,
-}
-
 
 class CreateSession(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -45,42 +30,13 @@ class CreateSession(BaseModel):
     anonymize: bool = False
 
 
-def error_response(code: str, message: str, status: int | None = None) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status or _STATUS.get(code, 400)
-    )
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every API failure is JSON with a stable code, never an HTML error page."""
-    try:
-        return await handler(request)
-    except CommandError as exc:
-        return error_response(exc.code, exc.message)
-    except web.HTTPException as exc:
-        if not request.path.startswith("/api/") or exc.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status, "http_error"
-        )
-        return error_response(code, exc.reason, exc.status)
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[7:].strip()
-    return request.query.get("token")
-
-
 def _is_admin(request: web.Request) -> bool:
-    token = _bearer(request)
+    token = bearer(request)
     return token is not None and same_secret(token, request.app[ADMIN_KEY])
 
 
 def _require_admin(request: web.Request) -> None:
-    if _bearer(request) is None:
+    if bearer(request) is None:
         raise CommandError("unauthorized", "send the admin key as 'Authorization: Bearer <key>'")
     if not _is_admin(request):
         raise CommandError("forbidden", "the admin key is wrong")
@@ -99,13 +55,6 @@ def links(signer: Signer, base: str, session_id: str) -> dict[str, str]:
     }
 
 
-async def _read_json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CommandError("invalid_payload", "the body must be JSON") from None
-
-
 async def healthz(request: web.Request) -> web.Response:
     sessions = request.app[SESSIONS]
     live = sum(1 for s in sessions.live.values() if s.state.status == "live")
@@ -118,7 +67,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def create_session(request: web.Request) -> web.Response:
     _require_admin(request)
-    body = parse(CreateSession, await _read_json(request))
+    body = parse(CreateSession, await read_json(request))
     info = await request.app[SESSIONS].create(body.title, body.recording, body.anonymize)
     return web.json_response(_describe(request, info, None), status=201)
 
@@ -133,7 +82,7 @@ async def get_session(request: web.Request) -> web.Response:
     session_id = request.match_info["id"]
     claims: Claims | None = None
     if not _is_admin(request):
-        token = _bearer(request)
+        token = bearer(request)
         if token is None:
             raise CommandError("unauthorized", "send the admin key or a trainer token")
         claims = request.app[SIGNER].verify(token, session_id)

@@ -12,11 +12,12 @@ from recorder.interactive import ReplayStore
 from recorder.library import Library
 from recorder.recorder import Recorder
 
-from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, json_errors, setup_routes
+from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, setup_routes
 from .auth import Signer
 from .config import Settings
 from .fanout import FrameFanout
 from .heap import HeapTrimmer, LongLived
+from .http import json_errors, security_headers
 from .hub import Hub
 from .pages import setup_pages
 from .sessions import Sessions
@@ -45,7 +46,7 @@ def build_app(settings: Settings) -> web.Application:
         ping_interval=10,
         ping_timeout=10,
     )
-    app = web.Application(middlewares=[json_errors], client_max_size=256 * 1024)
+    app = web.Application(middlewares=[security_headers, json_errors], client_max_size=256 * 1024)
     sio.attach(app)
     heap = HeapTrimmer()
     long_lived = LongLived()

@@ -10,11 +10,12 @@ import msgpack
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from classroom.api import ADMIN_KEY, SESSIONS, SIGNER, _bearer, _read_json
+from classroom.api import ADMIN_KEY, SESSIONS, SIGNER
 from classroom.auth import same_secret
 from classroom.core import CommandError, clean_name
 from classroom.core.limits import ANSWER_LEN, NAME_LEN, POLL_OPTIONS_MAX, QUESTION_LEN
 from classroom.core.validation import Text, parse
+from classroom.http import bearer, int_param, read_json
 
 from . import exports
 from .interactive import ReplayStore
@@ -24,6 +25,7 @@ from .replay import Recording, RecordingError
 LIBRARY = web.AppKey("library", Library)
 REPLAY_STORE = web.AppKey("replay_store", ReplayStore)
 
+END = 2**62  # the default `to`: the end of any recording; no query time may exceed it
 _MSGPACK = ("application/msgpack", "application/x-msgpack")
 
 
@@ -60,7 +62,7 @@ class AnswerIn(BaseModel):
 
 
 def _access(request: web.Request, session_id: str) -> Access:
-    token = _bearer(request)
+    token = bearer(request)
     if token is None:
         raise CommandError("unauthorized", "send the replay link's token, a trainer token or the admin key")
     if same_secret(token, request.app[ADMIN_KEY]):
@@ -100,21 +102,6 @@ async def _read(request: web.Request, session_id: str, fn: Any) -> Any:
         raise CommandError("recording_damaged", str(exc)) from None
 
 
-def _int_param(request: web.Request, name: str, default: int | None = None) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise CommandError("invalid_payload", f"{name}: query parameter required (milliseconds)")
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise CommandError("invalid_payload", f"{name}: must be a whole number of milliseconds") from None
-    if value < 0:
-        raise CommandError("out_of_range", f"{name}: must not be negative")
-    return value
-
-
 def _audience(request: web.Request, access: Access) -> str:
     audience = request.query.get("audience", "learner")
     if audience not in ("learner", "trainer"):
@@ -135,7 +122,7 @@ def _recording(request: web.Request) -> tuple[str, Access]:
 
 
 async def list_recordings(request: web.Request) -> web.Response:
-    token = _bearer(request)
+    token = bearer(request)
     if token is None:
         raise CommandError("unauthorized", "send the admin key or a trainer token")
     if same_secret(token, request.app[ADMIN_KEY]):
@@ -179,8 +166,8 @@ async def manifest(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.Response:
     session_id, access = _recording(request)
-    t_from = _int_param(request, "from", 0)
-    t_to = _int_param(request, "to", 2**62)
+    t_from = int_param(request, "from", 0, END)
+    t_to = int_param(request, "to", END, END)
     if t_from > t_to:
         raise CommandError("out_of_range", "from: must not be after to")
     audience = _audience(request, access)
@@ -190,7 +177,7 @@ async def events(request: web.Request) -> web.Response:
 
 async def state(request: web.Request) -> web.Response:
     session_id, access = _recording(request)
-    t = _int_param(request, "t")
+    t = int_param(request, "t", None, END)
     audience = _audience(request, access)
 
     def at(rec: Recording) -> dict[str, Any]:
@@ -212,7 +199,7 @@ async def export(request: web.Request) -> web.Response:
     audience = "trainer" if access.manages else "learner"
 
     def build(rec: Recording) -> bytes:
-        wires = rec.window(0, 2**62, audience)
+        wires = rec.window(0, END, audience)
         if name == "chat.vtt":
             return exports.chat_vtt(wires)
         if name == "chat.txt":
@@ -249,7 +236,7 @@ async def delete(request: web.Request) -> web.Response:
 
 async def add_viewer(request: web.Request) -> web.Response:
     session_id, access = _recording(request)
-    body = parse(ViewerIn, await _read_json(request) if request.can_read_body else {})
+    body = parse(ViewerIn, await read_json(request) if request.can_read_body else {})
     name = clean_name(body.name) if body.name else "Viewer"
     viewer = await request.app[REPLAY_STORE].add_viewer(session_id, name)
     token = request.app[SIGNER].participant(session_id, "replay", viewer, name)
@@ -267,7 +254,7 @@ def _poll_at_end(rec: Recording, poll_id: str) -> dict[str, Any]:
 async def answer_quiz(request: web.Request) -> web.Response:
     session_id, access = _recording(request)
     _require_viewer(access)
-    body = parse(QuizIn, await _read_json(request))
+    body = parse(QuizIn, await read_json(request))
     poll = await _read(request, session_id, lambda r: _poll_at_end(r, request.match_info["poll"]))
     choices = sorted(body.choices)
     n = len(poll["options"])
@@ -315,7 +302,7 @@ async def list_questions(request: web.Request) -> web.Response:
 async def ask(request: web.Request) -> web.Response:
     session_id, access = _recording(request)
     _require_viewer(access)
-    body = parse(QuestionIn, await _read_json(request))
+    body = parse(QuestionIn, await read_json(request))
     duration = (await _read(request, session_id, Recording.manifest))["duration_ms"]
     if body.t > duration:
         raise CommandError("out_of_range", f"t: the recording lasts {duration} ms")
@@ -327,7 +314,7 @@ async def ask(request: web.Request) -> web.Response:
 async def answer(request: web.Request) -> web.Response:
     session_id, access = _recording(request)
     _require_manager(access)
-    body = parse(AnswerIn, await _read_json(request))
+    body = parse(AnswerIn, await read_json(request))
     by = "Admin" if access.role == "admin" else "Trainer"
     done = await request.app[REPLAY_STORE].answer(session_id, request.match_info["qid"], body.text, by)
     if done is None:

@@ -1,0 +1,163 @@
+"""What every HTTP handler shares: the error body and its status, the credentials of a request, one
+strict JSON body reader, bounded query integers, and the middlewares that make every failure a JSON
+error and put the security headers on every response.
+
+Everything a client sends passes through here before a handler sees it, so the same rules hold on
+every route: JSON is UTF-8 with no lone surrogates, at most `MAX_DEPTH` deep, its integers within
+what a JavaScript client can hold; query integers are plain ASCII digits within range."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .core import CommandError
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 32  # nesting of a JSON body; no endpoint takes more than 3
+MAX_INT = 2**53 - 1  # JSON integers and query integers: what a JavaScript number holds exactly
+
+STATUS = {
+    "invalid_payload": 400,
+    "too_long": 400,
+    "out_of_range": 400,
+    "unauthorized": 401,
+    "invalid_token": 401,
+    "expired_token": 401,
+    "wrong_session": 403,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "session_live": 409,
+    "payload_too_large": 413,
+    "internal_error": 500,
+    "recording_damaged": 500,
+    "storage_full": 503,
+}
+
+# Content Security Policy of the HTML pages. The bundles are plain files under /static and the pages
+# carry no inline script or style; socket.io connects to the same origin (websocket only), and the
+# board draws on a canvas (no images loaded). `ws:`/`wss:` are listed because Chromium and Firefox
+# before CSP 3 did not match websockets against 'self'.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "font-src 'self'; connect-src 'self' ws: wss:; manifest-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# On every response, HTML or not: no MIME sniffing (exports, JSON), no framing, and no Referer, as
+# link URLs carry tokens.
+BASE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def error_response(code: str, message: str, status: int | None = None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status or STATUS.get(code, 400)
+    )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every API failure is JSON with a stable code, never an HTML or text error page; an
+    unexpected exception is logged once with its traceback and answers a JSON 500."""
+    try:
+        return await handler(request)
+    except CommandError as exc:
+        return error_response(exc.code, exc.message)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status, "http_error"
+        )
+        return error_response(code, exc.reason, exc.status)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.rel_url.path)
+        return error_response("internal_error", "the server failed; nothing changed", 500)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    """nosniff, no framing and no Referer on every response; the CSP on every HTML page."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # aiohttp's own error pages (404 outside /api/, ...)
+        _secure(exc, True)
+        raise
+    _secure(response, response.content_type == "text/html")
+    return response
+
+
+def _secure(response: web.StreamResponse, is_html: bool) -> None:
+    if response.prepared:  # a websocket or a stream already sent its headers
+        return
+    for name, value in BASE_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if is_html:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+
+
+def bearer(request: web.Request) -> str | None:
+    """The request's secret: `Authorization: Bearer <secret>`, else `?token=`."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[7:].strip()
+    return request.query.get("token")
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, checked once for every endpoint: UTF-8 (whatever charset the
+    Content-Type claims), no lone surrogates, no NaN or infinity, at most MAX_DEPTH deep, integers
+    within ±MAX_INT. Anything else is `invalid_payload` or `out_of_range`; nothing is half-read."""
+    raw = await request.read()
+    try:
+        value = orjson.loads(raw)  # strict UTF-8, surrogate pairs only, its own depth limit (1024)
+    except orjson.JSONDecodeError:
+        raise CommandError("invalid_payload", "the body must be JSON (UTF-8)") from None
+    check_json(value)
+    return value
+
+
+def check_json(value: Any) -> None:
+    """Refuse JSON values nested deeper than MAX_DEPTH or holding integers beyond ±MAX_INT
+    (iteratively: no recursion however deep the input)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise CommandError("invalid_payload", f"the body is nested more than {MAX_DEPTH} deep")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, int) and not isinstance(item, bool) and not -MAX_INT <= item <= MAX_INT:
+            raise CommandError("out_of_range", f"numbers must lie within ±{MAX_INT}")
+
+
+_DIGITS = re.compile(r"[0-9]{1,16}")
+
+
+def int_param(request: web.Request, name: str, default: int | None = None, maximum: int = MAX_INT) -> int:
+    """A non-negative integer query parameter (milliseconds): ASCII digits only, at most `maximum`."""
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise CommandError("invalid_payload", f"{name}: query parameter required (milliseconds)")
+        return default
+    if raw.startswith("-") and _DIGITS.fullmatch(raw[1:]):
+        raise CommandError("out_of_range", f"{name}: must not be negative")
+    if not _DIGITS.fullmatch(raw):
+        if raw.isascii() and raw.isdigit():
+            raise CommandError("out_of_range", f"{name}: at most {maximum}")
+        raise CommandError("invalid_payload", f"{name}: must be a whole number of milliseconds")
+    value = int(raw)
+    if value > maximum:
+        raise CommandError("out_of_range", f"{name}: at most {maximum}")
+    return value
