@@ -47,30 +47,68 @@ def _messages(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(messages.values())
 
 
+def one_line(text: str) -> str:
+    """A name on one line: any run of whitespace, line breaks of every kind included, is one space
+    (names are single-line at the core today; older logs may hold anything)."""
+    return " ".join(str(text).split())
+
+
+def _text_lines(text: str) -> list[str]:
+    """A message's non-blank lines, split at every kind of line break."""
+    return [line.strip() for line in str(text).splitlines() if line.strip()]
+
+
 def _vtt_text(text: str) -> str:
     # Cue text is parsed for tags and entities and may not contain "-->": escape all three.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def chat_vtt(events: Iterable[dict[str, Any]]) -> bytes:
+    """One cue per message. A blank line would end the cue, so a message keeps its lines but not
+    its blank ones, and the name before it is one line."""
     messages = _messages(events)
     out = ["WEBVTT", ""]
     for i, m in enumerate(messages):
         end = m["t"] + CUE_MS
         if i + 1 < len(messages):
             end = max(m["t"] + 1, min(end, messages[i + 1]["t"]))
-        out += [str(i + 1), f"{clock(m['t'])} --> {clock(end)}", _vtt_text(f"{m['name']}: {m['text']}"), ""]
+        text = "\n".join(_text_lines(m["text"]))
+        out += [
+            str(i + 1),
+            f"{clock(m['t'])} --> {clock(end)}",
+            _vtt_text(f"{one_line(m['name'])}: {text}"),
+            "",
+        ]
     return "\n".join(out).encode()
 
 
 def chat_txt(events: Iterable[dict[str, Any]]) -> bytes:
-    lines = [f"[{clock(m['t'], vtt=False)}] {m['name']}: {m['text']}" for m in _messages(events)]
+    """One line per message: line breaks inside a message show as " ⏎ ", so no text can start a
+    line of its own (and pass for another message)."""
+    lines = [
+        f"[{clock(m['t'], vtt=False)}] {one_line(m['name'])}: {' ⏎ '.join(_text_lines(m['text']))}"
+        for m in _messages(events)
+    ]
     return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+# A cell starting with one of these is a formula (or becomes one) in Excel, LibreOffice or Google
+# Sheets; full-width forms are read as such by some locales' Excel.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+
+
+def csv_cell(value: Any) -> Any:
+    """OWASP's CSV injection rule: a text cell that could start a formula gets a leading single
+    quote (shown as text, the quote hidden); numbers stay numbers. The writer quotes every text
+    cell and doubles its quotes."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _csv(rows: list[list[Any]]) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf).writerows(rows)
+    csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC).writerows([[csv_cell(v) for v in row] for row in rows])
     return buf.getvalue().encode()
 
 
