@@ -41,14 +41,26 @@ STATUS = {
 }
 
 # Content Security Policy of the HTML pages. The bundles are plain files under /static and the pages
-# carry no inline script or style; socket.io connects to the same origin (websocket only), and the
-# board draws on a canvas (no images loaded). `ws:`/`wss:` are listed because Chromium and Firefox
-# before CSP 3 did not match websockets against 'self'.
+# carry no inline script or style; the favicon is a data: image and the board a canvas. socket.io
+# connects to the same origin: CSP 3 browsers match ws:/wss: there against 'self'; older ones (Safari
+# before 15.4) need the origin's websocket form spelled out, so `connect-src` names it (`{ws}`).
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "font-src 'self'; connect-src 'self' ws: wss:; manifest-src 'self'; "
+    "font-src 'self'; connect-src 'self'{ws}; manifest-src 'self'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def csp(request: web.Request) -> str:
+    """The page's CSP, naming its own websocket origin (a Host header that is not a plain host is
+    left out: 'self' still covers it in current browsers)."""
+    host = request.host
+    if not _HOST.fullmatch(host or ""):
+        return CSP.format(ws="")
+    return CSP.format(ws=f" ws://{host} wss://{host}")
+
+
 # On every response, HTML or not: no MIME sniffing (exports, JSON), no framing, and no Referer, as
 # link URLs carry tokens.
 BASE_HEADERS = {
@@ -90,19 +102,19 @@ async def security_headers(request: web.Request, handler: Any) -> web.StreamResp
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # aiohttp's own error pages (404 outside /api/, ...)
-        _secure(exc, True)
+        _secure(request, exc, exc.content_type == "text/html")
         raise
-    _secure(response, response.content_type == "text/html")
+    _secure(request, response, response.content_type == "text/html")
     return response
 
 
-def _secure(response: web.StreamResponse, is_html: bool) -> None:
+def _secure(request: web.Request, response: web.StreamResponse, is_html: bool) -> None:
     if response.prepared:  # a websocket or a stream already sent its headers
         return
     for name, value in BASE_HEADERS.items():
         response.headers.setdefault(name, value)
     if is_html:
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Content-Security-Policy", csp(request))
 
 
 def bearer(request: web.Request) -> str | None:

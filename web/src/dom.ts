@@ -26,6 +26,8 @@ export function h<K extends keyof HTMLElementTagNameMap>(
         el.textContent = String(value);
       } else if (key === "class") {
         el.className = String(value);
+      } else if (key === "style") {
+        el.style.cssText = String(value); // through the CSSOM: the CSP refuses style attributes
       } else if (PROPS.has(key)) {
         (el as any)[key] = value;
       } else {
