@@ -13,6 +13,7 @@ from aiohttp import web
 from .api import links
 from .auth import Signer, new_id
 from .config import Settings, add_arguments, from_args
+from .http import RedactingAccessLogger
 from .store import SessionStore
 
 DEMO_TITLE = "Demo session"
@@ -47,7 +48,13 @@ def serve(settings: Settings) -> None:
 
     # A deep accept queue: a class joining at once must not find the door shut.
     web.run_app(
-        app, host=settings.host, port=settings.port, print=announce, handle_signals=True, backlog=2048
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=announce,
+        handle_signals=True,
+        backlog=2048,
+        access_log_class=RedactingAccessLogger,  # tokens and keys in query strings stay out of the log
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 
 from .core import CommandError
 
@@ -173,3 +175,44 @@ def int_param(request: web.Request, name: str, default: int | None = None, maxim
     if value > maximum:
         raise CommandError("out_of_range", f"{name}: at most {maximum}")
     return value
+
+
+# Query parameters whose value is a secret: tokens, keys, signatures, passwords (any name that
+# contains one of these words: `token`, `admin_key`, `api-key`, `sig`...).
+_SECRET_NAME = re.compile(r"(?i)token|key|secret|pass|auth|sig|sid|session_id|code")
+_SECRET_PARAM = re.compile(r"([?&;]([^=&;\s\"#]*)=)([^&;\s\"#]*)")
+_SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
+REDACTED = "[redacted]"
+
+
+def _secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(unquote(name)))
+
+
+def redact(text: str) -> str:
+    """`text` (a request line, a URL) with the values of secret-looking query parameters hidden
+    (the names are matched percent-decoded, so `?%74oken=` is hidden too)."""
+    return _SECRET_PARAM.sub(lambda m: m[1] + REDACTED if _secret_name(m[2]) else m[0], text)
+
+
+class RedactingAccessLogger(AccessLogger):
+    """aiohttp's access log with secrets left out: tokens and the admin key may come as `?token=`
+    (links, downloads), and an access log is read by more people than the admin key should be. The
+    values go out redacted both in the message and in the record's `extra` fields."""
+
+    def _format_line(
+        self, request: web.BaseRequest, response: web.StreamResponse, time: float
+    ) -> list[tuple[Any, Any]]:
+        out = []
+        for key, value in super()._format_line(request, response, time):
+            if key == "first_request_line" and request is not None:
+                # From the raw target: the decoded one would turn an encoded `&` or space inside
+                # a token into a separator, and leave the rest of the token in the clear.
+                version = request.version
+                value = f"{request.method} {redact(request.raw_path)} HTTP/{version.major}.{version.minor}"
+            elif isinstance(key, tuple) and key[1].lower() in _SECRET_HEADERS and value != "-":
+                value = REDACTED
+            elif isinstance(value, str):
+                value = redact(value)
+            out.append((key, value))
+        return out
