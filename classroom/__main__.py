@@ -24,8 +24,11 @@ def _signer(settings: Settings) -> Signer:
     return Signer(settings.secret, settings.link_ttl, settings.participant_ttl)
 
 
+EXIT_UNSAVED = 3  # `serve` stopped with events it could not save (the log says which)
+
+
 def serve(settings: Settings) -> None:
-    from .app import build_app
+    from .app import STOPPED, build_app
 
     created = settings.resolve_keys()
     store = SessionStore(settings.data_dir)
@@ -55,7 +58,10 @@ def serve(settings: Settings) -> None:
         handle_signals=True,
         backlog=2048,
         access_log_class=RedactingAccessLogger,  # tokens and keys in query strings stay out of the log
+        shutdown_timeout=5,  # sockets are closed at once (app.py); this only bounds a stuck request
     )
+    if app[STOPPED]["saved"] is False:
+        sys.exit(EXIT_UNSAVED)
 
 
 def create(settings: Settings, title: str) -> None:

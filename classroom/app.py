@@ -28,6 +28,12 @@ from .wire import JsonPacket
 log = logging.getLogger(__name__)
 
 HUB = web.AppKey("hub", Hub)
+# How the last stop went: {"saved": False} when events could not be saved (`serve` exits 3 then).
+STOPPED = web.AppKey("stopped", dict)
+CLOSING = {
+    "code": "server_closing",
+    "message": "The server is restarting. You will be reconnected in a moment.",
+}
 
 # Engine.IO drops a connection that sends more than this in one message; below it, a command over
 # PAYLOAD_BYTES gets a clean `payload_too_large` ack instead.
@@ -75,14 +81,26 @@ def build_app(settings: Settings) -> web.Application:
         heap.start()
         long_lived.start()
 
+    async def closing(app: web.Application) -> None:
+        # Called once the listening sockets are closed and before aiohttp waits for the open
+        # connections: tell every client why, then close their sockets now rather than waiting
+        # for them to time out. Their `participant.left` events go to the log before it closes.
+        await sio.emit("server.closing", CLOSING)
+        for sid in list(app[HUB].connections):
+            await sio.disconnect(sid)
+        for transport in list(transports.by_eio_sid.values()):
+            transport.close()  # after what is buffered: the engine.io close reaches the client
+
     async def stop(app: web.Application) -> None:
         await heap.close()
         await long_lived.close()
-        await sessions.close()
+        app[STOPPED]["saved"] = await sessions.close()
         store.close()
         library.close()
         replay_store.close()
 
+    app[STOPPED] = {"saved": None}
     app.on_startup.append(start)
+    app.on_shutdown.append(closing)
     app.on_cleanup.append(stop)
     return app

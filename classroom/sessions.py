@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from recorder.recorder import Recorder, Recovered
+from recorder.recorder import Recorder, Recovered, StorageError
 
 from .auth import new_id
 from .core import SessionState
@@ -17,6 +17,7 @@ from .store import SessionInfo, SessionStore
 log = logging.getLogger(__name__)
 
 EVICT_AFTER = 60.0  # seconds an ended, empty session stays in memory
+SAVE_GRACE = 5.0  # seconds a stop keeps retrying to save what is not yet on disk
 
 
 class Sessions:
@@ -104,10 +105,44 @@ class Sessions:
         if session.state.recording != "off":
             await self.recorder.close_session(session.id)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = SAVE_GRACE) -> bool:
+        """Stop: flush and close every log; True when everything reached the disk. When the disk
+        refuses (full, read-only), keep retrying for `grace` seconds, then give up and say in one
+        line which events of which sessions could not be saved."""
         if self._reaper is not None:
             self._reaper.cancel()
         for session in self.live.values():
             await session.drain()
             await session.close()
-        await self.recorder.close()
+        logged = {sid: s.state.seq for sid, s in self.live.items() if self.recorder.is_open(sid)}
+
+        async def flush_and_close() -> None:
+            for sid, seq in logged.items():  # including batches already on their way to the disk
+                await self.recorder.durable(sid, seq)
+            await self.recorder.close()
+
+        error: BaseException | None = None
+        deadline = time.monotonic() + grace
+        while True:
+            try:
+                await asyncio.wait_for(flush_and_close(), max(0.01, deadline - time.monotonic()))
+                break
+            except (StorageError, OSError, TimeoutError) as exc:  # the disk, not a bug
+                error = exc.__cause__ or exc
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.5)  # the recorder retries its writes meanwhile
+        # Judged from what the recorder reports durable, whatever close() said.
+        durable = self.recorder.durable_seq
+        unsaved = {
+            sid: (durable.get(sid, 0) + 1, seq) for sid, seq in logged.items() if seq > durable.get(sid, 0)
+        }
+        if unsaved or error is not None:
+            why = "the disk did not answer" if isinstance(error, TimeoutError) else str(error or "unknown")
+            log.error(
+                "stopping with events that could not be saved (%s): %s",
+                why,
+                ", ".join(f"session {sid} seq {a}-{b}" for sid, (a, b) in unsaved.items()) or "none known",
+            )
+            return False
+        return True

@@ -3,7 +3,7 @@
 // A port of classroom/client.py's join/resume/buffering logic.
 import { io, type Socket } from "socket.io-client";
 import { apply, fromView, view, type Audience, type State, type WireEvent } from "./reducer";
-import { store } from "./dom";
+import { store, toast } from "./dom";
 
 export type Status = "connecting" | "live" | "reconnecting";
 
@@ -104,6 +104,8 @@ export class Live {
       this.socket.on("event", (e: WireEvent) => this.onEvent(e));
       this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
       this.socket.on("connect_error", (err: any) => this.onConnectError(err));
+      // Sent just before a graceful stop closes every socket: say why the page is reconnecting.
+      this.socket.on("server.closing", (e: AckError) => toast(e?.message || "The server is restarting."));
     }
     this.setStatus(this.state ? "reconnecting" : "connecting");
     this.socket.connect();

@@ -1,0 +1,155 @@
+"""A graceful stop of `python -m classroom serve`: SIGTERM with clients connected tells them why,
+closes their sockets at once, flushes the log and exits 0 within a couple of seconds; on a full
+disk it says in one line what could not be saved and exits 3, with no traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from classroom.client import ClassroomClient
+from recorder.replay import Recording
+
+from .conftest import free_port
+
+
+class Served:
+    """A `serve` subprocess, its trainer link and everything it wrote to stderr."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self.link = ""
+        self.stderr = b""
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "classroom",
+            "serve",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={
+                **os.environ,
+                "PORT": str(self.port),
+                "DATA_DIR": str(self.data_dir),
+                "CLASSCAST_ADMIN_KEY": "k",
+            },
+        )
+        out = ""
+        while "Trainer link" not in out:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
+            assert line, f"server exited early: {out}"
+            out += line.decode()
+        self.link = re.search(r"Trainer link for .*: (\S+)", out).group(1)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> tuple[int, float]:
+        """Send `sig`; return the exit status and the seconds it took."""
+        assert self.proc is not None
+        began = time.monotonic()
+        self.proc.send_signal(sig)
+        _, err = await asyncio.wait_for(self.proc.communicate(), 60)
+        self.stderr += err
+        return self.proc.returncode, time.monotonic() - began
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+
+async def test_sigterm_with_a_client_closes_at_once_and_flushes(tmp_path):
+    served = Served(tmp_path / "data")
+    await served.start()
+    client = ClassroomClient(served.link, "Tess", reconnect=False)
+    closing: list = []
+    try:
+        await client.connect()
+        client.sio.on("server.closing", closing.append)
+        await client.request("session.start")
+        sent = await client.request("chat.send", text="before the stop")
+        code, took = await served.stop()
+    finally:
+        served.kill()
+        await client.close()
+    err = served.stderr.decode()
+    assert code == 0, err
+    assert took < 3, took
+    assert "Traceback" not in err, err
+    assert closing and closing[0]["code"] == "server_closing" and closing[0]["message"], closing
+    assert not client.sio.connected
+    # The log was flushed and closed: the chat and the trainer's leaving are in it.
+    rec = Recording(served.data_dir / "recordings", client.session_id)
+    events = rec.window(0, 2**62, "trainer")
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert any(e["seq"] == sent["seq"] and e["type"] == "chat.message" for e in events)
+    assert events[-1]["type"] == "participant.left"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs, unmounted afterwards (skipped where mounting is not permitted)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the file system holding `directory`; return the filler file (delete it to free space)."""
+    filler = directory / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    try:
+        with open(filler, "ab") as f:
+            while True:
+                f.write(b"\0")
+                f.flush()
+    except OSError:
+        pass
+    return filler
+
+
+async def test_sigterm_on_a_full_disk_says_what_was_not_saved(small_disk):
+    served = Served(small_disk / "data")
+    await served.start()
+    client = ClassroomClient(served.link, "Tess", reconnect=False)
+    try:
+        await client.connect()
+        await client.request("session.start")
+        await client.request("chat.send", text="saved")
+        fill(small_disk)
+        for i in range(10):  # the log's last page may still have room for a message or two
+            ack = await client.send("chat.send", {"text": f"{i} not saved: the disk is full " + "x" * 1900})
+            if not ack["ok"]:
+                break
+        assert ack["ok"] is False and ack["error"]["code"] == "storage_failed", ack
+        code, took = await served.stop()
+    finally:
+        served.kill()
+        await client.close()
+    err = served.stderr.decode()
+    assert "Traceback" not in err, err
+    assert code == 3, (code, err)
+    lines = [line for line in err.splitlines() if "could not be saved" in line]
+    assert len(lines) == 1 and client.session_id in lines[0], err
+    assert took < 10, took
