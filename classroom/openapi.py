@@ -48,6 +48,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         403: "Forbidden",
         404: "Not found",
         409: "Conflict",
+        413: "Body over 256 KiB",
+        500: "Server failure (internal_error, recording_damaged)",
+        503: "The disk refuses writes (storage_full); nothing was created",
     }
     return {str(s): {"description": names[s], **ref} for s in statuses}
 
@@ -276,7 +279,7 @@ def document(server_url: str) -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {"201": _json(session_ref, "Created"), **_errors(400, 401, 403)},
+                    "responses": {"201": _json(session_ref, "Created"), **_errors(400, 401, 403, 413, 503)},
                 },
                 "get": {
                     "summary": "List sessions, newest first",

@@ -12,7 +12,7 @@ from .auth import new_id
 from .core import SessionState
 from .fanout import Fanout
 from .live import LiveSession
-from .store import SessionInfo, SessionStore
+from .store import SessionInfo, SessionStore, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,33 @@ class Sessions:
                 session = LiveSession(info, self.fanout, self.store.set_status, None, Recovered(state))
                 self.live[session_id] = session
             elif info is not None:
-                recovered = await self.recorder.open(
-                    info.id, info.title, "on" if info.recording else "off", info.anonymize
-                )
+                try:
+                    recovered = await self.recorder.open(
+                        info.id, info.title, "on" if info.recording else "off", info.anonymize
+                    )
+                except OSError as exc:  # full, read-only: a coded refusal, and it is tried again
+                    log.error("session %s: cannot open its log (%s)", info.id, exc)
+                    raise storage_full() from None
                 if recovered.repaired:
                     log.warning("session %s: its log had a torn tail (%s)", info.id, recovered.repaired)
                 session = LiveSession(info, self.fanout, self.store.set_status, self.recorder, recovered)
                 self.live[session_id] = session
                 session.rebuild()
+                if session.state.status != info.status and session.state.status in ("live", "ended"):
+                    # The log is the truth: a status write lost to a full disk or a crash is redone.
+                    log.warning(
+                        "session %s: stored as %s, its log says %s",
+                        info.id,
+                        info.status,
+                        session.state.status,
+                    )
+                    info.status = session.state.status
+                    await self.store.set_status(info.id, session.state.status)
             future.set_result(session)
             return session
         except BaseException as exc:
             future.set_exception(exc)
+            future.exception()  # those waiting get it raised; nobody waiting is no error
             raise
         finally:
             del self._loading[session_id]
