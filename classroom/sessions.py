@@ -141,6 +141,7 @@ class Sessions:
         while True:
             try:
                 await asyncio.wait_for(flush_and_close(), max(0.01, deadline - time.monotonic()))
+                error = None  # saved after all (space came back during the grace)
                 break
             except (StorageError, OSError, TimeoutError) as exc:  # the disk, not a bug
                 error = exc.__cause__ or exc

@@ -153,3 +153,41 @@ async def test_sigterm_on_a_full_disk_says_what_was_not_saved(small_disk):
     lines = [line for line in err.splitlines() if "could not be saved" in line]
     assert len(lines) == 1 and client.session_id in lines[0], err
     assert took < 10, took
+
+
+async def test_sigterm_saves_everything_if_space_returns_within_the_grace(small_disk):
+    served = Served(small_disk / "data")
+    await served.start()
+    client = ClassroomClient(served.link, "Tess", reconnect=False)
+    try:
+        await client.connect()
+        await client.request("session.start")
+        filler = fill(small_disk)
+        for i in range(10):
+            ack = await client.send("chat.send", {"text": f"{i} kept in memory " + "x" * 1900})
+            if not ack["ok"]:
+                break
+        assert ack["error"]["code"] == "storage_failed", ack
+        unsaved_seq = client.view()["seq"]
+
+        async def space_returns() -> None:
+            await asyncio.sleep(1.0)
+            filler.unlink()
+
+        freeing = asyncio.create_task(space_returns())
+        code, took = await served.stop()
+        await freeing
+    finally:
+        served.kill()
+        await client.close()
+    err = served.stderr.decode()
+    assert code == 0 and "Traceback" not in err and "could not be saved" not in err, err
+    assert took < 6, took
+    rec = Recording(served.data_dir / "recordings", client.session_id)
+    if "damage" in rec.manifest():
+        # The recorder's own part of issue 8 item 3 (a short write acknowledged, the next ENOSPC
+        # padding the log with zeros) is fixed on another branch; the stop itself did its part.
+        pytest.xfail(f"the log was damaged while the disk was full: {rec.manifest()['damage']}")
+    events = rec.window(0, 2**62, "trainer")
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["seq"] > unsaved_seq and events[-1]["type"] == "participant.left"
