@@ -55,16 +55,26 @@ class Context:
         self.events.append(event)
         return event
 
-    def limit(self, kind: str, rate: Rate) -> None:
-        """Spend one token of the learner's `kind` bucket or refuse with `rate_limited`.
+    def limit(self, kind: str, rate: Rate, n: int = 1) -> None:
+        """Spend `n` tokens of the learner's `kind` bucket or refuse with `rate_limited`.
 
         Trainers are exempt: they hold the trainer link and are bounded by the transport's
         per-connection flood guard instead."""
+        self.limits((kind, rate, n))
+
+    def limits(self, *spends: tuple[str, Rate, int]) -> None:
+        """Spend from several buckets at once: all or none (a refusal spends nothing)."""
         if self.is_trainer:
             return
-        key = (self.actor_id, kind)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(rate, self.t)
-        if not bucket.take(self.t):
-            raise CommandError("rate_limited", f"too many {kind} commands; try again shortly")
+        buckets = []
+        for kind, rate, n in spends:
+            key = (self.actor_id, kind)
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(rate, self.t)
+            if not bucket.can(self.t, n):
+                what = "whiteboard points" if kind == "points" else f"{kind} commands"
+                raise CommandError("rate_limited", f"too many {what}; try again shortly")
+            buckets.append((bucket, n))
+        for bucket, n in buckets:
+            bucket.take(self.t, n)
