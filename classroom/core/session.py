@@ -20,9 +20,9 @@ from .limits import NAME_LEN, Rates
 from .ratelimit import TokenBucket
 from .registry import COMMANDS, ROLES
 from .state import SessionState, apply
-from .validation import Text, parse
+from .validation import Name, parse
 
-_NAME = TypeAdapter(Text(NAME_LEN))
+_NAME = TypeAdapter(Name(NAME_LEN))
 
 
 def clean_name(name: Any) -> str:
