@@ -46,6 +46,11 @@ class Rate:
     per_ms: int
 
 
+# Learners at one network address (when the edge says where they connect from) share this many
+# times one person's bucket of every kind: new identities from one learner link do not multiply it.
+ADDRESS_SHARE = 4
+
+
 @dataclass(frozen=True, slots=True)
 class Rates:
     chat: Rate = Rate(5, 5_000)
