@@ -59,7 +59,7 @@ class Guard:
     joins_per_address: Rate = JOINS_PER_ADDRESS
     joins_per_link: Rate = JOINS_PER_LINK
     # A connected socket that has not joined after this many seconds is closed.
-    join_timeout: float = 10.0
+    join_timeout: float = field(default_factory=lambda: float(_env_int("CLASSCAST_JOIN_TIMEOUT", 10)))
     # Packets that do not decode, per connection, before it is closed.
     bad_packets: Rate = BAD_PACKETS
     # File descriptors kept free: new websockets are refused beyond the soft limit minus this, so

@@ -68,6 +68,7 @@ async def test_many_silent_connections_leave_healthz_answering(tmp_path: Path, p
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
         "CLASSCAST_UNLIMITED_IPS": "",  # loopback is an address like any other here
         "CLASSCAST_MAX_CONNECTIONS_PER_IP": str(per_address),  # 0: no cap, only the descriptor reserve
+        "CLASSCAST_JOIN_TIMEOUT": "300",  # none of them is closed for not joining while the test runs
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "classroom", "serve", "--port", str(port), "--data-dir", str(tmp_path),
