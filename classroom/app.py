@@ -16,6 +16,7 @@ from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, setup_routes
 from .auth import Signer
 from .config import Settings
 from .fanout import FrameFanout
+from .guard import raise_nofile
 from .heap import HeapTrimmer, LongLived
 from .http import json_errors, security_headers
 from .hub import Hub
@@ -44,6 +45,7 @@ def build_app(settings: Settings) -> web.Application:
     """The whole server as an aiohttp application (keys resolved from the data directory)."""
     settings.resolve_keys()
     assert settings.secret and settings.admin_key
+    raise_nofile()  # before the guard reads the limit (Transports below)
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         serializer=JsonPacket,
@@ -69,7 +71,7 @@ def build_app(settings: Settings) -> web.Application:
     app[SIGNER] = signer
     app[ADMIN_KEY] = settings.admin_key
     app[PUBLIC_URL] = settings.public_url or ""
-    app[HUB] = Hub(sio, sessions, signer)
+    app[HUB] = Hub(sio, sessions, signer, transports.guard)
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store
     setup_routes(app)

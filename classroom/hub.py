@@ -3,12 +3,13 @@ session core and acknowledges them. Protocol in docs/protocol.md."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import socketio
 
 from recorder.recorder import StorageError
@@ -18,10 +19,13 @@ from .core import CommandError, clean_name
 from .core.limits import PAYLOAD_BYTES, Rate
 from .core.ratelimit import TokenBucket
 from .fanout import audience_room, personal_room
+from .guard import Guard, LogThrottle
 from .live import LiveSession
 from .sessions import Sessions
+from .wire import BadPacket
 
 log = logging.getLogger(__name__)
+throttled = LogThrottle(log)
 
 # A flood guard per connection, on top of the core's per-feature rates.
 CONNECTION_RATE = Rate(200, 1_000)
@@ -35,25 +39,43 @@ class Connection:
     name: str | None = None
     role: str | None = None
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(CONNECTION_RATE, _ms()))
+    bad: TokenBucket | None = None  # packets that did not decode (created at the first)
+    address: str | None = None  # the peer's address, None where no per-address limit applies
+    deadline: asyncio.TimerHandle | None = None  # closes the socket unless it joins in time
 
 
 def _ms() -> int:
     return int(time.monotonic() * 1000)
 
 
-def _too_large(data: Any) -> bool:
+def _token_name(name: str | None) -> str:
+    """The name in a participant token, cleaned again (a token issued before names were one line
+    may carry a line break)."""
     try:
-        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
-        return size > PAYLOAD_BYTES
-    except (TypeError, ValueError):
-        return False  # not JSON-shaped: validation will refuse it
+        return clean_name(name)
+    except CommandError:
+        return "?"
+
+
+def _check_size(data: Any) -> None:
+    """Refuse a payload over PAYLOAD_BYTES as compact JSON. The decoder (`wire.py`) already bounds
+    its nesting, and orjson neither recurses in Python nor accepts what JSON cannot carry."""
+    try:
+        size = len(orjson.dumps(data))
+    except orjson.JSONEncodeError:
+        raise CommandError("invalid_payload", "the payload is not plain JSON") from None
+    if size > PAYLOAD_BYTES:
+        raise CommandError("payload_too_large", f"a command may be at most {PAYLOAD_BYTES} bytes")
 
 
 class Hub:
-    def __init__(self, sio: socketio.AsyncServer, sessions: Sessions, signer: Signer) -> None:
+    def __init__(
+        self, sio: socketio.AsyncServer, sessions: Sessions, signer: Signer, guard: Guard | None = None
+    ) -> None:
         self.sio = sio
         self.sessions = sessions
         self.signer = signer
+        self.guard = guard or Guard()
         self.connections: dict[str, Connection] = {}
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
@@ -75,10 +97,23 @@ class Hub:
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code, "message": exc.message}
             ) from None
-        self.connections[sid] = Connection(session, claims)
+        address = self.guard.address(environ)
+        conn = Connection(session, claims, address=address if self.guard.limited(address) else None)
+        conn.deadline = asyncio.get_running_loop().call_later(
+            self.guard.join_timeout, lambda: asyncio.ensure_future(self._join_deadline(sid))
+        )
+        self.connections[sid] = conn
+
+    async def _join_deadline(self, sid: str) -> None:
+        conn = self.connections.get(sid)
+        if conn is not None and conn.pid is None:
+            timeout = self.guard.join_timeout
+            await self.close(sid, "join_timeout", f"no `join` within {timeout:g} s of connecting")
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         conn = self.connections.pop(sid, None)
+        if conn is not None and conn.deadline is not None:
+            conn.deadline.cancel()
         if conn is not None and conn.pid is not None:
             conn.session.detach(sid, conn.pid)
 
@@ -111,7 +146,7 @@ class Hub:
         session, claims = conn.session, conn.claims
         if conn.pid is None:
             if claims.pid is not None:  # a participant token: the same identity again
-                pid, name, role = claims.pid, claims.name or "?", claims.role
+                pid, name, role = claims.pid, _token_name(claims.name), claims.role
             else:
                 role = claims.role
                 if "name" in data:
@@ -120,8 +155,14 @@ class Hub:
                     name = "Trainer"
                 else:
                     raise CommandError("name_required", "name: a learner must give a display name")
+                if role == "learner" and not self.guard.may_mint(session.id, conn.address):
+                    raise CommandError(
+                        "rate_limited",
+                        "too many new participants from this link or address; try again shortly",
+                    )
                 pid = new_id(6)
             conn.pid, conn.name, conn.role = pid, name, role
+            session.core.place(pid, conn.address)
             # The synchronous form keeps this block free of awaits (see above).
             self.sio.manager.basic_enter_room(sid, "/", audience_room(session.id, role))
             self.sio.manager.basic_enter_room(sid, "/", personal_room(session.id, pid))
@@ -143,8 +184,10 @@ class Hub:
             reply["seq"] = session.sent_seq
         return reply
 
-    async def on_command(self, name: str, sid: str, *args: Any) -> dict[str, Any]:
+    async def on_command(self, name: str | BadPacket, sid: str, *args: Any) -> dict[str, Any]:
         conn = self.connections.get(sid)
+        if isinstance(name, BadPacket):
+            return await self._bad_packet(sid, conn, name)
         try:
             if conn is None or conn.pid is None:
                 raise CommandError("not_joined", "send `join` before any other command")
@@ -153,13 +196,15 @@ class Hub:
             if len(args) > 1:
                 raise CommandError("invalid_payload", "send one payload object per command")
             payload = args[0] if args else None
-            if _too_large(payload):
-                raise CommandError("payload_too_large", f"a command may be at most {PAYLOAD_BYTES} bytes")
+            _check_size(payload)
             outcome = conn.session.execute(conn.pid, name, payload)
         except CommandError as exc:
             return exc.as_ack()
-        except Exception:
-            log.exception("command %r failed", name)
+        except Exception as exc:
+            # One line per kind of failure a minute, not one per command: a client that found a
+            # way to make a command fail must not be able to flood the log with it.
+            cause = f"{type(exc).__name__} in {name if isinstance(name, str) else '?'}"[:100]
+            throttled.log(logging.ERROR, cause, "command %r failed", str(name)[:60], exc_info=True)
             return CommandError("internal_error", "the server failed; nothing changed").as_ack()
         try:
             await conn.session.durable(outcome)
@@ -171,3 +216,26 @@ class Hub:
             ).as_ack()
         seq = outcome.events[-1].seq if outcome.events else conn.session.state.seq
         return {"ok": True, "seq": seq, **outcome.reply}
+
+    async def _bad_packet(self, sid: str, conn: Connection | None, bad: BadPacket) -> dict[str, Any]:
+        """A packet that did not decode: answered (if it asked for an ack) and counted; a client
+        that keeps sending them is disconnected, with one log line a minute for all of them."""
+        error = CommandError("invalid_payload", bad.reason)
+        if conn is None:
+            return error.as_ack()
+        if conn.bad is None:
+            conn.bad = TokenBucket(self.guard.bad_packets, _ms())
+        if not conn.bad.take(_ms()):
+            throttled.log(logging.WARNING, "bad packets", "closed a connection that kept sending bad packets")
+            await self.close(sid, "bad_packets", "too many packets that do not decode; check the client")
+        return error.as_ack()
+
+    async def close(self, sid: str, code: str, message: str) -> None:
+        """Close a socket's whole connection (not only its socket.io namespace: that would keep the
+        file descriptor), telling it why first with a `closing` event {code, message}."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        try:
+            await self.sio.emit("closing", {"code": code, "message": message}, to=sid)
+        finally:
+            if eio_sid is not None:
+                await self.sio.eio.disconnect(eio_sid)

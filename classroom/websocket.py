@@ -31,10 +31,12 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_socket import AsyncSocket
 
+from .guard import Guard, LogThrottle
 from .heap import HeapTrimmer
 from .sendqueue import SendQueue
 
 log = logging.getLogger(__name__)
+throttled = LogThrottle(log)
 
 # A client this far behind on reading (bytes queued in its transport) is cut off; it reconnects
 # and resumes from its last seq instead of holding the server's memory hostage.
@@ -61,7 +63,7 @@ def write_frame(transport: asyncio.Transport, frame: bytes) -> bool:
     if transport.is_closing():
         return False
     if transport.get_write_buffer_size() > MAX_BUFFERED:
-        log.warning("a connection is too far behind; closing it so it resumes")
+        throttled.log(logging.WARNING, "behind", "a connection is too far behind; closing it so it resumes")
         transport.abort()
         return False
     transport.write(frame)
@@ -71,12 +73,15 @@ def write_frame(transport: asyncio.Transport, frame: bytes) -> bool:
 class Transports:
     """The asyncio transport of every connection on the websocket transport, by engine.io sid."""
 
-    def __init__(self, heap: HeapTrimmer | None = None) -> None:
+    def __init__(self, heap: HeapTrimmer | None = None, guard: Guard | None = None) -> None:
         self.by_eio_sid: dict[str, asyncio.Transport] = {}
         self.heap = heap
+        self.guard = guard or Guard()
+        self.sio: socketio.AsyncServer | None = None
 
     def install(self, sio: socketio.AsyncServer) -> None:
         transports = self
+        self.sio = sio
 
         class WebSocket(eio_aiohttp.WebSocket):
             async def send(self, message: str | bytes) -> None:
@@ -94,6 +99,19 @@ class Transports:
                 await self._sock.prepare(request)
                 self.environ = environ
                 socket: AsyncSocket = self.handler.__self__  # the engine.io socket this serves
+                address = transports.guard.address(environ)
+                refused = transports.guard.admit(address)
+                if refused is not None:
+                    # Closed at once, so it holds no file descriptor: 1013 is "try again later".
+                    throttled.log(
+                        logging.WARNING, "refused", "refused a websocket from %s: %s", address, refused
+                    )
+                    await socket.close(wait=False, abort=True, reason=self.server.reason.SERVER_DISCONNECT)
+                    closing = self._sock._writer.transport  # type: ignore[union-attr]
+                    # No closing handshake to wait for: a silent client would hold the descriptor.
+                    closing.write(_frame(0x8, struct.pack("!H", 1013) + refused.encode()[:120]))
+                    closing.close()
+                    return self._sock
                 transport = self._sock._writer.transport  # type: ignore[union-attr]
                 transports.by_eio_sid[socket.sid] = transport
                 try:
@@ -103,6 +121,7 @@ class Transports:
                         await transports.serve(socket, self._sock, transport)
                 finally:
                     transports.by_eio_sid.pop(socket.sid, None)
+                    transports.guard.release(address)
                 return self._sock
 
         sio.eio._async = {**sio.eio._async, "websocket": WebSocket}
@@ -130,7 +149,16 @@ class Transports:
                 write_frame(transport, _frame(0x2, data))
             if len(data) >= LARGE_PACKET:
                 self.note_large(len(data))
+            if pkt.packet_type == eio_packet.CLOSE:
+                transport.close()  # the server closed the socket: free the connection now
 
+        def unjoined() -> None:
+            # Still no socket.io session: a socket that never joins must not hold a descriptor
+            # (the hub closes those that connected but did not `join`, with a reason).
+            if self.sio is not None and self.sio.manager.sid_from_eio_sid(socket.sid, "/") is None:
+                transport.close()
+
+        deadline = asyncio.get_running_loop().call_later(self.guard.join_timeout, unjoined)
         socket.connected = True
         socket.upgraded = True
         queue.attach(send)  # the OPEN packet first, then every packet as it is sent
@@ -154,9 +182,16 @@ class Transports:
                     pass
                 except eio_exceptions.SocketIsClosedError:
                     break
-                except Exception:
-                    log.exception("engine.io packet from %s failed", socket.sid)
+                except Exception as exc:
+                    throttled.log(
+                        logging.ERROR,
+                        type(exc).__name__,
+                        "engine.io packet from %s failed",
+                        socket.sid,
+                        exc_info=True,
+                    )
         finally:
+            deadline.cancel()
             queue.detach()
             try:
                 # First engine.io's close (the disconnect handler: the participant leaves), so it

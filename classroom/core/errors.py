@@ -36,6 +36,7 @@ CODES = {
     "poll_open": "the poll must be closed first",
     "question_closed": "the question is answered or dismissed",
     "limit_reached": "a size limit of the session is reached",
+    "board_full": "the whiteboard holds (or you drew) as much as it may; erase, clear or add a page",
     "stroke_ended": "the stroke was already finished",
     "nothing_to_undo": "there is nothing of yours to undo or redo",
     "unauthorized": "the request carries no admin key or token",

@@ -21,7 +21,20 @@ WB_POINTS_PER_STROKE = 5000
 WB_ELEMENTS_PER_PAGE = 5000
 WB_PAGES = 50
 WB_UNDO_DEPTH = 100
+# What the board may hold, in elements and in points (an element's weight: a stroke's x,y pairs, 2 for
+# a shape, 1 + len/4 for a text). Memory, the log and every join snapshot grow with it.
+WB_POINTS_PER_PAGE = 200_000
+WB_POINTS_PER_SESSION = 1_000_000  # on all pages together
+WB_ELEMENTS_PER_SESSION = 50_000
+# Learners together may fill at most this share of a page's or the session's budgets: whatever they
+# draw, a trainer can still draw on the rest.
+WB_LEARNER_SHARE = 0.75
+# What one learner may draw in a whole session, counted as drawn (erasing gives nothing back).
+WB_POINTS_PER_LEARNER = 100_000
+# The undo/redo history a participant keeps, in points per stack (oldest entries go first).
+WB_HISTORY_POINTS = 400_000
 PAYLOAD_BYTES = 64 * 1024
+PAYLOAD_DEPTH = 16  # nesting of lists and objects in one socket packet
 REACTIONS = ("👍", "👏", "❤️", "😂", "😮", "🎉", "🤔", "🙌")
 
 
@@ -33,6 +46,11 @@ class Rate:
     per_ms: int
 
 
+# Learners at one network address (when the edge says where they connect from) share this many
+# times one person's bucket of every kind: new identities from one learner link do not multiply it.
+ADDRESS_SHARE = 4
+
+
 @dataclass(frozen=True, slots=True)
 class Rates:
     chat: Rate = Rate(5, 5_000)
@@ -40,3 +58,4 @@ class Rates:
     question: Rate = Rate(3, 30_000)
     hand: Rate = Rate(6, 10_000)
     board: Rate = Rate(120, 1_000)
+    points: Rate = Rate(3_000, 1_000)  # whiteboard points per learner

@@ -13,12 +13,20 @@ class TokenBucket:
         self.tokens = float(rate.burst)
         self.last = now_ms
 
-    def take(self, now_ms: int) -> bool:
+    def _refill(self, now_ms: int) -> None:
         elapsed = max(0, now_ms - self.last)
-        self.last = now_ms
+        self.last = max(self.last, now_ms)
         refill = elapsed * self.rate.burst / self.rate.per_ms
         self.tokens = min(float(self.rate.burst), self.tokens + refill)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+
+    def can(self, now_ms: int, n: int = 1) -> bool:
+        """Whether `n` tokens are there now (takes none)."""
+        self._refill(now_ms)
+        return self.tokens >= n
+
+    def take(self, now_ms: int, n: int = 1) -> bool:
+        self._refill(now_ms)
+        if self.tokens >= n:
+            self.tokens -= n
             return True
         return False

@@ -20,9 +20,9 @@ from .limits import NAME_LEN, Rates
 from .ratelimit import TokenBucket
 from .registry import COMMANDS, ROLES
 from .state import SessionState, apply
-from .validation import Text, parse
+from .validation import Name, parse
 
-_NAME = TypeAdapter(Text(NAME_LEN))
+_NAME = TypeAdapter(Name(NAME_LEN))
 
 
 def clean_name(name: Any) -> str:
@@ -58,6 +58,20 @@ class SessionCore:
         self.state = state or SessionState(session_id, title, recording="on" if recording else "off")
         self.rates = rates or Rates()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        # Where participants connect from, as the edge tells (never in the state or the log).
+        self._addresses: dict[str, str] = {}
+        self._at: dict[str, set[str]] = {}  # address -> participants seen there
+
+    def place(self, pid: str, address: str | None) -> None:
+        """Say where `pid` connects from (None: nowhere worth counting, e.g. an exempt address).
+        Learners at one address share rate buckets, and a new identity at an address where a
+        learner is muted starts muted."""
+        old = self._addresses.pop(pid, None)
+        if old is not None:
+            self._at.get(old, set()).discard(pid)
+        if address is not None:
+            self._addresses[pid] = address
+            self._at.setdefault(address, set()).add(pid)
 
     # -- participants come and go through the transport, not through commands ------------------
 
@@ -70,7 +84,17 @@ class SessionCore:
             return []
         ctx = self._context({"id": pid, "role": role, "name": name}, t)
         ctx.emit("participant.joined", {"id": pid, "name": name, "role": role})
+        if known is None and role == "learner" and self._muted_nearby(pid):
+            # A muted learner opening the link again as someone new stays muted.
+            ctx.emit("participant.muted", {"id": pid}, actor=None)
         return ctx.events
+
+    def _muted_nearby(self, pid: str) -> bool:
+        address = self._addresses.get(pid)
+        people = self.state.participants
+        return address is not None and any(
+            p != pid and people.get(p, {}).get("muted") for p in self._at.get(address, ())
+        )
 
     def leave(self, pid: str, t: int) -> list[Event]:
         """A participant's last connection closed."""
@@ -116,4 +140,5 @@ class SessionCore:
         apply(self.state, event)
 
     def _context(self, actor: dict[str, Any], t: int) -> Context:
-        return Context(self.state, actor, t, self._buckets, self.rates)
+        address = self._addresses.get(actor["id"]) if actor.get("id") is not None else None
+        return Context(self.state, actor, t, self._buckets, self.rates, address)

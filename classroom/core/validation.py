@@ -31,8 +31,20 @@ def _clean(text: str) -> str:
     return text
 
 
-def Text(max_len: int) -> Any:  # noqa: N802 - reads as a type in annotations
-    """Non-empty, trimmed, control-free text of at most `max_len` characters.
+# Every line or paragraph break and other whitespace (\s is Unicode-aware: it covers \r, \n, \t,
+# \v, \f, \x1c-\x1f, \x85, U+2028, U+2029), and the bidirectional embedding, override and isolate
+# controls, which make a name display as something else.
+_SPACES = re.compile(r"\s+")
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def _one_line(text: str) -> str:
+    return _SPACES.sub(" ", _BIDI.sub("", text))
+
+
+def Text(max_len: int, *, one_line: bool = False) -> Any:  # noqa: N802 - reads as a type in annotations
+    """Non-empty, trimmed, control-free text of at most `max_len` characters; with `one_line`, every
+    run of whitespace (line breaks included) becomes one space.
 
     The limit holds after normalisation (NFC can make text longer); the cheap bound before it
     only keeps absurd inputs from being normalised at all."""
@@ -48,12 +60,17 @@ def Text(max_len: int) -> Any:  # noqa: N802 - reads as a type in annotations
         return value
 
     def check(value: str) -> str:
-        value = _clean(value)
+        value = _clean(_one_line(value) if one_line else value)
         if len(value) > max_len:
             raise too_long()
         return value
 
     return Annotated[str, BeforeValidator(bound), AfterValidator(check)]
+
+
+def Name(max_len: int) -> Any:  # noqa: N802
+    """A display name: one line (names are written into line-based exports: chat.txt, WebVTT)."""
+    return Text(max_len, one_line=True)
 
 
 Color = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]

@@ -16,9 +16,15 @@ from .errors import CommandError
 from .events import Audience, Event
 from .limits import (
     WB_ELEMENTS_PER_PAGE,
+    WB_ELEMENTS_PER_SESSION,
     WB_HEIGHT,
+    WB_HISTORY_POINTS,
+    WB_LEARNER_SHARE,
     WB_PAGES,
+    WB_POINTS_PER_LEARNER,
     WB_POINTS_PER_MESSAGE,
+    WB_POINTS_PER_PAGE,
+    WB_POINTS_PER_SESSION,
     WB_POINTS_PER_STROKE,
     WB_TEXT_LEN,
     WB_UNDO_DEPTH,
@@ -110,9 +116,94 @@ def _may_draw(ctx: Context) -> None:
     )
 
 
-def _spend(ctx: Context) -> None:
-    """Take a board token: last, once everything else about the command is known to be fine."""
-    ctx.limit("board", ctx.rates.board)
+def _spend(ctx: Context, points: int = 0) -> None:
+    """Take a board token (and one per point drawn): last, once everything else about the
+    command is known to be fine."""
+    if points:
+        ctx.limits(("board", ctx.rates.board, 1), ("points", ctx.rates.points, points))
+    else:
+        ctx.limit("board", ctx.rates.board)
+
+
+# -- budgets: what the board may hold ------------------------------------------------------------
+#
+# `board["used"][page]` is [elements, points, learners' elements, learners' points] on that page now,
+# `board["drawn"][learner]` the points that learner ever drew. Both are folded from the events like
+# everything else, so a rebuilt server (or a replay) enforces exactly the same bounds.
+
+ELEMENTS, POINTS, L_ELEMENTS, L_POINTS = range(4)
+
+
+def weight(el: dict[str, Any]) -> int:
+    """An element's size in points: what it costs in memory, in the log and in every snapshot."""
+    if "points" in el:
+        return len(el["points"]) // 2
+    if "text" in el:
+        return 1 + len(el["text"]) // 4
+    return 2
+
+
+def _is_learner(state: SessionState, pid: str | None) -> bool:
+    p = state.participants.get(pid) if pid is not None else None
+    return p is None or p["role"] != TRAINER
+
+
+def _usage(state: SessionState) -> dict[str, list[int]]:
+    """The per-page counters, computed once from the elements for a state saved before they existed."""
+    board = state.board
+    used = board.get("used")
+    if used is None:
+        used = board["used"] = {}
+        drawn = board.setdefault("drawn", {})
+        for page, items in board["pages"].items():
+            counts = used[page] = [0, 0, 0, 0]
+            for el in items.values():
+                _count(state, counts, el.get("author"), 1, weight(el))
+                if _is_learner(state, el.get("author")) and el.get("author") is not None:
+                    drawn[el["author"]] = drawn.get(el["author"], 0) + weight(el)
+    return used
+
+
+def _count(state: SessionState, counts: list[int], author: str | None, elements: int, points: int) -> None:
+    counts[ELEMENTS] += elements
+    counts[POINTS] += points
+    if _is_learner(state, author):
+        counts[L_ELEMENTS] += elements
+        counts[L_POINTS] += points
+
+
+def _room(ctx: Context, page: str, elements: int, points: int, *, new: bool = True) -> None:
+    """Refuse with `board_full` unless `elements`/`points` more fit on `page` and in the session
+    (for a learner: within the learners' share, and within what one learner may draw)."""
+    used = _usage(ctx.state)
+    counts = used.get(page, [0, 0, 0, 0])
+    totals = [sum(c[i] for c in used.values()) for i in range(4)]
+    learner = not ctx.is_trainer
+    share = WB_LEARNER_SHARE if learner else 1.0
+    el_i, pt_i = (L_ELEMENTS, L_POINTS) if learner else (ELEMENTS, POINTS)
+    who = "learners' drawings fill" if learner else "the drawings fill"
+    checks = (
+        (counts[pt_i] + points, WB_POINTS_PER_PAGE, "page", "points"),
+        (totals[el_i] + elements, WB_ELEMENTS_PER_SESSION, "session", "elements"),
+        (totals[pt_i] + points, WB_POINTS_PER_SESSION, "session", "points"),
+    )
+    for value, cap, where, unit in checks:
+        if value > cap * share:
+            raise CommandError(
+                "board_full",
+                f"{who} this {where}'s budget of {int(cap * share)} {unit}; "
+                + ("clear or erase some, or add a page" if where == "page" else "clear or erase some"),
+            )
+    if learner and new:
+        drawn = ctx.state.board["drawn"].get(ctx.actor_id, 0)
+        if drawn + points > WB_POINTS_PER_LEARNER:
+            raise CommandError(
+                "board_full", f"you have drawn the {WB_POINTS_PER_LEARNER} points one learner may draw"
+            )
+    if learner and counts[L_ELEMENTS] + elements > WB_ELEMENTS_PER_PAGE * share:
+        raise CommandError(
+            "board_full", f"learners' drawings fill this page's {int(WB_ELEMENTS_PER_PAGE * share)} elements"
+        )
 
 
 def _page(ctx: Context, page_id: str | None) -> str:
@@ -135,7 +226,9 @@ def _add(ctx: Context, page: str, element: dict[str, Any]) -> dict[str, Any]:
         "limit_reached",
         f"a page holds at most {WB_ELEMENTS_PER_PAGE} elements; clear it or add a page",
     )
-    _spend(ctx)
+    points = weight(element)
+    _room(ctx, page, 1, points)
+    _spend(ctx, points)
     element_id = f"e{ctx.next_seq}"
     ctx.emit("wb.element.added", {"page": page, "element": {"id": element_id, **element}})
     return {"id": element_id}
@@ -158,7 +251,9 @@ def stroke_extend(ctx: Context, cmd: StrokeExtend) -> None:
         "limit_reached",
         f"a stroke has at most {WB_POINTS_PER_STROKE} points; begin a new one",
     )
-    _spend(ctx)
+    points = len(cmd.points) // 2
+    _room(ctx, page, 0, points)
+    _spend(ctx, points)
     ctx.emit("wb.stroke.extended", {"page": page, "id": el["id"], "points": list(cmd.points)})
 
 
@@ -244,6 +339,7 @@ def _step(ctx: Context, stack: list[dict[str, Any]], reason: str) -> None:
                     "limit_reached",
                     f"a page holds at most {WB_ELEMENTS_PER_PAGE} elements",
                 )
+                _room(ctx, page, len(gone), sum(weight(e) for e in gone), new=False)
                 _spend(ctx)
                 ctx.emit(
                     "wb.element.restored",
@@ -286,28 +382,41 @@ def _copy(el: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _insert(board: dict[str, Any], page: str, elements: list[dict[str, Any]]) -> None:
+def _insert(state: SessionState, page: str, elements: list[dict[str, Any]]) -> None:
+    board = state.board
     items = board["pages"].setdefault(page, {})
+    counts = _usage(state).setdefault(page, [0, 0, 0, 0])
     last_z = next(reversed(items.values()))["z"] if items else 0
     for el in elements:
+        if el["id"] in items:
+            continue  # already there (a fold must tolerate a repeat)
         items[el["id"]] = _copy(el)
         board["index"][el["id"]] = page
+        _count(state, counts, el.get("author"), 1, weight(el))
     if any(el["z"] < last_z for el in elements):  # a restore goes back to its place in z-order
         board["pages"][page] = dict(sorted(items.items(), key=lambda kv: kv[1]["z"]))
 
 
-def _remove(board: dict[str, Any], page: str, ids: list[str]) -> list[dict[str, Any]]:
+def _remove(state: SessionState, page: str, ids: list[str]) -> list[dict[str, Any]]:
+    board = state.board
     items = board["pages"].get(page, {})
     removed = [items.pop(i) for i in ids if i in items]
+    counts = _usage(state).setdefault(page, [0, 0, 0, 0])
     for el in removed:
         board["index"].pop(el["id"], None)
+        _count(state, counts, el.get("author"), -1, -weight(el))
     return removed
 
 
 def _push(stack: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+    """Keep at most WB_UNDO_DEPTH entries and WB_HISTORY_POINTS points (but always the newest)."""
+    entry["w"] = sum(weight(e) for e in entry["elements"])
     stack.append(entry)
     if len(stack) > WB_UNDO_DEPTH:
         del stack[0]
+    total = sum(e.get("w", 0) for e in stack)
+    while total > WB_HISTORY_POINTS and len(stack) > 1:
+        total -= stack.pop(0).get("w", 0)
 
 
 def _record(state: SessionState, event: Event, op: str, page: str, elements: list[dict[str, Any]]) -> None:
@@ -332,7 +441,8 @@ def _record(state: SessionState, event: Event, op: str, page: str, elements: lis
 @folds("wb.element.added")
 def _added(state: SessionState, event: Event) -> None:
     el = {**event.data["element"], "author": event.actor, "z": event.seq}
-    _insert(state.board, event.data["page"], [el])
+    _insert(state, event.data["page"], [el])
+    _drawn(state, event.actor, weight(el))
     _record(state, event, "add", event.data["page"], [el])
 
 
@@ -341,6 +451,15 @@ def _extended(state: SessionState, event: Event) -> None:
     el = state.board["pages"].get(event.data["page"], {}).get(event.data["id"])
     if el is not None:
         el["points"].extend(event.data["points"])
+        points = len(event.data["points"]) // 2
+        _count(state, _usage(state).setdefault(event.data["page"], [0, 0, 0, 0]), el.get("author"), 0, points)
+        _drawn(state, event.actor, points)
+
+
+def _drawn(state: SessionState, actor: str | None, points: int) -> None:
+    if actor is not None and _is_learner(state, actor):
+        drawn = state.board.setdefault("drawn", {})
+        drawn[actor] = drawn.get(actor, 0) + points
 
 
 @folds("wb.stroke.ended")
@@ -353,7 +472,7 @@ def _ended(state: SessionState, event: Event) -> None:
 @folds("wb.element.removed", "wb.page.cleared")
 def _removed(state: SessionState, event: Event) -> None:
     page = event.data["page"]
-    removed = _remove(state.board, page, event.data["ids"])
+    removed = _remove(state, page, event.data["ids"])
     # Undoing an add or redoing an erase leaves an "add"/"remove" entry on the other stack.
     reason = event.data.get("reason")
     op = "add" if reason == "undo" else "remove"
@@ -364,7 +483,7 @@ def _removed(state: SessionState, event: Event) -> None:
 def _restored(state: SessionState, event: Event) -> None:
     page = event.data["page"]
     elements = event.data["elements"]
-    _insert(state.board, page, elements)
+    _insert(state, page, elements)
     op = "remove" if event.data["reason"] == "undo" else "add"
     _record(state, event, op, page, elements)
 
@@ -372,6 +491,7 @@ def _restored(state: SessionState, event: Event) -> None:
 @folds("wb.page.added")
 def _page_added(state: SessionState, event: Event) -> None:
     state.board["pages"][event.data["page"]] = {}
+    _usage(state)[event.data["page"]] = [0, 0, 0, 0]
 
 
 @folds("wb.page.switched")
@@ -397,16 +517,17 @@ def _view(state: SessionState, audience: Audience, viewer: str | None) -> dict[s
 
 
 def _load(state: SessionState, view: dict[str, Any], viewer: str | None) -> None:
-    board = {
+    state.board = {
         "pages": {},
         "current": view["current"],
         "learners_can_draw": view["learners_can_draw"],
         "index": {},
+        "used": {},
+        "drawn": {},
     }
     for page in view["pages"]:
-        board["pages"][page["id"]] = {}
-        _insert(board, page["id"], page["elements"])
-    state.board = board
+        state.board["pages"][page["id"]] = {}
+        _insert(state, page["id"], page["elements"])
 
 
 section("board", _view, _load)
