@@ -27,6 +27,8 @@ from tests.conftest import Server, running_server
 T = TypeVar("T")
 
 _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+# No shrinking in CI: a failure that is a missing ack costs seconds per attempt, and shrinking
+# it would take minutes; CI reports the example as drawn, `make fuzz` shrinks it.
 settings.register_profile(
     "ci",
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),
@@ -34,6 +36,7 @@ settings.register_profile(
     database=None,
     deadline=None,
     suppress_health_check=_SLOW,
+    phases=[Phase.explicit, Phase.generate],
     print_blob=True,
 )
 settings.register_profile(
@@ -43,8 +46,6 @@ settings.register_profile(
     suppress_health_check=_SLOW,
     print_blob=True,
 )
-# `triage`: the first failure of each test, unshrunk, fast (for going through many findings).
-settings.register_profile("triage", parent=settings.get_profile("ci"), phases=[Phase.generate])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -101,6 +102,7 @@ class World:
         self.srv = srv
         self.pools: dict[str, list[str]] = {}
         self.tokens: dict[str, str] = {}
+        self._readers: dict[str, sqlite3.Connection] = {}
 
     async def ensure(self) -> None:
         app = self.srv.server.app
@@ -162,13 +164,14 @@ class World:
         data = self.srv.data_dir
         out: list[Any] = []
         for db in ("classcast.db", "replay.db"):
-            con = sqlite3.connect(f"file:{data / db}?mode=ro", uri=True)
-            try:
-                tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-                for t in sorted(tables):
-                    out.append((db, t, sorted(map(repr, con.execute(f"SELECT * FROM {t}")))))
-            finally:
-                con.close()
+            if db not in self._readers:
+                self._readers[db] = sqlite3.connect(
+                    f"file:{data / db}?mode=ro", uri=True, check_same_thread=False
+                )
+            con = self._readers[db]
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for t in sorted(tables):
+                out.append((db, t, sorted(map(repr, con.execute(f"SELECT * FROM {t}")))))
         root = data / "recordings"
         for log in sorted(root.glob("*/*.log")):
             out.append((str(log.relative_to(root)), log.stat().st_size))
@@ -180,10 +183,12 @@ def _token(link: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(loop_server: LoopServer) -> World:
+def world(loop_server: LoopServer) -> Iterator[World]:
     w = World(loop_server)
     loop_server.run(w.ensure())
-    return w
+    yield w
+    for con in w._readers.values():
+        con.close()
 
 
 # -- requests ----------------------------------------------------------------------------------

@@ -357,5 +357,5 @@ def test_hostile_values_in_every_field(world: World, name: str) -> None:
         for field in [*fields, None]:
             world.srv.run(world.ensure())
             payload = value if field is None else {field: value}
-            for role in ROLES:
-                world.srv.run(exercise(world, world.clients[role].sio, role, name, (payload,), joined=True))
+            sio = world.clients["trainer"].sio
+            world.srv.run(exercise(world, sio, "trainer", name, (payload,), joined=True))
