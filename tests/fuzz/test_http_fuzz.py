@@ -416,3 +416,30 @@ def test_overlong_request_line_and_headers(world: World, where: str, size: int) 
     }
     path = "/api/sessions/" + "a" * size if where == "path" else "/api/sessions"
     world.srv.run(exercise(world, "GET", path, req))
+
+
+HOSTILE_QUERY = [str(2**63), str(2**64), "9" * 4301, "-1", "1e3", "\u0661"]  # the last: Arabic-Indic 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [r for r in ROUTES if [q for q in _query_names(*r) if q not in ("token", "audience")]]
+)
+def test_hostile_query_values(world: World, method: str, path: str) -> None:
+    """Each documented query parameter, with numbers past every integer type, as JSON and as
+    msgpack (a corpus that runs every time, beside what hypothesis happens to draw)."""
+    for name in _query_names(method, path):
+        for value in HOSTILE_QUERY:
+            for accept in ("application/json", "application/msgpack"):
+                req = {
+                    "params": {
+                        p: Ref("session" if p == "id" else p, 0) for p in re.findall(r"{(\w+)}", path)
+                    },
+                    "query": {"t": "0", name: value},
+                    "credential": "admin",
+                    "where": "header",
+                    "accept": accept,
+                    "content_type": None,
+                    "headers": {},
+                    "body": None,
+                }
+                world.srv.run(exercise(world, method, path, req))
