@@ -39,7 +39,7 @@ from .conftest import LoopServer
 from .payloads import (
     Raw,
     Ref,
-    decodable,
+    deep,
     encode,
     for_schema,
     json_values,
@@ -316,10 +316,9 @@ async def send(world: World, method: str, path: str, req: dict[str, Any]) -> tup
     timeout = aiohttp.ClientTimeout(total=10)
     body = req["body"]
     if not isinstance(body, bytes | None):
-        # A JSON value: ids resolved now; what no parser accepts only where it is meant to be.
-        body = (
-            body.text if isinstance(body, Raw) else encode(decodable(resolve(body, world.pools)))
-        ).encode()
+        # A JSON value, ids resolved now, lone surrogates, NaN and all (the server's parser is
+        # Python's, which takes them).
+        body = (body.text if isinstance(body, Raw) else encode(resolve(body, world.pools))).encode()
     async with server.http.request(method, full, data=body, headers=headers, timeout=timeout) as r:
         return r.status, r.headers.get("Content-Type", ""), await r.read()
 
@@ -443,3 +442,39 @@ def test_hostile_query_values(world: World, method: str, path: str) -> None:
                     "body": None,
                 }
                 world.srv.run(exercise(world, method, path, req))
+
+
+HOSTILE_BODY = [Raw('"\\ud800"'), Raw('"a\\udc00"'), Raw("9" * 5001), Raw("NaN"), Raw("1e999"), deep(10_000)]
+
+
+@pytest.mark.parametrize(("method", "path"), [r for r in ROUTES if _body_schema(*r)])
+def test_hostile_values_in_every_body_field(world: World, method: str, path: str) -> None:
+    """Each field of each request body (from the OpenAPI schema), and the whole body, set to what
+    Python's JSON parser takes but nothing else should: lone surrogates, NaN, 1e999, thousands of
+    digits, nesting past the recursion limit."""
+    schema = _body_schema(method, path)
+    assert schema is not None
+    valid = {
+        "title": "T",
+        "recording": True,
+        "anonymize": False,
+        "name": "N",
+        "t": 0,
+        "text": "x",
+        "choices": [0],
+    }
+    fields = list(schema.get("properties", {}))
+    for value in HOSTILE_BODY:
+        for field in [*fields, None]:
+            body = value if field is None else {**{f: valid.get(f, "x") for f in fields}, field: value}
+            req = {
+                "params": {p: Ref("session" if p == "id" else p, 0) for p in re.findall(r"{(\w+)}", path)},
+                "query": {},
+                "credential": "viewer" if "/quiz" in path or path.endswith("/questions") else "admin",
+                "where": "header",
+                "accept": None,
+                "content_type": "application/json",
+                "headers": {},
+                "body": body,
+            }
+            world.srv.run(exercise(world, method, path, req))
