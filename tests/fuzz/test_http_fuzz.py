@@ -12,6 +12,7 @@ code; no error in the server's log; a refused request, and any GET, changes noth
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -147,6 +148,13 @@ class World:
             "kind": ["join", "trainer", "replay", "admin"],
             "filename": [*sorted(p.name for p in WEB_DIST.glob("*"))[:4], "../pyproject.toml", "%2e%2e/x"],
         }
+        # The sessions' last events (participants leaving) reach the disk in the background:
+        # wait until what is on disk stops changing, so it cannot change inside an example.
+        async with asyncio.timeout(10):
+            previous = None
+            while (now := self.fingerprint()) != previous:
+                previous = now
+                await asyncio.sleep(0.1)
 
     async def _create(self, title: str, recording: bool) -> dict[str, Any]:
         return await self._http("POST", "/api/sessions", body={"title": title, "recording": recording})

@@ -154,8 +154,14 @@ class World:
         )
         self.raw[role] = raw
 
-    async def renew_raw(self, role: str) -> None:
+    async def renew_raw(self, role: str, pid: str) -> None:
+        """A fresh unjoined socket, once the server has seen the old one (joined as `pid`) go,
+        so its `participant.left` cannot fall inside the next example."""
         await self.raw[role].disconnect()
+        assert self.live is not None
+        async with asyncio.timeout(10):
+            while self.live.state.participants[pid]["online"]:
+                await asyncio.sleep(0.005)
         await self._connect_raw(role)
 
     async def _close(self) -> None:
@@ -294,7 +300,7 @@ def test_join_before_and_after_joining(world: World) -> None:
         sio = world.clients[role].sio if joined else world.raw[role]
         ack = world.srv.run(exercise(world, sio, role, "join", args, joined=joined))
         if not joined and ack["ok"]:
-            world.srv.run(world.renew_raw(role))  # the next example starts unjoined again
+            world.srv.run(world.renew_raw(role, ack["you"]["id"]))  # the next example starts unjoined
 
     check()
 
@@ -359,3 +365,11 @@ def test_hostile_values_in_every_field(world: World, name: str) -> None:
             payload = value if field is None else {field: value}
             sio = world.clients["trainer"].sio
             world.srv.run(exercise(world, sio, "trainer", name, (payload,), joined=True))
+
+
+@pytest.mark.parametrize("name", [*COMMAND_NAMES, "join"])
+def test_no_payload_and_several_payloads(world: World, name: str) -> None:
+    """Zero arguments, and two or three where the protocol takes one: an ack either way."""
+    for args in [None, ({}, {}), ({}, None, 1)]:
+        world.srv.run(world.ensure())
+        world.srv.run(exercise(world, world.clients["learner"].sio, "learner", name, args, joined=True))
