@@ -51,6 +51,9 @@ from .payloads import (
     undecodable,
 )
 
+# Hypothesis warns once that its own thread-local PRNG "could be garbage collected": harmless here.
+pytestmark = pytest.mark.filterwarnings("ignore:It looks like `register_random`")
+
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 

@@ -46,6 +46,9 @@ from .payloads import (
     undecodable,
 )
 
+# Hypothesis warns once that its own thread-local PRNG "could be garbage collected": harmless here.
+pytestmark = pytest.mark.filterwarnings("ignore:It looks like `register_random`")
+
 ACK_TIMEOUT = 3.0
 REBUILD_AFTER = 300  # examples on one session before a fresh one (keeps the state small)
 UNLIMITED = Rate(10**9, 1)
