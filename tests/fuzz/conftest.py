@@ -31,7 +31,7 @@ _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_to
 # it would take minutes; CI reports the example as drawn, `make fuzz` shrinks it.
 settings.register_profile(
     "ci",
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "30")),
     derandomize=True,
     database=None,
     deadline=None,
