@@ -11,7 +11,7 @@ WEB_SRC := $(shell find web/src web/test -type f 2>/dev/null) web/build.mjs web/
 
 BENCH_NODE := bench/node-peer/node_modules/.installed
 
-.PHONY: run test lint fmt bench bench-full install web system-deps browser-deps screenshots clean
+.PHONY: run test lint fmt fuzz bench bench-full install web system-deps browser-deps screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -86,6 +86,12 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The property-based tests of every socket command and HTTP route, long: thousands of fresh
+# examples per test (FUZZ_EXAMPLES=n to change), failures shrunk and kept in .hypothesis/.
+# `make test` runs the same tests with the short, derandomized `ci` profile.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -o timeout=0 tests/fuzz
 
 # Benchmarks write their figures into docs/benchmarks.md and docs/bench-fanout.png:
 # `make bench` is the quick pass (minutes), `make bench-full` the whole matrix.
