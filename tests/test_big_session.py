@@ -93,7 +93,7 @@ async def test_a_session_far_over_4_mib_is_joinable_and_after_a_restart_too(tmp_
 
 
 async def test_paging_returns_every_older_message_once_in_order_and_board_pages_load(server: Server) -> None:
-    info, _trainer, ids = await _big_session(server)
+    info, trainer, ids = await _big_session(server)
     learner = await server.client(info["join_url"], "Lea")
     snap = learner.last_join["snapshot"]
     seen = [m["id"] for m in snap["chat"]]
@@ -114,7 +114,12 @@ async def test_paging_returns_every_older_message_once_in_order_and_board_pages_
     ack = await learner.request("board.page.get", page_id=other)
     assert ack["page"]["id"] == other and len(ack["page"]["elements"]) == 50
     assert len(learner.state.board["pages"][other]) == 50
-    await asyncio.sleep(0)
+    # A client that never fetched a page gets it when the trainer switches to it.
+    late = await server.client(info["join_url"], "Leo")
+    assert late.state.board["unloaded"] == {other}
+    await trainer.request("wb.page.switch", page_id=other)
+    await late.wait_until(lambda: len(late.view()["board"]["pages"][1]["elements"] or []) == 50, timeout=10)
+    assert late.view()["board"] == (await server.client(info["join_url"], "Fresh")).view()["board"]
 
 
 def _client_frame(text: str) -> bytes:
