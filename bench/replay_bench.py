@@ -257,7 +257,7 @@ def markdown(r: dict) -> str:
             f"{r['full_p50_ms']:.0f} ms, p99 {r['full_p99_ms']:.0f} ms; bounded, median "
             f"{r['state_p50_ms']:.1f} ms, p99 {r['state_p99_ms']:.1f} ms: "
             f"{r['full_p50_ms'] / r['state_p50_ms']:.0f}x and {r['full_p99_ms'] / r['state_p99_ms']:.0f}x "
-            "faster. It folds at most 1,000 events from an in-memory checkpoint that holds only what a "
+            "faster. It folds at most 250 events from an in-memory checkpoint that holds only what a "
             "bounded view can show (`recorder/timeline.py`), built by one forward fold when the "
             f"recording is first asked for a state ({r['timeline_build_ms']:.0f} ms here, once per open "
             "recording) and extended as a live recording grows.",

@@ -13,6 +13,9 @@ from __future__ import annotations
 import bisect
 import copy
 import os
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,22 @@ from .recorder import read_snapshot, snapshot_metas
 from .timeline import Timeline
 
 CHECKPOINT_EVENTS = 2000
+# Recordings whose bounded-state timeline stays in memory (each takes about what the session's
+# live state took); the least recently used one's is dropped, and rebuilt if it is asked again.
+TIMELINES = 4
+_timelines: OrderedDict[int, weakref.ref[Recording]] = OrderedDict()
+_timelines_lock = threading.Lock()
+
+
+def _hold_timeline(rec: Recording) -> None:
+    with _timelines_lock:
+        _timelines[id(rec)] = weakref.ref(rec)
+        _timelines.move_to_end(id(rec))
+        while len(_timelines) > TIMELINES:
+            _, ref = _timelines.popitem(last=False)
+            old = ref()
+            if old is not None:
+                old._timeline = None
 
 
 class RecordingError(Exception):
@@ -173,6 +192,7 @@ class Recording:
         tl = self._timeline
         if tl is None or tl.pos > len(ix.seqs):
             tl = self._timeline = Timeline({**ix.header, "id": ix.header.get("id", self.id)})
+        _hold_timeline(self)
         chunk = 20_000
         while tl.pos < len(ix.seqs):
             events = self._read_events(tl.pos, min(tl.pos + chunk, len(ix.seqs)))

@@ -27,7 +27,7 @@ from typing import Any
 
 from classroom.core import Event, SessionState, apply, chat, history
 
-CHECKPOINT_EVENTS = 500
+CHECKPOINT_EVENTS = 250
 _CHAT = ("chat.message", "chat.deleted")
 
 
@@ -38,13 +38,13 @@ class _Checkpoint:
     omitted: dict[str, int]  # polls, questions, chapters left out of the trimmed state
 
 
-def _copy_polls(polls: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _copy_poll(poll: dict[str, Any]) -> dict[str, Any]:
     # The folds replace counts and each vote's list; they change the votes dict in place.
-    return {k: {**p, "votes": dict(p["votes"])} for k, p in polls.items()}
+    return {**poll, "votes": dict(poll["votes"])}
 
 
-def _copy_questions(questions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {k: {**q, "upvoters": set(q["upvoters"])} for k, q in questions.items()}
+def _copy_question(question: dict[str, Any]) -> dict[str, Any]:
+    return {**question, "upvoters": set(question["upvoters"])}
 
 
 def _open_stroke(el: dict[str, Any]) -> bool:
@@ -65,8 +65,10 @@ class Timeline:
         self._chat_at: dict[str, int] = {}  # message id -> position in the lists above
         self._pages: dict[str, dict[str, Any]] = {}  # the last checkpoint's page copies
         self._dirty: set[str] = set()  # pages changed since then
-        self._people: dict[str, dict[str, Any]] = {}  # the last checkpoint's participant copies
-        self._dirty_people: set[str] = set()
+        # The same for participants, polls and questions: copies taken at earlier checkpoints
+        # are shared by later ones until the item changes.
+        self._copies: dict[str, dict[str, dict[str, Any]]] = {"people": {}, "polls": {}, "questions": {}}
+        self._changed: dict[str, set[str]] = {"people": set(), "polls": set(), "questions": set()}
         self.checkpoints: list[_Checkpoint] = []
         self._scratch = SessionState(self.fold.id, self.fold.title, history=False)
         self._checkpoint()
@@ -83,12 +85,17 @@ class Timeline:
                     self._chat(event)
                     state.seq, state.t = event.seq, event.t  # the chat lives in the timeline
                 else:
+                    data = event.data
                     if kind.startswith("wb."):
-                        self._dirty.add(event.data.get("page", ""))
+                        self._dirty.add(data.get("page", ""))
                     elif kind.startswith(("participant.", "hand.")):
-                        self._dirty_people.add(event.data.get("id", ""))
+                        self._changed["people"].add(data.get("id", ""))
+                    elif kind.startswith("poll."):
+                        self._changed["polls"].add(data.get("poll_id", data.get("id", "")))
+                    elif kind.startswith("qa."):
+                        self._changed["questions"].add(data.get("id", ""))
                     elif kind == "session.ended":
-                        self._dirty_people.update(state.participants)  # hands go down
+                        self._changed["people"].update(state.participants)  # hands go down
                     apply(state, event)
             self.pos += 1
             if self.pos % CHECKPOINT_EVENTS == 0:
@@ -113,15 +120,11 @@ class Timeline:
     def _checkpoint(self) -> None:
         s = self.fold
         cp = SessionState(s.id, s.title, s.status, s.recording, s.seq, s.t, history=False)
-        for pid, p in s.participants.items():
-            if pid in self._dirty_people or pid not in self._people:
-                self._people[pid] = dict(p)
-        self._dirty_people.clear()
-        cp.participants = {pid: self._people[pid] for pid in s.participants}
+        cp.participants = self._share("people", s.participants, lambda p: dict(p))
         polls = history._recent_polls(s)
-        cp.polls = _copy_polls(polls)
+        cp.polls = self._share("polls", polls, _copy_poll)
         questions = history._last(s.questions, history.SNAPSHOT_QUESTIONS)
-        cp.questions = _copy_questions(questions)
+        cp.questions = self._share("questions", questions, _copy_question)
         cp.chapters = [dict(c) for c in s.chapters[-history.SNAPSHOT_CHAPTERS :]]
         board = s.board
         for page, items in board["pages"].items():
@@ -144,6 +147,15 @@ class Timeline:
         }
         self.checkpoints.append(_Checkpoint(self.pos, cp, omitted))
 
+    def _share(self, kind: str, items: dict[str, dict[str, Any]], copy_one: Any) -> dict[str, dict[str, Any]]:
+        """Checkpoint copies of `items`: the previous copy of each unchanged one, else a new copy."""
+        copies, changed = self._copies[kind], self._changed[kind]
+        for key, item in items.items():
+            if key in changed or key not in copies:
+                copies[key] = copy_one(item)
+        changed.clear()
+        return {key: copies[key] for key in items}
+
     # -- reading --------------------------------------------------------------------------------
 
     def checkpoint_before(self, hi: int) -> _Checkpoint:
@@ -156,8 +168,8 @@ class Timeline:
         src = cp.state
         work = SessionState(src.id, src.title, src.status, src.recording, src.seq, src.t, history=False)
         work.participants = {k: dict(v) for k, v in src.participants.items()}
-        work.polls = _copy_polls(src.polls)
-        work.questions = _copy_questions(src.questions)
+        work.polls = {k: _copy_poll(p) for k, p in src.polls.items()}
+        work.questions = {k: _copy_question(q) for k, q in src.questions.items()}
         work.chapters = list(src.chapters)
         pages = dict(src.board["pages"])
         for page in pages_touched & pages.keys():

@@ -207,3 +207,18 @@ async def test_state_is_bounded_over_http_and_the_paging_routes_serve_the_rest(t
         await fails(server, "GET", f"{base}/chat?t={end}&before=x", token, 400, "invalid_payload")
         await fails(server, "GET", f"{base}/chat", token, 400, "invalid_payload")
         await fails(server, "GET", f"{base}/chat?t={end + 10**6}", token, 400, "out_of_range")
+
+
+async def test_only_the_most_recently_used_timelines_stay_in_memory(tmp_path: Path, monkeypatch):
+    from recorder import replay
+
+    monkeypatch.setattr(replay, "TIMELINES", 1)
+    sid = await _generate(tmp_path, 1200)
+    a, b = Recording(tmp_path, sid), Recording(tmp_path, sid)
+    end = a.manifest()["duration_ms"]
+    first = a.state_at(end, bounded=True)
+    assert a._timeline is not None
+    assert b.state_at(end, bounded=True) == first
+    assert a._timeline is None and b._timeline is not None
+    assert a.state_at(end, bounded=True) == first  # rebuilt on use
+    assert b._timeline is None

@@ -4,6 +4,8 @@ carry is fetched when the trainer switches to it."""
 
 from __future__ import annotations
 
+from playwright.async_api import expect
+
 from classroom.app import SESSIONS
 
 from .conftest import needs_browser
@@ -33,8 +35,8 @@ async def test_a_learner_scrolls_to_load_earlier_messages_and_board_pages(server
     await page.click(tid("join-button"))
     await until(page, "v.chat.length === 100")
     shown = page.locator(tid("chat-message"))
-    assert await shown.count() == 100
-    assert await page.locator(tid("chat-earlier")).is_visible()
+    await expect(shown).to_have_count(100)  # the DOM renders a frame after the fold
+    await expect(page.locator(tid("chat-earlier"))).to_be_visible()
     # The first page is not in the snapshot: the learner holds none of its elements yet.
     await until(page, f"v.board.pages.find(p => p.id === '{first}').elements.length === 0")
 
@@ -49,9 +51,9 @@ async def test_a_learner_scrolls_to_load_earlier_messages_and_board_pages(server
         except Exception:
             continue
     await until(page, f"v.chat.length === {MESSAGES}")
-    assert await shown.count() == MESSAGES
+    await expect(shown).to_have_count(MESSAGES)
     assert await shown.locator(".text").all_inner_texts() == texts
-    assert not await page.locator(tid("chat-earlier")).is_visible()
+    await expect(page.locator(tid("chat-earlier"))).to_be_hidden()
 
     # The trainer goes back to the first page: the learner's page fetches it and shows it.
     await trainer.request("wb.page.switch", page_id=first)
@@ -60,6 +62,6 @@ async def test_a_learner_scrolls_to_load_earlier_messages_and_board_pages(server
     # New messages still arrive and go to the end.
     await trainer.request("chat.send", text="after the history")
     await until(page, f"v.chat.length === {MESSAGES + 1}")
-    assert (await shown.locator(".text").all_inner_texts())[-1] == "after the history"
+    await expect(shown.last.locator(".text")).to_have_text("after the history")
     await context.close()
     assert problems.items == []
