@@ -151,3 +151,24 @@ def test_a_client_on_a_bounded_snapshot_folds_events_and_fetched_pages(h: Harnes
     merge_reply(client, "chat.history", page, L1)
     assert list(client.chat) == ids[1:]
     assert client.view("learner", L1, bounded=True) == h.state.view("learner", L1, bounded=True)
+
+
+def test_the_snapshot_stays_under_its_documented_bound_at_the_longest(h: Harness):
+    import orjson
+
+    from classroom.core.history import SNAPSHOT_BYTES
+
+    wide = "😀"  # one character, four bytes of UTF-8
+    for _ in range(SNAPSHOT_CHAT + 20):
+        h.run(TRAINER_ID, "chat.send", {"text": wide * 2000})
+    for _ in range(SNAPSHOT_QUESTIONS + 10):
+        qid = h.run(TRAINER_ID, "qa.ask", {"text": wide * 1000}).reply["id"]
+        h.run(TRAINER_ID, "qa.answer", {"question_id": qid, "text": wide * 2000})
+    for _ in range(2 * SNAPSHOT_POLLS + 5):
+        h.run(TRAINER_ID, "poll.open", {"question": wide * 500, "options": [wide * 200] * 10})
+    for _ in range(120):
+        h.run(TRAINER_ID, "session.mark", {"title": wide * 200})
+    for audience, viewer in h.viewers():
+        full = len(orjson.dumps(h.state.view(audience, viewer)))  # type: ignore[arg-type]
+        bounded = len(orjson.dumps(h.state.view(audience, viewer, bounded=True)))  # type: ignore[arg-type]
+        assert bounded < min(full, SNAPSHOT_BYTES), (audience, bounded, full)
