@@ -2,8 +2,10 @@
 the real session core and recorder; then the time to open its manifest, the median and p99 time
 of `state at t` at random times, and log bytes per event.
 
-The peer, run in the same process on the same data: the same state computed by folding every
-event from the start (what a replay without snapshots would do).
+`state?t=` serves the bounded state (`recorder/timeline.py`); the whole state at t, what it
+served before, is timed on the same times in the same run (before/after as a ratio). The peer,
+run in the same process on the same data: the same state computed by folding every event from
+the start (what a replay without snapshots would do).
 
     python bench/replay_bench.py [--events N] [--queries Q] [--out docs/benchmarks.md]
 """
@@ -127,7 +129,7 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def run(n_events: int, queries: int, peer_queries: int) -> dict:
+def run(n_events: int, queries: int, peer_queries: int, full_queries: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -153,11 +155,20 @@ def run(n_events: int, queries: int, peer_queries: int) -> dict:
         rec.manifest()
         rng = random.Random(2)
         times = [rng.randrange(0, manifest["duration_ms"]) for _ in range(queries)]
+        # The bounded state's timeline is built by one forward fold when first asked for.
+        t0 = time.perf_counter()
+        rec.state_at(0, bounded=True)
+        build_s = time.perf_counter() - t0
         lat = []
         for t in times:
             t0 = time.perf_counter()
-            rec.state_at(t)
+            rec.state_at(t, bounded=True)
             lat.append(time.perf_counter() - t0)
+        full = []  # the whole state at t: what `state?t=` served before it was bounded
+        for t in times[:full_queries]:
+            t0 = time.perf_counter()
+            rec.state_at(t)
+            full.append(time.perf_counter() - t0)
         # Where the time of a query goes: decoding the nearest snapshot, folding the events
         # after it, building the view (the same steps as Recording.state_at, timed apart).
         phases = {"snapshot": [], "fold": [], "view": []}
@@ -175,6 +186,7 @@ def run(n_events: int, queries: int, peer_queries: int) -> dict:
             phases["fold"].append(t2 - t1)
             phases["view"].append(t3 - t2)
         final_json = len(json.dumps(rec.state_at(manifest["duration_ms"])))
+        bounded_json = len(json.dumps(rec.state_at(manifest["duration_ms"], bounded=True)))
         peer = []
         for t in times[:peer_queries]:
             t0 = time.perf_counter()
@@ -185,6 +197,10 @@ def run(n_events: int, queries: int, peer_queries: int) -> dict:
         ours, theirs = rec.state_at(check), full_fold(root, sid, check)
         ours.pop("t"), ours.pop("paused"), theirs.pop("t")
         assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True), "replay state mismatch"
+        for t in times[:20]:  # the bounded state is the bounded view of the whole state
+            want = rec.full_state(t).view("learner", None, bounded=True)
+            want["t"], want["paused"] = t, rec.paused_at(t)
+            assert rec.state_at(t, bounded=True) == want, "bounded replay state mismatch"
         n = manifest["counts"]["events"]
         return {
             "events": n,
@@ -194,6 +210,11 @@ def run(n_events: int, queries: int, peer_queries: int) -> dict:
             "manifest_scan_ms": statistics.median(scans) * 1000,
             "state_p50_ms": statistics.median(lat) * 1000,
             "state_p99_ms": pct(lat, 99) * 1000,
+            "full_p50_ms": statistics.median(full) * 1000,
+            "full_p99_ms": pct(full, 99) * 1000,
+            "timeline_build_ms": build_s * 1000,
+            "bounded_state_json_bytes": bounded_json,
+            "full_queries": full_queries,
             "peer_p50_ms": statistics.median(peer) * 1000,
             "peer_p99_ms": pct(peer, 99) * 1000,
             "log_bytes_per_event": log_bytes / n,
@@ -224,16 +245,29 @@ def markdown(r: dict) -> str:
             f"| `state?t=` median | {r['state_p50_ms']:.1f} ms | {r['peer_p50_ms']:.0f} ms | {ratio:.0f}x |",
             f"| `state?t=` p99 | {r['state_p99_ms']:.1f} ms | {r['peer_p99_ms']:.0f} ms | "
             f"{r['peer_p99_ms'] / r['state_p99_ms']:.0f}x |",
+            f"| `state?t=` at the end, JSON | {r['bounded_state_json_bytes'] / 1e3:.0f} kB | "
+            f"{r['final_state_json_bytes'] / 1e6:.1f} MB (whole state) | |",
             f"| log bytes per event | {r['log_bytes_per_event']:.0f} B | | |",
             f"| snapshots on disk | {r['snapshot_bytes'] / 1e6:.1f} MB | | |",
             "",
-            "Where a `state?t=` goes (medians of 50 queries): "
+            "`state?t=` is bounded like a live join's snapshot (recent chat, the current page, open and "
+            "recent polls, recent questions; `more` counts the rest, paged by `state/chat`, "
+            "`state/board/{page}`, `state/polls`, `state/questions`). Before it was, it returned the "
+            f"whole state at t, timed here at {r['full_queries']} of the same times: median "
+            f"{r['full_p50_ms']:.0f} ms, p99 {r['full_p99_ms']:.0f} ms; bounded, median "
+            f"{r['state_p50_ms']:.1f} ms, p99 {r['state_p99_ms']:.1f} ms: "
+            f"{r['full_p50_ms'] / r['state_p50_ms']:.0f}x and {r['full_p99_ms'] / r['state_p99_ms']:.0f}x "
+            "faster. It folds at most 250 events from an in-memory checkpoint that holds only what a "
+            "bounded view can show (`recorder/timeline.py`), built by one forward fold when the "
+            f"recording is first asked for a state ({r['timeline_build_ms']:.0f} ms here, once per open "
+            "recording) and extended as a live recording grows.",
+            "",
+            "Where the whole state at t goes (medians of 50 queries): "
             f"decoding the nearest snapshot {r['phase_ms']['snapshot']:.0f} ms, folding the events after "
-            f"it {r['phase_ms']['fold']:.0f} ms, building the view {r['phase_ms']['view']:.0f} ms. The state "
-            "is the whole session up to t (at the end: every chat message, question and poll, the whole "
-            f"whiteboard): {r['final_state_json_bytes'] / 1e6:.1f} MB as JSON, so its cost grows with what "
-            "was said; opening the manifest does not, since the recorder saves the index as it writes. "
-            "Snapshots are bounded to about 8x the log's size.",
+            f"it {r['phase_ms']['fold']:.0f} ms, building the view {r['phase_ms']['view']:.0f} ms; at the "
+            f"end it is {r['final_state_json_bytes'] / 1e6:.1f} MB as JSON, so its cost grows with what was "
+            "said (exports still use it). Opening the manifest does not, since the recorder saves the "
+            "index as it writes. Snapshots are bounded to about 8x the log's size.",
             "",
         ]
     )
@@ -244,9 +278,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--peer-queries", type=int, default=10)
+    parser.add_argument("--full-queries", type=int, default=100)
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args()
-    result = run(args.events, args.queries, args.peer_queries)
+    result = run(args.events, args.queries, args.peer_queries, args.full_queries)
     print(markdown(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ events, and follow the folded session state. Tests, benchmarks and trainers' bot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import socketio
 
 from .core import Event, SessionState, apply
+from .core.history import QUERIES, merge_reply
 
 
 class ClassroomError(Exception):
@@ -61,6 +63,7 @@ class ClassroomClient:
         self._connect_error: dict[str, Any] | None = None
         self._rejoin: asyncio.Task[None] | None = None
         self._epoch: str | None = None
+        self._fetches: set[asyncio.Task[Any]] = set()
         self.sio = socketio.AsyncClient(
             reconnection=reconnect, reconnection_delay=0.1, reconnection_delay_max=1.0
         )
@@ -104,6 +107,8 @@ class ClassroomClient:
     async def close(self) -> None:
         if self._rejoin is not None:
             self._rejoin.cancel()
+        for task in self._fetches:
+            task.cancel()
         await self.sio.disconnect()
 
     async def drop(self) -> None:
@@ -163,6 +168,17 @@ class ClassroomClient:
             return  # already folded (it was in the snapshot, or a resend)
         apply(self.state, Event.from_wire(wire))
         self.events.append(wire)
+        if wire["type"] == "wb.page.switched" and wire["data"]["page"] in self.state.board.get(
+            "unloaded", ()
+        ):
+            # The snapshot did not carry this page: fetch it now that it is shown.
+            task = asyncio.get_running_loop().create_task(self._fetch_page(wire["data"]["page"]))
+            self._fetches.add(task)
+            task.add_done_callback(self._fetches.discard)
+
+    async def _fetch_page(self, page: str) -> None:
+        with contextlib.suppress(Exception):  # disconnected: the next join's snapshot has the page
+            await self.send("board.page.get", page_id=page)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -171,10 +187,38 @@ class ClassroomClient:
     # -- commands -------------------------------------------------------------------------------
 
     async def send(self, command: str, payload: Any = None, /, **fields: Any) -> dict[str, Any]:
-        """Send a command and return its acknowledgement, successful or not."""
+        """Send a command and return its acknowledgement, successful or not. The reply of a
+        history command is folded into the state as it arrives, in order with the events."""
         if payload is None:
             payload = fields
-        return await self.sio.call(command, payload, timeout=10)
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def on_ack(*args: Any) -> None:
+            ack = args[0] if args else None
+            if (
+                command in QUERIES
+                and isinstance(ack, dict)
+                and ack.get("ok")
+                and self.state is not None
+                and self.you is not None
+            ):
+                merge_reply(self.state, command, ack, self.you["id"])
+                self._notify()
+            if not done.done():
+                done.set_result(ack)
+
+        await self.sio.emit(command, payload, callback=on_ack)
+        return await asyncio.wait_for(done, 10)
+
+    async def history(self, command: str, limit: int = 50) -> dict[str, Any]:
+        """Fetch the page of `command` (chat.history, poll.history, qa.history) older than the
+        oldest item held, and fold it in; the reply's `more` says whether older ones remain."""
+        assert self.state is not None
+        items = {"chat.history": self.state.chat, "poll.history": self.state.polls}.get(
+            command, self.state.questions
+        )
+        before = min((item["seq"] for item in items.values()), default=self.state.seq + 1)
+        return await self.request(command, before=before, limit=limit)
 
     async def request(self, command: str, payload: Any = None, /, **fields: Any) -> dict[str, Any]:
         """Send a command; raise ClassroomError when it is refused."""
@@ -208,6 +252,7 @@ class ClassroomClient:
         await self.wait_until(lambda: self.state is not None and self.state.seq >= seq, timeout)
 
     def view(self) -> dict[str, Any]:
-        """The folded state as this participant may see it (equal to a fresh join's snapshot)."""
+        """The folded state as this participant may see it (equal to a fresh join's snapshot
+        while the session is within the snapshot's bounds)."""
         assert self.state is not None and self.you is not None
-        return self.state.view(self.you["role"], self.you["id"])
+        return self.state.view(self.you["role"], self.you["id"], bounded=True)

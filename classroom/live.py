@@ -111,7 +111,8 @@ class LiveSession:
         self._publish(self.core.end(reason, self.now()))
 
     def snapshot(self, audience: Audience, pid: str | None) -> dict[str, Any]:
-        return self.state.view(audience, pid)
+        """A joining client's snapshot: bounded whatever the history (`core/history.py`)."""
+        return self.state.view(audience, pid, bounded=True)
 
     def missed(self, last_seq: int, audience: Audience, pid: str) -> list[dict[str, Any]] | None:
         """Events after `last_seq` this participant would have received live, or None when they

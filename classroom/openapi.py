@@ -89,6 +89,10 @@ def _query(name: str) -> dict[str, Any]:
     name = name.rstrip("!")
     if name == "audience":
         schema: dict[str, Any] = {"type": "string", "enum": ["learner", "trainer"], "default": "learner"}
+    elif name == "before":
+        schema = {"type": "integer", "minimum": 0, "description": "a seq: items older than this one"}
+    elif name == "limit":
+        schema = {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
     else:
         schema = {"type": "integer", "minimum": 0, "description": "milliseconds since the start"}
     return {"name": name, "in": "query", "required": required, "schema": schema}
@@ -126,7 +130,40 @@ def _recording_paths() -> dict[str, Any]:
             ),
         },
         "/api/recordings/{id}/state": {
-            "get": _op("Folded state at time t", ok, 400, 401, 403, 404, params=("?t!", "?audience")),
+            "get": _op(
+                "Folded state at time t, bounded as a join snapshot (recent part, current page, more)",
+                ok,
+                400,
+                401,
+                403,
+                404,
+                params=("?t!", "?audience"),
+            ),
+        },
+        **{
+            f"/api/recordings/{{id}}/state/{kind}": {
+                "get": _op(
+                    f"The {kind} shown at time t older than seq `before`, a page of `limit`",
+                    ok,
+                    400,
+                    401,
+                    403,
+                    404,
+                    params=("?t!", "?before", "?limit", "?audience"),
+                ),
+            }
+            for kind in ("chat", "polls", "questions")
+        },
+        "/api/recordings/{id}/state/board/{page}": {
+            "get": _op(
+                "One whiteboard page as it was at time t",
+                ok,
+                400,
+                401,
+                403,
+                404,
+                params=("page", "?t!", "?audience"),
+            ),
         },
         "/api/recordings/{id}/export/{name}": {
             "get": _op(

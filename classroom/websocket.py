@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import weakref
 from typing import Any
 
 import socketio
@@ -42,6 +43,11 @@ throttled = LogThrottle(log)
 # and resumes from its last seq instead of holding the server's memory hostage.
 MAX_BUFFERED = 8 * 1024 * 1024
 LARGE_PACKET = 16 * 1024
+# A connection's own large replies (its join snapshot, the history pages it asked for) do not count
+# towards that bound, up to this many bytes of them: they are not a sign of falling behind the stream.
+MAX_OWN = 8 * 1024 * 1024
+# Bytes of own large replies written since the connection's buffer was last seen empty.
+_own: weakref.WeakKeyDictionary[asyncio.Transport, int] = weakref.WeakKeyDictionary()
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:
@@ -58,15 +64,22 @@ def text_frame(payload: bytes) -> bytes:
     return _frame(0x1, payload)
 
 
-def write_frame(transport: asyncio.Transport, frame: bytes) -> bool:
-    """Write a frame unless the connection is closing or hopelessly behind (then cut it off)."""
+def write_frame(transport: asyncio.Transport, frame: bytes, *, own: bool = False) -> bool:
+    """Write a frame unless the connection is closing or hopelessly behind (then cut it off).
+    `own`: a reply to this connection (not the shared stream), which the bound does not count."""
     if transport.is_closing():
         return False
-    if transport.get_write_buffer_size() > MAX_BUFFERED:
+    buffered = transport.get_write_buffer_size()
+    replies = _own.get(transport, 0) if buffered else 0
+    if buffered - min(replies, MAX_OWN) > MAX_BUFFERED:
         throttled.log(logging.WARNING, "behind", "a connection is too far behind; closing it so it resumes")
         transport.abort()
         return False
     transport.write(frame)
+    if own and len(frame) >= LARGE_PACKET:
+        _own[transport] = replies + len(frame)
+    elif not buffered and transport in _own:
+        del _own[transport]
     return True
 
 
@@ -144,9 +157,9 @@ class Transports:
             data = pkt.encode()
             if isinstance(data, str):
                 data = data.encode()
-                write_frame(transport, text_frame(data))
+                write_frame(transport, text_frame(data), own=True)
             else:
-                write_frame(transport, _frame(0x2, data))
+                write_frame(transport, _frame(0x2, data), own=True)
             if len(data) >= LARGE_PACKET:
                 self.note_large(len(data))
             if pkt.packet_type == eio_packet.CLOSE:

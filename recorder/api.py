@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from classroom.api import ADMIN_KEY, SESSIONS, SIGNER
 from classroom.auth import same_secret
 from classroom.core import CommandError, clean_name
+from classroom.core.history import PAGE_LIMIT
 from classroom.core.limits import ANSWER_LEN, NAME_LEN, POLL_OPTIONS_MAX, QUESTION_LEN
 from classroom.core.validation import Text, parse
 from classroom.http import bearer, int_param, read_json
@@ -181,12 +182,79 @@ async def state(request: web.Request) -> web.Response:
     audience = _audience(request, access)
 
     def at(rec: Recording) -> dict[str, Any]:
-        duration = rec.manifest()["duration_ms"]
-        if t > duration:
-            raise CommandError("out_of_range", f"t: the recording lasts {duration} ms")
-        return rec.state_at(t, audience)
+        _check_t(rec, t)
+        return rec.state_at(t, audience, bounded=True)
 
     return _respond(request, await _read(request, session_id, at))
+
+
+def _check_t(rec: Recording, t: int) -> None:
+    duration = rec.manifest()["duration_ms"]
+    if t > duration:
+        raise CommandError("out_of_range", f"t: the recording lasts {duration} ms")
+
+
+def _paging(request: web.Request) -> tuple[int | None, int]:
+    """`before` (a seq; default: everything shown at t) and `limit` (1..100, default 50)."""
+    before = int_param(request, "before", None, END) if "before" in request.query else None
+    limit = int_param(request, "limit", 50, END)
+    if not 1 <= limit <= PAGE_LIMIT:
+        raise CommandError("out_of_range", f"limit: from 1 to {PAGE_LIMIT}")
+    return before, limit
+
+
+async def state_chat(request: web.Request) -> web.Response:
+    """Older chat messages shown at t than the bounded state carries, page by page."""
+    session_id, access = _recording(request)
+    t = int_param(request, "t", None, END)
+    audience = _audience(request, access)
+    before, limit = _paging(request)
+
+    def page(rec: Recording) -> dict[str, Any]:
+        _check_t(rec, t)
+        return rec.chat_page(t, before, limit, audience)
+
+    return _respond(request, await _read(request, session_id, page))
+
+
+async def state_polls(request: web.Request) -> web.Response:
+    """Older polls shown at t, page by page."""
+    return await _state_items(request, "polls")
+
+
+async def state_questions(request: web.Request) -> web.Response:
+    """Older questions shown at t, page by page."""
+    return await _state_items(request, "questions")
+
+
+async def _state_items(request: web.Request, kind: str) -> web.Response:
+    session_id, access = _recording(request)
+    t = int_param(request, "t", None, END)
+    audience = _audience(request, access)
+    before, limit = _paging(request)
+
+    def page(rec: Recording) -> dict[str, Any]:
+        _check_t(rec, t)
+        return rec.items_page(t, kind, before, limit, audience)
+
+    return _respond(request, await _read(request, session_id, page))
+
+
+async def state_board_page(request: web.Request) -> web.Response:
+    """One whiteboard page as it was at t (the bounded state carries the current one only)."""
+    session_id, access = _recording(request)
+    page_id = request.match_info["page"]
+    t = int_param(request, "t", None, END)
+    audience = _audience(request, access)
+
+    def page(rec: Recording) -> dict[str, Any]:
+        _check_t(rec, t)
+        found = rec.board_page(t, page_id, audience)
+        if found is None:
+            raise CommandError("not_found", f"no page {page_id[:64]!r} at t={t}")
+        return found
+
+    return _respond(request, await _read(request, session_id, page))
 
 
 async def export(request: web.Request) -> web.Response:
@@ -329,6 +397,10 @@ def setup_replay_routes(app: web.Application) -> None:
     r.add_delete("/api/recordings/{id}", delete)
     r.add_get("/api/recordings/{id}/events", events)
     r.add_get("/api/recordings/{id}/state", state)
+    r.add_get("/api/recordings/{id}/state/chat", state_chat)
+    r.add_get("/api/recordings/{id}/state/polls", state_polls)
+    r.add_get("/api/recordings/{id}/state/questions", state_questions)
+    r.add_get("/api/recordings/{id}/state/board/{page}", state_board_page)
     r.add_get("/api/recordings/{id}/export/{name}", export)
     r.add_post("/api/recordings/{id}/viewers", add_viewer)
     r.add_get("/api/recordings/{id}/quiz", my_quiz)

@@ -13,11 +13,14 @@ from __future__ import annotations
 import bisect
 import copy
 import os
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from classroom.core import Event, SessionState, apply, project
+from classroom.core import Event, SessionState, apply, history, project
 
 from . import codec
 from . import index as index_file
@@ -25,8 +28,25 @@ from .index import STRUCTURAL, Index
 from .logfile import iter_records
 from .paths import events_path, index_path, snapshots_path
 from .recorder import read_snapshot, snapshot_metas
+from .timeline import Timeline
 
 CHECKPOINT_EVENTS = 2000
+# Recordings whose bounded-state timeline stays in memory (each takes about what the session's
+# live state took); the least recently used one's is dropped, and rebuilt if it is asked again.
+TIMELINES = 4
+_timelines: OrderedDict[int, weakref.ref[Recording]] = OrderedDict()
+_timelines_lock = threading.Lock()
+
+
+def _hold_timeline(rec: Recording) -> None:
+    with _timelines_lock:
+        _timelines[id(rec)] = weakref.ref(rec)
+        _timelines.move_to_end(id(rec))
+        while len(_timelines) > TIMELINES:
+            _, ref = _timelines.popitem(last=False)
+            old = ref()
+            if old is not None:
+                old._timeline = None
 
 
 class RecordingError(Exception):
@@ -41,6 +61,8 @@ class RecordingError(Exception):
 
 class Recording:
     """One session's recording. Methods do blocking file I/O: call them off the event loop."""
+
+    _timeline: Timeline | None = None  # the bounded state at any time (`timeline.py`), built on use
 
     def __init__(self, root: Path, session_id: str) -> None:
         self.id = session_id
@@ -142,18 +164,102 @@ class Recording:
         for lo in range(0, len(ix.seqs), chunk):
             yield self._replayed(self._read_events(lo, min(lo + chunk, len(ix.seqs))), audience)
 
-    def state_at(self, t: int, audience: str = "learner") -> dict[str, Any]:
-        """The replay's folded state at time t, as the audience sees it."""
+    def state_at(self, t: int, audience: str = "learner", *, bounded: bool = False) -> dict[str, Any]:
+        """The replay's folded state at time t, as the audience sees it. `bounded`: what a live
+        join would get (recent chat, current page, ...; `classroom/core/history.py`), fast
+        however long the recording; else everything (exports)."""
+        if bounded:
+            return self._bounded_at(t, audience)
+        ix = self.refresh()
+        view = self.full_state(t).view(audience, None)  # type: ignore[arg-type]
+        view["t"] = t
+        view["paused"] = self.paused_at(t)
+        return ix.aliases.view(view) if self.anonymized else view
+
+    def full_state(self, t: int) -> SessionState:
+        """The whole folded state at time t (from the nearest disk snapshot: slow on long ones)."""
         ix = self.refresh()
         hi = bisect.bisect_right(ix.ts, t)  # events [0, hi) have happened by t
         state, start = self._base_state(hi)
         for event, _ in self._read_events(start, hi):
             if self.visible(event):
                 apply(state, event)
-        view = state.view(audience, None)
+        return state
+
+    def _timeline_now(self) -> Timeline:
+        """The timeline, extended to the end of the log read so far."""
+        ix = self.refresh()
+        tl = self._timeline
+        if tl is None or tl.pos > len(ix.seqs):
+            tl = self._timeline = Timeline({**ix.header, "id": ix.header.get("id", self.id)})
+        _hold_timeline(self)
+        chunk = 20_000
+        while tl.pos < len(ix.seqs):
+            events = self._read_events(tl.pos, min(tl.pos + chunk, len(ix.seqs)))
+            tl.extend((event, self.visible(event)) for event, _ in events)
+        return tl
+
+    def _seq_at(self, t: int) -> tuple[int, int]:
+        """Index position of the first event after t, and the seq of the last one by t."""
+        ix = self.index
+        hi = bisect.bisect_right(ix.ts, t)
+        return hi, ix.seqs[hi - 1] if hi else 0
+
+    def _working_state(self, tl: Timeline, hi: int) -> tuple[SessionState, dict[str, int]]:
+        cp = tl.checkpoint_before(hi)
+        events = [(event, self.visible(event)) for event, _ in self._read_events(cp.pos, hi)]
+        touched = {e.data.get("page", "") for e, visible in events if visible and e.type.startswith("wb.")}
+        work = tl.base(cp, touched)
+        tl.fold_into(work, events)
+        return work, cp.omitted
+
+    def _bounded_at(self, t: int, audience: str) -> dict[str, Any]:
+        tl = self._timeline_now()
+        hi, seq = self._seq_at(t)
+        work, omitted = self._working_state(tl, hi)
+        view = work.view(audience, None, bounded=True)  # type: ignore[arg-type]
+        messages, _ = tl.chat_before(seq, seq + 1, history.SNAPSHOT_CHAT)
+        view["chat"] = tl.chat_view(messages, audience, None)
+        view["more"]["chat"] = tl.chat_count(seq) - len(messages)
+        for name, n in omitted.items():
+            view["more"][name] += n
         view["t"] = t
         view["paused"] = self.paused_at(t)
-        return ix.aliases.view(view) if self.anonymized else view
+        return self.index.aliases.view(view) if self.anonymized else view
+
+    def chat_page(self, t: int, before: int | None, limit: int, audience: str) -> dict[str, Any]:
+        """Chat messages shown at t that are older than seq `before`: the last `limit`, in order."""
+        tl = self._timeline_now()
+        _, seq = self._seq_at(t)
+        messages, more = tl.chat_before(seq, seq + 1 if before is None else before, limit)
+        out = tl.chat_view(messages, audience, None)
+        if self.anonymized:
+            out = self.index.aliases.view({"participants": [], "chat": out, "questions": []})["chat"]
+        return {"t": t, "messages": out, "more": more}
+
+    def board_page(self, t: int, page: str, audience: str) -> dict[str, Any] | None:
+        """One whiteboard page as it was at t, or None when it did not exist yet."""
+        tl = self._timeline_now()
+        hi, _ = self._seq_at(t)
+        work, _ = self._working_state(tl, hi)
+        if page not in work.board["pages"]:
+            return None
+        reply = history.page_get(work, audience, None, history.PageGet(page_id=page))  # type: ignore[arg-type]
+        return {"t": t, **reply}
+
+    def items_page(self, t: int, kind: str, before: int | None, limit: int, audience: str) -> dict[str, Any]:
+        """Polls or questions shown at t older than seq `before` (from the full state at t)."""
+        state = self.full_state(t)
+        cmd = history.Before(before=state.seq + 1 if before is None else before, limit=limit)
+        if kind == "polls":
+            reply = history.poll_history(state, audience, None, cmd)  # type: ignore[arg-type]
+        else:
+            reply = history.qa_history(state, audience, None, cmd)  # type: ignore[arg-type]
+            if self.anonymized:
+                reply["questions"] = self.index.aliases.view(
+                    {"participants": [], "chat": [], "questions": reply["questions"]}
+                )["questions"]
+        return {"t": t, **reply}
 
     def _base_state(self, hi: int) -> tuple[SessionState, int]:
         """A state to fold from, and the index position of the first event after it."""

@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 # Importing the feature modules registers their commands, folds, projections and views.
-from . import chat, lifecycle, polls, presence, qa, whiteboard  # noqa: F401
+# `history` bounds their snapshot sections and answers the read-only history commands.
+from . import chat, history, lifecycle, polls, presence, qa, whiteboard  # noqa: F401
 from .context import Context
 from .errors import CommandError
 from .events import Event
@@ -117,6 +118,9 @@ class SessionCore:
 
     def execute(self, pid: str, name: str, payload: Any, t: int) -> Outcome:
         """Run one command for participant `pid`, or raise CommandError having changed nothing."""
+        reply = history.run_query(self.state, pid, name, payload) if isinstance(name, str) else None
+        if reply is not None:  # a read-only command (history paging): no events
+            return Outcome([], reply)
         cmd = COMMANDS.get(name) if isinstance(name, str) else None
         if cmd is None:
             raise CommandError("unknown_command", f"unknown command {str(name)[:60]!r}")

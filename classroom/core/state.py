@@ -19,6 +19,9 @@ Load = Callable[["SessionState", Any, "str | None"], None]
 
 # Each feature names the key it owns in a snapshot, how to render it and how to read it back.
 SECTIONS: dict[str, tuple[View, Load]] = {}
+# The bounded rendering of the sections whose size grows with history (`history.py`): what a
+# join snapshot carries; the rest is fetched page by page.
+BOUNDED: dict[str, View] = {}
 
 
 def section(name: str, view: View, load: Load) -> None:
@@ -45,8 +48,9 @@ class SessionState:
     undo: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     redo: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def view(self, audience: Audience, viewer: str | None = None) -> dict[str, Any]:
-        """What `viewer` (of `audience`) may see now: the snapshot a joining client receives."""
+    def view(self, audience: Audience, viewer: str | None = None, *, bounded: bool = False) -> dict[str, Any]:
+        """What `viewer` (of `audience`) may see now. `bounded`: the snapshot a joining client
+        receives, the recent part of each growing section (`history.py`); else everything."""
         out: dict[str, Any] = {
             "id": self.id,
             "title": self.title,
@@ -56,6 +60,8 @@ class SessionState:
             "t": self.t,
         }
         for name, (view, _load) in SECTIONS.items():
+            if bounded:
+                view = BOUNDED.get(name, view)
             out[name] = view(self, audience, viewer)
         return out
 
@@ -89,7 +95,19 @@ def apply(state: SessionState, event: Event) -> None:
     if event.seq <= state.seq:
         return
     fold = FOLDS.get(event.type)
-    if fold is not None:
+    if fold is not None and not _not_loaded(state, event):
         fold(state, event)
     state.seq = event.seq
     state.t = event.t
+
+
+def _not_loaded(state: SessionState, event: Event) -> bool:
+    """In a client that joined with a bounded snapshot: is this a drawing event on a whiteboard
+    page it has not fetched, or one already contained in a page it fetched later?"""
+    board = state.board
+    if "unloaded" not in board and "loaded" not in board:
+        return False  # the server, and clients holding every page
+    if not event.type.startswith("wb.") or event.type == "wb.page.switched":
+        return False
+    page = event.data.get("page")
+    return page in board.get("unloaded", ()) or event.seq <= board.get("loaded", {}).get(page, 0)

@@ -397,6 +397,13 @@ def _insert(state: SessionState, page: str, elements: list[dict[str, Any]]) -> N
         board["pages"][page] = dict(sorted(items.items(), key=lambda kv: kv[1]["z"]))
 
 
+def replace_page(state: SessionState, page: str, elements: list[dict[str, Any]]) -> None:
+    """Put a page's elements (fetched by a client) in place of what the state held for it."""
+    _remove(state, page, list(state.board["pages"].get(page, {})))
+    state.board["pages"][page] = {}
+    _insert(state, page, elements)
+
+
 def _remove(state: SessionState, page: str, ids: list[str]) -> list[dict[str, Any]]:
     board = state.board
     items = board["pages"].get(page, {})

@@ -114,7 +114,8 @@ async def test_trainer_console_moderates_records_and_draws(server, browser, prob
     await console.click(tid("permit-draw"))
     await ada.wait_for("wb.permission")
     assert ada.view()["board"]["learners_can_draw"] is True
-    board = ada.view()["board"]  # what the learner's own fold made of the trainer's clicks
+    # What the learner's own fold made of the trainer's clicks (every page it holds).
+    board = ada.state.view("learner", ada.you["id"])["board"]
     assert [len(p["elements"]) for p in board["pages"]] == [1, 0]
 
     await t_ctx.close()

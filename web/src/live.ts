@@ -2,8 +2,11 @@
 // shared reducer, resume after a drop with {last_seq, epoch}, and send commands with acks.
 // A port of classroom/client.py's join/resume/buffering logic.
 import { io, type Socket } from "socket.io-client";
-import { apply, fromView, view, type Audience, type State, type WireEvent } from "./reducer";
+import { apply, fromView, mergeReply, view, type Audience, type State, type WireEvent } from "./reducer";
 import { store, toast } from "./dom";
+
+// Read-only commands whose replies fold into the state (classroom/core/history.py).
+const HISTORY = new Set(["chat.history", "poll.history", "qa.history", "board.page.get"]);
 
 export type Status = "connecting" | "live" | "reconnecting";
 
@@ -32,6 +35,8 @@ export interface Update {
   events: WireEvent[];
   /** True for events pushed as they happened; false for those recovered by a resume. */
   live: boolean;
+  /** A history command whose reply was folded in (older chat, a whiteboard page, …). */
+  history?: string;
 }
 
 export interface LiveOptions {
@@ -58,6 +63,7 @@ export class Live {
   you: You | null = null;
   status: Status = "connecting";
   private socket: Socket | null = null;
+  private fetching = new Set<string>();
   private epoch: string | null = null;
   private token: string;
   private usingSaved: boolean;
@@ -122,6 +128,23 @@ export class Live {
     return view(this.state, this.you.role, this.you.id);
   }
 
+  /** Fetch the chat messages older than the oldest one held (a page of 50); false when there
+   * are no more, null when it failed. */
+  async loadEarlierChat(): Promise<boolean | null> {
+    if (!this.state) return null;
+    let before = this.state.seq + 1;
+    for (const m of this.state.chat.values()) before = Math.min(before, m.seq);
+    const ack = await this.send("chat.history", { before, limit: 50 });
+    return ack.ok ? !!ack.more : null;
+  }
+
+  /** Fetch a whiteboard page the snapshot did not carry (shown when the trainer switches to it). */
+  private fetchPage(page: string): void {
+    if (this.fetching.has(page)) return;
+    this.fetching.add(page);
+    void this.send("board.page.get", { page_id: page }).finally(() => this.fetching.delete(page));
+  }
+
   /** Send a command; resolves with its ack, or a local error when not connected or no answer. */
   async send(command: string, payload: Record<string, unknown> = {}): Promise<Ack> {
     const socket = this.socket;
@@ -130,7 +153,14 @@ export class Live {
     }
     try {
       const ack = await socket.timeout(ACK_TIMEOUT).emitWithAck(command, payload);
-      if (ack && typeof ack === "object") return ack as Ack;
+      if (ack && typeof ack === "object") {
+        // Folded before the next event is handled (acks and events come in one ordered stream).
+        if (HISTORY.has(command) && ack.ok && this.state && this.you) {
+          mergeReply(this.state, command, ack, this.you.id);
+          this.opts.onUpdate({ snapshot: false, events: [], live: false, history: command });
+        }
+        return ack as Ack;
+      }
       return { ok: false, error: { code: "bad_ack", message: "The server sent an unexpected answer." } };
     } catch {
       if (!socket.connected) {
@@ -216,6 +246,7 @@ export class Live {
     this.joined = true;
     this.setStatus("live");
     this.opts.onUpdate(update);
+    if (this.state && this.state.unloaded.has(this.state.current)) this.fetchPage(this.state.current);
   }
 
   private forgetIdentity(): void {
@@ -230,6 +261,7 @@ export class Live {
       return;
     }
     if (apply(this.state, e)) this.opts.onUpdate({ snapshot: false, events: [e], live: true });
+    if (e.type === "wb.page.switched" && this.state.unloaded.has(e.data.page)) this.fetchPage(e.data.page);
   }
 
   private onDisconnect(reason: string): void {

@@ -23,7 +23,14 @@ export const ALL_PANELS: PanelKey[] = ["status", "chat", "people", "polls", "qa"
 
 export function createLivePanels(live: Live, mode: "learner" | "trainer", sessionId: string) {
   const active = () => live.status === "live" && live.state?.status === "live";
-  const ctx: PanelCtx = { mode, sessionId, you: () => live.you, send: (c, p) => live.send(c, p), active };
+  const ctx: PanelCtx = {
+    mode,
+    sessionId,
+    you: () => live.you,
+    send: (c, p) => live.send(c, p),
+    active,
+    earlier: { has: () => !!live.state?.olderChat, load: () => live.loadEarlierChat() },
+  };
   const board: Board = createBoard({
     getState: () => live.state,
     mode,
@@ -86,6 +93,13 @@ export function driveLivePanels(
         return;
       }
       const keys = new Set<PanelKey>();
+      const fetched: Record<string, PanelKey> = {
+        "chat.history": "chat",
+        "poll.history": "polls",
+        "qa.history": "qa",
+        "board.page.get": "board",
+      };
+      if (u.history && fetched[u.history]) keys.add(fetched[u.history]);
       for (const e of u.events) {
         for (const k of panelsFor(e.type)) keys.add(k);
         if (e.type === "reaction" && u.live) p.reactions.float(e.data.emoji, live.state?.participants.get(e.data.id)?.name);

@@ -90,7 +90,20 @@ export interface State {
   current: string;
   learnersCanDraw: boolean;
   index: Map<string, string>; // element id -> page id
+  // After a bounded snapshot (classroom/core/history.py): pages whose elements were not sent
+  // (their events are skipped until fetched), pages fetched later with the seq of the reply
+  // (their events up to it are already in), and whether older chat may exist on the server.
+  unloaded: Set<string>;
+  loaded: Map<string, number>;
+  olderChat: boolean;
 }
+
+// The bounds of a join snapshot, as in classroom/core/history.py.
+export const SNAPSHOT_CHAT = 100;
+export const SNAPSHOT_POLLS = 20;
+export const SNAPSHOT_QUESTIONS = 50;
+export const SNAPSHOT_OFFLINE = 100;
+export const SNAPSHOT_CHAPTERS = 100;
 
 const copyEl = (el: Element): Element => (el.points ? { ...el, points: [...el.points] } : { ...el });
 
@@ -113,6 +126,9 @@ export function fromView(v: any, viewer: string | null): State {
     current: v.board.current,
     learnersCanDraw: v.board.learners_can_draw,
     index: new Map(),
+    unloaded: new Set(),
+    loaded: new Map(),
+    olderChat: (v.more?.chat ?? 0) > 0,
   };
   for (const p of v.polls) {
     const votes = new Map<string, number[]>(Object.entries(p.votes ?? {}) as [string, number[]][]);
@@ -131,12 +147,63 @@ export function fromView(v: any, viewer: string | null): State {
   }
   for (const page of v.board.pages) {
     s.pages.set(page.id, new Map());
-    insert(s, page.id, page.elements);
+    if (page.elements === null) s.unloaded.add(page.id);
+    else insert(s, page.id, page.elements);
   }
   return s;
 }
 
-export function view(s: State, audience: Audience, viewer: string | null): any {
+const lastOf = <T>(items: Map<string, T>, n: number): Map<string, T> =>
+  items.size <= n ? items : new Map([...items].slice(-n));
+
+function recentPolls(s: State): Map<string, PollState> {
+  const recent = lastOf(s.polls, SNAPSHOT_POLLS);
+  if (recent.size === s.polls.size) return recent;
+  const olderOpen = [...s.polls.values()].filter((p) => p.status === "open" && !recent.has(p.id));
+  return new Map([...olderOpen.slice(-SNAPSHOT_POLLS).map((p) => [p.id, p] as const), ...recent]);
+}
+
+function shownPeople(s: State): Map<string, Participant> {
+  const keep: Participant[] = [];
+  let offline = 0;
+  for (const p of [...s.participants.values()].reverse()) {
+    if (p.online || p.muted) keep.push(p);
+    else if (offline < SNAPSHOT_OFFLINE) {
+      offline++;
+      keep.push(p);
+    }
+  }
+  if (keep.length === s.participants.size) return s.participants;
+  return new Map(keep.reverse().map((p) => [p.id, p]));
+}
+
+/** What `viewer` sees. `bounded`: the form of a join snapshot (recent chat, the current page's
+ * elements only, …, and `more`), as classroom/core/history.py renders it; else all held. */
+export function view(s: State, audience: Audience, viewer: string | null, bounded = false): any {
+  if (!bounded) return render(s, audience, viewer, undefined);
+  const polls = recentPolls(s);
+  const people = shownPeople(s);
+  const bs: State = {
+    ...s,
+    chat: lastOf(s.chat, SNAPSHOT_CHAT),
+    polls,
+    questions: lastOf(s.questions, SNAPSHOT_QUESTIONS),
+    participants: people,
+    chapters: s.chapters.slice(-SNAPSHOT_CHAPTERS),
+  };
+  const shown = s.unloaded.has(s.current) ? null : s.current;
+  const out = render(bs, audience, viewer, shown);
+  out.more = {
+    chat: Math.max(0, s.chat.size - SNAPSHOT_CHAT),
+    polls: s.polls.size - polls.size,
+    questions: Math.max(0, s.questions.size - SNAPSHOT_QUESTIONS),
+    participants: s.participants.size - people.size,
+    chapters: Math.max(0, s.chapters.length - SNAPSHOT_CHAPTERS),
+  };
+  return out;
+}
+
+function render(s: State, audience: Audience, viewer: string | null, onlyPage: string | null | undefined): any {
   const trainer = audience === "trainer";
   const order = { open: 0, answered: 1, dismissed: 2 } as const;
   const questions = [...s.questions.values()].sort((a, b) => {
@@ -193,10 +260,14 @@ export function view(s: State, audience: Audience, viewer: string | null): any {
       };
     }),
     board: {
-      pages: [...s.pages].map(([id, items]) => ({ id, elements: [...items.values()].map(copyEl) })),
+      pages: [...s.pages].map(([id, items]) => ({
+        id,
+        elements: onlyPage === undefined || onlyPage === id ? [...items.values()].map(copyEl) : null,
+      })),
       current: s.current,
       learners_can_draw: s.learnersCanDraw,
     },
+    more: { chat: 0, polls: 0, questions: 0, participants: 0, chapters: 0 },
   };
 }
 
@@ -405,13 +476,62 @@ const FOLDS: Record<string, Fold> = {
   },
 };
 
+/** Is this a drawing event on a page not fetched yet, or one a fetched page already holds? */
+function notLoaded(s: State, e: WireEvent): boolean {
+  if (!e.type.startsWith("wb.") || e.type === "wb.page.switched") return false;
+  const page = e.data?.page;
+  return s.unloaded.has(page) || e.seq <= (s.loaded.get(page) ?? 0);
+}
+
 /** Fold one event; events at or below the state's seq were already folded and are ignored. */
 export function apply(s: State, e: WireEvent): boolean {
   if (e.seq <= s.seq) return false;
-  FOLDS[e.type]?.(s, e);
+  if (!notLoaded(s, e)) FOLDS[e.type]?.(s, e);
   s.seq = e.seq;
   s.t = e.t;
   return true;
+}
+
+function mergeBySeq<T extends { seq: number }>(held: Map<string, T>, older: [string, T][]): Map<string, T> {
+  const added = older.filter(([id]) => !held.has(id));
+  if (!added.length) return held;
+  return new Map([...held, ...added].sort((a, b) => a[1].seq - b[1].seq));
+}
+
+/** Fold the reply of a history command (chat.history, poll.history, qa.history, board.page.get)
+ * into the state, as classroom/core/history.py's merge_reply does. */
+export function mergeReply(s: State, command: string, reply: any, viewer: string | null): void {
+  if (command === "chat.history") {
+    s.chat = mergeBySeq(s.chat, reply.messages.map((m: ChatMessage) => [m.id, { ...m }]));
+    s.olderChat = !!reply.more;
+  } else if (command === "poll.history" || command === "qa.history") {
+    const tmp = fromView(
+      {
+        id: s.id,
+        title: s.title,
+        status: s.status,
+        recording: s.recording,
+        seq: 0,
+        t: 0,
+        participants: [],
+        chat: [],
+        chapters: [],
+        polls: command === "poll.history" ? reply.polls : [],
+        questions: command === "qa.history" ? reply.questions : [],
+        board: { pages: [], current: s.current, learners_can_draw: false },
+      },
+      viewer,
+    );
+    if (command === "poll.history") s.polls = mergeBySeq(s.polls, [...tmp.polls]);
+    else s.questions = mergeBySeq(s.questions, [...tmp.questions]);
+  } else if (command === "board.page.get") {
+    const page = reply.page;
+    for (const id of s.pages.get(page.id)?.keys() ?? []) s.index.delete(id);
+    s.pages.set(page.id, new Map());
+    insert(s, page.id, page.elements);
+    s.unloaded.delete(page.id);
+    s.loaded.set(page.id, reply.seq);
+  }
 }
 
 /** The state before anything happened, for a replay that folds from the start. */

@@ -31,6 +31,8 @@ export interface PanelCtx {
   active: () => boolean;
   /** Replay: move the playhead. */
   seek?: (t: number) => void;
+  /** Older chat than the snapshot carried: whether there may be some, and fetch a page of it. */
+  earlier?: { has: () => boolean; load: () => Promise<boolean | null> };
 }
 
 export interface Panel {
@@ -137,7 +139,31 @@ export function createChat(ctx: PanelCtx): Panel {
     tabindex: "0",
   });
   const empty = h("p", { class: "empty" }, ctx.mode === "replay" ? "No messages at this point." : "No messages yet. Say hello!");
-  el.append(list, empty);
+  // Older messages than the join snapshot carried: a button, and scrolling to the top, fetch them.
+  let anchor: number | null = null; // distance from the bottom to keep while older ones come in
+  let loadingEarlier = false;
+  const earlierBtn: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "link-btn earlier",
+    "data-testid": "chat-earlier",
+    text: "Load earlier messages",
+    hidden: true,
+    onclick: () => void loadEarlier(),
+  });
+  async function loadEarlier(): Promise<void> {
+    if (!ctx.earlier || loadingEarlier || !ctx.earlier.has()) return;
+    loadingEarlier = true;
+    earlierBtn.disabled = true;
+    anchor = list.scrollHeight - list.scrollTop;
+    const more = await ctx.earlier.load();
+    loadingEarlier = false;
+    earlierBtn.disabled = false;
+    if (more === null) {
+      anchor = null;
+      toast("Could not load earlier messages; try again.", "error");
+    }
+  }
+  el.append(earlierBtn, list, empty);
   const cache = new Map<string, HTMLElement>();
   let mutedNote: HTMLElement | null = null;
   let sendBtn: HTMLButtonElement | null = null;
@@ -192,6 +218,7 @@ export function createChat(ctx: PanelCtx): Panel {
   let pinToBottom = true;
   list.addEventListener("scroll", () => {
     pinToBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    if (list.scrollTop < 40 && list.scrollHeight > list.clientHeight) void loadEarlier();
   });
 
   return {
@@ -244,7 +271,11 @@ export function createChat(ctx: PanelCtx): Panel {
         },
       );
       show(empty, v.chat.length === 0);
-      if (wasAtBottom) list.scrollTop = list.scrollHeight;
+      show(earlierBtn, !!ctx.earlier?.has());
+      if (anchor !== null) {
+        list.scrollTop = list.scrollHeight - anchor; // the message read stays where it was
+        anchor = null;
+      } else if (wasAtBottom) list.scrollTop = list.scrollHeight;
       if (mutedNote && sendBtn && you) {
         const me = (v.participants as any[]).find((p) => p.id === you.id);
         const muted = !!me?.muted;

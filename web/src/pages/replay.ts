@@ -26,7 +26,7 @@ import {
   toggleClass,
 } from "../dom";
 import { brand, expose, initPage, setTitle } from "../page";
-import { apply, empty, view, type State, type WireEvent } from "../reducer";
+import { SNAPSHOT_CHAT, apply, empty, view, type State, type WireEvent } from "../reducer";
 import {
   createChat,
   createParticipants,
@@ -186,12 +186,23 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   }
 
   // -- panels ---------------------------------------------------------------------------------------
+  // The chat shows the last messages at the playhead, as a live join does; "Load earlier
+  // messages" (or scrolling to the top) shows more, and a seek starts over.
+  let chatShown = SNAPSHOT_CHAT;
   const ctx: PanelCtx = {
     mode: "replay",
     sessionId,
     you: () => null,
     active: () => false,
     seek: (t) => seek(t),
+    earlier: {
+      has: () => state.chat.size > chatShown,
+      load: async () => {
+        chatShown += SNAPSHOT_CHAT;
+        schedule(new Set<PanelKey>(["chat"]));
+        return state.chat.size > chatShown;
+      },
+    },
   };
   const viewerKey = `classcast:${sessionId}:viewer`;
   let viewer: { token: string; name: string; viewer_id: string } | null = null;
@@ -768,7 +779,8 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
 
   const renderAll = (dirty: Set<PanelKey>) => {
     if ([...dirty].some((k) => k !== "board")) {
-      const v = view({ ...state, pages: new Map() } as State, "learner", null);
+      const recent = state.chat.size > chatShown ? new Map([...state.chat].slice(-chatShown)) : state.chat;
+      const v = view({ ...state, pages: new Map(), chat: recent } as State, "learner", null);
       if (dirty.has("chat")) chat.render(v);
       if (dirty.has("people") || dirty.has("status")) people.render(v);
       if (dirty.has("polls")) polls.render(v);
@@ -782,6 +794,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   function seek(ms: number): void {
     const t = Math.max(0, Math.min(duration, Math.round(Number.isFinite(ms) ? ms : 0)));
     now = t;
+    chatShown = SNAPSHOT_CHAT;
     schedule(foldTo(t, false));
     lastSecond = -1;
     renderClock();
