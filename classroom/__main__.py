@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -12,7 +14,16 @@ from aiohttp import web
 
 from .api import links
 from .auth import Signer, new_id
-from .config import Settings, add_arguments, from_args
+from .config import (
+    CREATE_OPTIONS,
+    EXPORT_OPTIONS,
+    SERVE_OPTIONS,
+    ConfigError,
+    Settings,
+    add_arguments,
+    from_args,
+    url_configured,
+)
 from .http import RedactingAccessLogger
 from .store import SessionStore
 
@@ -25,6 +36,14 @@ def _signer(settings: Settings) -> Signer:
 
 
 EXIT_UNSAVED = 3  # `serve` stopped with events it could not save (the log says which)
+EXIT_USAGE = 2  # a flag, variable or address the server cannot use: one line on stderr
+URL_FILE = "server.url"  # where `serve` notes its URL, for `create` run beside it
+
+
+def fail(message: str) -> None:
+    """One clear line, no traceback, exit 2."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USAGE)
 
 
 def serve(settings: Settings) -> None:
@@ -43,6 +62,8 @@ def serve(settings: Settings) -> None:
 
     def announce(_aiohttp_message: str) -> None:
         # Called by run_app once the socket listens, so the printed links work at once.
+        with contextlib.suppress(OSError):  # only a convenience for `create`
+            (settings.data_dir / URL_FILE).write_text(base + "\n")
         print(f"Classcast is running at {base}", flush=True)
         print(f"Trainer link for '{demo.title}': {urls['trainer_url']}", flush=True)
         print(f"Learner link: {urls['join_url']}", flush=True)
@@ -50,21 +71,37 @@ def serve(settings: Settings) -> None:
             print(f"Admin key (saved in {settings.data_dir / 'admin.key'}): {settings.admin_key}", flush=True)
 
     # A deep accept queue: a class joining at once must not find the door shut.
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=announce,
-        handle_signals=True,
-        backlog=2048,
-        access_log_class=RedactingAccessLogger,  # tokens and keys in query strings stay out of the log
-        shutdown_timeout=5,  # sockets are closed at once (app.py); this only bounds a stuck request
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=announce,
+            handle_signals=True,
+            backlog=2048,
+            access_log_class=RedactingAccessLogger,  # tokens and keys in query strings stay out of the log
+            shutdown_timeout=5,  # sockets are closed at once (app.py); this only bounds a stuck request
+        )
+    except OSError as exc:
+        if exc.errno not in _LISTEN_ERRORS:
+            raise
+        fail(f"cannot listen on {settings.host}:{settings.port}: {_listen_reason(exc)}")
     if app[STOPPED]["saved"] is False:
         sys.exit(EXIT_UNSAVED)
 
 
-def create(settings: Settings, title: str) -> None:
+_LISTEN_ERRORS = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL, errno.EPERM)
+
+
+def _listen_reason(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is already in use (another server running? choose one with --port or PORT)"
+    return exc.strerror or str(exc)
+
+
+def create(settings: Settings, title: str, recorded_url: bool = False) -> None:
+    """Create a session in the data directory and print its links. Their base is the URL given
+    by flags or environment, else the one the server running on this data directory noted."""
     from .api import CreateSession
     from .core import CommandError
     from .core.validation import parse
@@ -79,7 +116,11 @@ def create(settings: Settings, title: str) -> None:
         info = store.create_sync(new_id(), title)
     finally:
         store.close()
-    urls = links(_signer(settings), settings.base_url, info.id)
+    base = settings.base_url
+    if recorded_url:
+        with contextlib.suppress(OSError):
+            base = (settings.data_dir / URL_FILE).read_text().strip() or base
+    urls = links(_signer(settings), base, info.id)
     print(f"Session {info.id}: {info.title}")
     print(f"trainer: {urls['trainer_url']}")
     print(f"learner: {urls['join_url']}")
@@ -98,23 +139,59 @@ def export(settings: Settings, session_id: str, fmt: str, out: Path) -> None:
         print(path)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _export_argv(argv: list[str]) -> list[str]:
+    """`export` takes any session id, even one starting with `-` (older ids may): the first
+    argument that is not one of its options is the id, passed after `--` so argparse reads it as
+    a positional."""
+    takes_value = {"--format", "--out", "--data-dir", "--log-level"}
+    head, rest = argv[:1], argv[1:]
+    options: list[str] = []
+    positional: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg == "--":
+            positional.extend(rest[i + 1 :])
+            break
+        if arg in takes_value and i + 1 < len(rest):
+            options += [arg, rest[i + 1]]
+            i += 2
+            continue
+        if arg in ("-h", "--help") or arg.split("=", 1)[0] in takes_value or positional:
+            options.append(arg)  # after the id, anything else is for argparse to judge
+        else:
+            positional.append(arg)
+        i += 1
+    return head + options + (["--", *positional] if positional else [])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; each subcommand has only the flags it uses."""
     parser = argparse.ArgumentParser(prog="python -m classroom", description="Classcast server")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_arguments(sub.add_parser("serve", help="run the server"))
+    add_arguments(sub.add_parser("serve", help="run the server"), SERVE_OPTIONS)
     create_parser = sub.add_parser("create", help="create a session and print its links")
-    add_arguments(create_parser)
+    add_arguments(create_parser, CREATE_OPTIONS)
     create_parser.add_argument("title")
     export_parser = sub.add_parser("export", help="export a recording to files")
-    add_arguments(export_parser)
-    export_parser.add_argument("id", help="the session id")
+    add_arguments(export_parser, EXPORT_OPTIONS)
+    export_parser.add_argument("id", help="the session id (any id, also one starting with '-')")
     export_parser.add_argument("--format", choices=["json", "msgpack", "vtt", "txt", "csv"], default="json")
     export_parser.add_argument("--out", type=Path, default=Path("."), help="directory for the files")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv[:1] == ["export"]:
+        argv = _export_argv(argv)
     args = parser.parse_args(argv)
-    settings = from_args(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        settings = from_args(args)
+    except ConfigError as exc:
+        fail(str(exc))
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         try:
             import uvloop
@@ -126,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "export":
         export(settings, args.id, args.format, args.out)
     else:
-        create(settings, args.title)
+        create(settings, args.title, recorded_url=not url_configured(args))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import engineio.base_server
 import socketio
 from aiohttp import web
 
@@ -41,6 +43,35 @@ CLOSING = {
 MAX_MESSAGE_BYTES = 1_000_000
 
 
+def allowed_origins(extra: list[str]) -> Any:
+    """What socket.io accepts as a browser's Origin: the server's own origin (as python-engineio
+    computes it when given None) plus the configured extra origins. A plain list would replace
+    the own origin, and the bundled pages could no longer connect."""
+    if not extra:
+        return None
+    if "*" in extra:
+        return "*"
+    extras = frozenset(extra)
+
+    def allowed(origin: str | None, environ: dict[str, Any]) -> bool:
+        if origin is None or origin in extras:
+            return True
+        own = _OWN_ORIGIN._cors_allowed_origins(environ)
+        return origin in own
+
+    return allowed
+
+
+class _OwnOrigin(engineio.base_server.BaseServer):
+    """Only for its same-origin rule (cors_allowed_origins=None), reused as is."""
+
+    def __init__(self) -> None:
+        self.cors_allowed_origins = None
+
+
+_OWN_ORIGIN = _OwnOrigin()
+
+
 def build_app(settings: Settings) -> web.Application:
     """The whole server as an aiohttp application (keys resolved from the data directory)."""
     settings.resolve_keys()
@@ -49,7 +80,7 @@ def build_app(settings: Settings) -> web.Application:
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         serializer=JsonPacket,
-        cors_allowed_origins=settings.cors_origins or None,
+        cors_allowed_origins=allowed_origins(settings.cors_origins),
         max_http_buffer_size=MAX_MESSAGE_BYTES,
         ping_interval=10,
         ping_timeout=10,
@@ -70,7 +101,7 @@ def build_app(settings: Settings) -> web.Application:
     app[SESSIONS] = sessions
     app[SIGNER] = signer
     app[ADMIN_KEY] = settings.admin_key
-    app[PUBLIC_URL] = settings.public_url or ""
+    app[PUBLIC_URL] = (settings.public_url or "").rstrip("/")
     app[HUB] = Hub(sio, sessions, signer, transports.guard)
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store
@@ -88,8 +119,13 @@ def build_app(settings: Settings) -> web.Application:
         # connections: tell every client why, then close their sockets now rather than waiting
         # for them to time out. Their `participant.left` events go to the log before it closes.
         await sio.emit("server.closing", CLOSING)
-        for sid in list(app[HUB].connections):
+        hub = app[HUB]
+        for sid in list(hub.connections):
             await sio.disconnect(sid)
+        for sid in list(hub.connections):
+            # A socket already closing when the stop began may have its disconnect handler still
+            # to run: leave for it now, so its `participant.left` is logged before the log closes.
+            await hub.on_disconnect(sid)
         for transport in list(transports.by_eio_sid.values()):
             transport.close()  # after what is buffered: the engine.io close reaches the client
 

@@ -68,7 +68,12 @@ class Signer:
 
 
 def new_id(nbytes: int = 9) -> str:
-    return secrets.token_urlsafe(nbytes)
+    """A random URL-safe id that never starts with `-`, so no command line takes it for an
+    option (ids made before this rule still work everywhere)."""
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if not value.startswith("-"):
+            return value
 
 
 def same_secret(a: str, b: str) -> bool:

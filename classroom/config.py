@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PORT = 8080
 
@@ -53,52 +55,116 @@ def _read_or_create(path: Path) -> tuple[str, bool]:
     return value, True
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    env = os.environ.get
-    parser.add_argument("--host", default=env("HOST", Settings.host))
-    parser.add_argument("--port", type=int, default=int(env("PORT", DEFAULT_PORT)))
-    parser.add_argument("--data-dir", type=Path, default=Path(env("DATA_DIR", "data")))
-    parser.add_argument("--admin-key", default=env("CLASSCAST_ADMIN_KEY"))
-    parser.add_argument("--secret", default=env("CLASSCAST_SECRET"))
-    parser.add_argument("--public-url", default=env("CLASSCAST_PUBLIC_URL"))
-    parser.add_argument(
+class ConfigError(ValueError):
+    """A flag or environment variable with a value the server cannot use (one line, exit 2)."""
+
+
+# name -> (flag, environment variable, parse, help). Flags override the environment, which
+# overrides the defaults in Settings.
+_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
+    "host": ("--host", "HOST", str, "address to listen on"),
+    "port": ("--port", "PORT", int, "port to listen on"),
+    "data_dir": ("--data-dir", "DATA_DIR", Path, "directory of sessions, recordings and keys"),
+    "admin_key": ("--admin-key", "CLASSCAST_ADMIN_KEY", str, "admin key (default: data/admin.key)"),
+    "secret": ("--secret", "CLASSCAST_SECRET", str, "link signing secret (default: data/secret.key)"),
+    "public_url": (
+        "--public-url",
+        "CLASSCAST_PUBLIC_URL",
+        str,
+        "base of the links (default: http://HOST:PORT)",
+    ),
+    "idle_timeout": (
         "--idle-timeout",
-        type=float,
-        default=float(env("CLASSCAST_IDLE_TIMEOUT", Settings.idle_timeout)),
-        help="seconds a live session may stay empty before it ends itself",
-    )
-    parser.add_argument(
+        "CLASSCAST_IDLE_TIMEOUT",
+        float,
+        "seconds a live session may stay empty before it ends itself",
+    ),
+    "link_ttl": (
         "--link-ttl",
-        type=int,
-        default=int(env("CLASSCAST_LINK_TTL", Settings.link_ttl)),
-        help="seconds a trainer, learner or replay link stays valid",
-    )
-    parser.add_argument(
+        "CLASSCAST_LINK_TTL",
+        int,
+        "seconds a trainer, learner or replay link stays valid",
+    ),
+    "participant_ttl": (
         "--participant-ttl",
-        type=int,
-        default=int(env("CLASSCAST_PARTICIPANT_TTL", Settings.participant_ttl)),
-        help="seconds a participant's resume token stays valid (renewed at every join)",
-    )
-    parser.add_argument(
+        "CLASSCAST_PARTICIPANT_TTL",
+        int,
+        "seconds a participant's resume token stays valid (renewed at every join)",
+    ),
+    "cors_origins": (
         "--cors-origin",
-        action="append",
-        default=[o for o in env("CLASSCAST_CORS_ORIGINS", "").split(",") if o],
-        help="extra browser origin allowed to connect (repeatable)",
-    )
-    parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
+        "CLASSCAST_CORS_ORIGINS",
+        str,
+        "extra browser origin allowed to connect, besides the server's own (repeatable; "
+        "replaces CLASSCAST_CORS_ORIGINS)",
+    ),
+    "log_level": ("--log-level", "LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
+}
+SERVE_OPTIONS = tuple(_OPTIONS)
+# `create` prints links: it needs what makes them (the URL, the secret, the lifetimes).
+CREATE_OPTIONS = (
+    *("host", "port", "data_dir", "secret", "public_url"),
+    *("link_ttl", "participant_ttl", "log_level"),
+)
+EXPORT_OPTIONS = ("data_dir", "log_level")
+_URL_OPTIONS = ("host", "port", "public_url")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def from_args(args: argparse.Namespace) -> Settings:
-    return Settings(
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        admin_key=args.admin_key,
-        secret=args.secret,
-        public_url=args.public_url,
-        idle_timeout=args.idle_timeout,
-        link_ttl=args.link_ttl,
-        participant_ttl=args.participant_ttl,
-        cors_origins=list(args.cors_origin),
-        log_level=args.log_level,
+def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] = SERVE_OPTIONS) -> None:
+    """Add the flags `names` to a subcommand's parser; their values are checked in from_args."""
+    for name in names:
+        flag, var, _parse, help_ = _OPTIONS[name]
+        if name == "cors_origins":
+            parser.add_argument(flag, dest=name, action="append", default=None, help=f"{help_} [{var}]")
+        else:
+            parser.add_argument(flag, dest=name, default=None, help=f"{help_} [{var}]")
+
+
+def url_configured(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the server's URL was given by a flag or the environment (not left to defaults)."""
+    env = os.environ if environ is None else environ
+    return any(
+        getattr(args, n, None) is not None or env.get(_OPTIONS[n][1]) not in (None, "") for n in _URL_OPTIONS
     )
+
+
+def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the parsed flags, then the environment, then the defaults. Raises
+    ConfigError naming the flag or variable when a value cannot be used."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    for name, (flag, var, parse, _help) in _OPTIONS.items():
+        given = getattr(args, name, None)
+        source, raw = (flag, given) if given is not None else (var, env.get(var))
+        if raw is None or raw == "":
+            continue
+        if name == "cors_origins":
+            items = raw if isinstance(raw, list) else raw.split(",")
+            settings.cors_origins = [o.strip().rstrip("/") for o in items if o.strip()]
+            continue
+        try:
+            value = parse(raw)
+        except ValueError:
+            kind = {int: "a whole number", float: "a number"}.get(parse, "valid")
+            raise ConfigError(f"{source}={raw!r}: must be {kind}") from None
+        setattr(settings, name, value)
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"port {settings.port}: must be between 0 and 65535")
+    if settings.log_level.upper() not in _LOG_LEVELS:
+        raise ConfigError(f"log level {settings.log_level!r}: must be one of {', '.join(_LOG_LEVELS)}")
+    settings.log_level = settings.log_level.upper()
+    for name in ("idle_timeout", "link_ttl", "participant_ttl"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{_OPTIONS[name][0]}: must be positive")
+    if settings.public_url is not None:
+        settings.public_url = normalise_url(settings.public_url)
+    return settings
+
+
+def normalise_url(url: str) -> str:
+    """A base URL without trailing slashes, so `base + "/s/..."` never has `//`."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")) or url[-3:] == "://":
+        raise ConfigError(f"public URL {url!r}: must start with http:// or https://")
+    return url

@@ -36,6 +36,7 @@ STATUS = {
     "not_found": 404,
     "method_not_allowed": 405,
     "session_live": 409,
+    "recording_off": 409,
     "payload_too_large": 413,
     "internal_error": 500,
     "recording_damaged": 500,

@@ -47,7 +47,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "No or invalid credentials",
         403: "Forbidden",
         404: "Not found",
-        409: "Conflict",
+        409: "Conflict: recording_off (the session is recorded off: no replay), session_live (DELETE)",
         413: "Body over 256 KiB",
         500: "Server failure (internal_error, recording_damaged)",
         503: "The disk refuses writes (storage_full); nothing was created",
@@ -72,7 +72,8 @@ def _op(
         "security": [{security: []}, {"admin": []}],
         "responses": {**ok},
     }
-    op["responses"].update(_errors(*errors))
+    # Every recording route may answer 409 recording_off (docs/protocol.md section 10).
+    op["responses"].update(_errors(*sorted({*errors, 409})))
     path_params = [p for p in params if not p.startswith("?")]
     op["parameters"] = [
         {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -126,7 +127,13 @@ def _recording_paths() -> dict[str, Any]:
         },
         "/api/recordings/{id}/events": {
             "get": _op(
-                "Events with from <= t <= to, in order", ok, 400, 401, 403, 404, params=("?from", "?to")
+                "Events with from <= t <= to, in order",
+                ok,
+                400,
+                401,
+                403,
+                404,
+                params=("?from", "?to", "?audience"),
             ),
         },
         "/api/recordings/{id}/state": {

@@ -21,6 +21,7 @@ from classroom.http import bearer, int_param, read_json
 from . import exports
 from .interactive import ReplayStore
 from .library import Library
+from .paths import valid_id
 from .replay import Recording, RecordingError
 
 LIBRARY = web.AppKey("library", Library)
@@ -137,6 +138,9 @@ async def list_recordings(request: web.Request) -> web.Response:
     out = []
     for session_id in ids:
         if not request.app[LIBRARY].exists(session_id):
+            info = await request.app[SESSIONS].store.get(session_id)
+            if info is not None and not info.recording:  # a trainer asking for its own session
+                out.append({"id": session_id, "error": "recording_off"})
             continue
         try:
             m = await request.app[LIBRARY].read(session_id, Recording.manifest)
@@ -288,18 +292,37 @@ async def export(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    session_id, access = _recording(request)
-    _require_manager(access)
+    """Delete a session that is not live, with whatever it has: a recording, a crash-guard log,
+    or nothing at all (created and never opened)."""
+    session_id = request.match_info["id"]
+    access = _access(request, session_id)
     sessions = request.app[SESSIONS]
+    info = await sessions.store.get(session_id) if valid_id(session_id) else None
+    if info is None and not request.app[LIBRARY].exists(session_id):
+        raise CommandError("not_found", f"no recording {session_id[:64]!r}")
+    _require_manager(access)
     live = sessions.live.get(session_id)
-    info = await sessions.store.get(session_id)
     status = live.state.status if live is not None else (info.status if info else "ended")
-    if status != "ended":
+    if status == "live":
         raise CommandError("session_live", "end the session before deleting its recording")
+    if live is not None:
+        await _disconnect_everyone(request.app, session_id)
     await sessions.forget(session_id)
     await request.app[LIBRARY].delete(session_id)
     await request.app[REPLAY_STORE].forget(session_id)
     return web.Response(status=204)
+
+
+async def _disconnect_everyone(app: web.Application, session_id: str) -> None:
+    """Close the sockets still connected to a session being deleted (one not started yet, or
+    ended), so nobody keeps acting on a session that no longer exists."""
+    from classroom.app import HUB  # the app module imports this one
+
+    hub = app[HUB]
+    for sid, conn in list(hub.connections.items()):
+        if conn.session.id == session_id:
+            await hub.sio.disconnect(sid)
+            await hub.on_disconnect(sid)  # at once, whatever the socket's state
 
 
 async def add_viewer(request: web.Request) -> web.Response:
@@ -390,21 +413,45 @@ async def answer(request: web.Request) -> web.Response:
     return _respond(request, done)
 
 
+RECORDING_OFF = "the session was created with recording off: it has no replay"
+
+
+async def _check_recorded(request: web.Request) -> None:
+    """A session created with recording off answers 409 `recording_off` on every replay route
+    (after the token check), rather than a bare 404 that reads as a wrong id."""
+    session_id = request.match_info["id"]
+    if request.app[LIBRARY].exists(session_id) or not valid_id(session_id):
+        return
+    info = await request.app[SESSIONS].store.get(session_id)
+    if info is not None and not info.recording:
+        _access(request, session_id)
+        raise CommandError("recording_off", RECORDING_OFF)
+
+
+def _recorded_only(handler: Any) -> Any:
+    async def checked(request: web.Request) -> web.StreamResponse:
+        await _check_recorded(request)
+        return await handler(request)
+
+    return checked
+
+
 def setup_replay_routes(app: web.Application) -> None:
     r = app.router
+    only = _recorded_only
     r.add_get("/api/recordings", list_recordings)
-    r.add_get("/api/recordings/{id}", manifest)
+    r.add_get("/api/recordings/{id}", only(manifest))
     r.add_delete("/api/recordings/{id}", delete)
-    r.add_get("/api/recordings/{id}/events", events)
-    r.add_get("/api/recordings/{id}/state", state)
-    r.add_get("/api/recordings/{id}/state/chat", state_chat)
-    r.add_get("/api/recordings/{id}/state/polls", state_polls)
-    r.add_get("/api/recordings/{id}/state/questions", state_questions)
-    r.add_get("/api/recordings/{id}/state/board/{page}", state_board_page)
-    r.add_get("/api/recordings/{id}/export/{name}", export)
-    r.add_post("/api/recordings/{id}/viewers", add_viewer)
-    r.add_get("/api/recordings/{id}/quiz", my_quiz)
-    r.add_post("/api/recordings/{id}/quiz/{poll}", answer_quiz)
-    r.add_get("/api/recordings/{id}/questions", list_questions)
-    r.add_post("/api/recordings/{id}/questions", ask)
-    r.add_post("/api/recordings/{id}/questions/{qid}/answer", answer)
+    r.add_get("/api/recordings/{id}/events", only(events))
+    r.add_get("/api/recordings/{id}/state", only(state))
+    r.add_get("/api/recordings/{id}/state/chat", only(state_chat))
+    r.add_get("/api/recordings/{id}/state/polls", only(state_polls))
+    r.add_get("/api/recordings/{id}/state/questions", only(state_questions))
+    r.add_get("/api/recordings/{id}/state/board/{page}", only(state_board_page))
+    r.add_get("/api/recordings/{id}/export/{name}", only(export))
+    r.add_post("/api/recordings/{id}/viewers", only(add_viewer))
+    r.add_get("/api/recordings/{id}/quiz", only(my_quiz))
+    r.add_post("/api/recordings/{id}/quiz/{poll}", only(answer_quiz))
+    r.add_get("/api/recordings/{id}/questions", only(list_questions))
+    r.add_post("/api/recordings/{id}/questions", only(ask))
+    r.add_post("/api/recordings/{id}/questions/{qid}/answer", only(answer))

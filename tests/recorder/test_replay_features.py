@@ -208,12 +208,11 @@ async def test_recording_off(server):
             ("GET", f"/api/recordings/{rid}/state?t=0"),
             ("GET", f"/api/recordings/{rid}/export/chat.txt"),
             ("POST", f"/api/recordings/{rid}/viewers"),
-            ("DELETE", f"/api/recordings/{rid}"),
         ]:
-            await fails(server, method, path, token, 404, "not_found")
+            await fails(server, method, path, token, 409, "recording_off")
     assert (await ok(server, "GET", "/api/recordings", ADMIN))["recordings"] == []
     mine = await ok(server, "GET", "/api/recordings", token_of(info["trainer_url"]))
-    assert mine["recordings"] == []
+    assert mine["recordings"] == [{"id": rid, "error": "recording_off"}]
     # Leaving after the end writes nothing either.
     await ada.close()
     await asyncio.sleep(0.05)
@@ -223,7 +222,12 @@ async def test_recording_off(server):
 async def test_recording_off_is_not_replayable_while_live(server):
     info, _trainer, _ada = await _off_session(server)
     await fails(
-        server, "GET", f"/api/recordings/{info['id']}/events", token_of(info["replay_url"]), 404, "not_found"
+        server,
+        "GET",
+        f"/api/recordings/{info['id']}/events",
+        token_of(info["replay_url"]),
+        409,
+        "recording_off",
     )
 
 
@@ -239,7 +243,7 @@ async def test_recording_off_stays_gone_after_a_restart(tmp_path: Path):
         with contextlib.suppress(ClassroomError):  # refusing the late learner would be fine too
             await server.client(join, "Late")
         await fails(
-            server, "GET", f"/api/recordings/{info['id']}", token_of(info["replay_url"]), 404, "not_found"
+            server, "GET", f"/api/recordings/{info['id']}", token_of(info["replay_url"]), 409, "recording_off"
         )
         assert not (data_dir / "recordings" / info["id"]).exists()
         assert (await ok(server, "GET", f"/api/sessions/{info['id']}", ADMIN))["status"] == "ended"
