@@ -118,7 +118,7 @@ def build_app(settings: Settings) -> web.Application:
         # Called once the listening sockets are closed and before aiohttp waits for the open
         # connections: tell every client why, then close their sockets now rather than waiting
         # for them to time out. Their `participant.left` events go to the log before it closes.
-        await sio.emit("server.closing", CLOSING)
+        await sio.emit("closing", CLOSING)
         hub = app[HUB]
         for sid in list(hub.connections):
             await sio.disconnect(sid)

@@ -74,7 +74,7 @@ async def test_sigterm_with_a_client_closes_at_once_and_flushes(tmp_path):
     closing: list = []
     try:
         await client.connect()
-        client.sio.on("server.closing", closing.append)
+        client.sio.on("closing", closing.append)
         await client.request("session.start")
         sent = await client.request("chat.send", text="before the stop")
         code, took = await served.stop()

@@ -5,6 +5,8 @@ import { io, type Socket } from "socket.io-client";
 import { apply, fromView, mergeReply, view, type Audience, type State, type WireEvent } from "./reducer";
 import { store, toast } from "./dom";
 
+// Refusals of `join` that pass: the page waits and joins again rather than giving up.
+const RETRY_JOIN = new Set(["rate_limited", "storage_full", "temporarily_unavailable"]);
 // Read-only commands whose replies fold into the state (classroom/core/history.py).
 const HISTORY = new Set(["chat.history", "poll.history", "qa.history", "board.page.get"]);
 
@@ -110,8 +112,8 @@ export class Live {
       this.socket.on("event", (e: WireEvent) => this.onEvent(e));
       this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
       this.socket.on("connect_error", (err: any) => this.onConnectError(err));
-      // Sent just before a graceful stop closes every socket: say why the page is reconnecting.
-      this.socket.on("server.closing", (e: AckError) => toast(e?.message || "The server is restarting."));
+      // Sent just before the server closes this socket (a graceful stop, say): show why.
+      this.socket.on("closing", (e: AckError) => toast(e?.message || "The server closed the connection."));
     }
     this.setStatus(this.state ? "reconnecting" : "connecting");
     this.socket.connect();
@@ -213,7 +215,13 @@ export class Live {
       const err: AckError = ack?.error ?? { code: "internal_error", message: "Joining failed." };
       socket.disconnect();
       if (err.code === "name_required" && this.opts.onNeedName) this.opts.onNeedName(err);
-      else this.opts.onFatal(err);
+      else if (RETRY_JOIN.has(err.code)) {
+        // Too many joins from this address just now, or the disk is full: not the learner's fault
+        // and not final; say so and try again shortly.
+        toast(err.message);
+        this.setStatus("reconnecting");
+        if (!this.closed) setTimeout(() => socket.connect(), 5000);
+      } else this.opts.onFatal(err);
       return;
     }
     const you = ack.you as You;
