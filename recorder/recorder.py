@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import struct
 import time
@@ -29,7 +30,7 @@ from classroom.core import Event, SessionState, apply
 from . import codec
 from . import index as index_file
 from .index import Index
-from .logfile import Appender, frame, iter_records
+from .logfile import Appender, damaged_copy, frame
 from .paths import events_path, index_path, recording_dir, snapshots_path
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ def snapshot_metas(path: Path, start: int = 0) -> tuple[list[tuple[dict[str, Any
 
     Walks record headers and decodes only the small meta at the front of each record, so a long
     session's snapshots are indexed without reading them; a state's checksum is verified when
-    it is loaded (read_snapshot)."""
+    it is loaded (read_snapshot). Stops at the first record that is cut short, empty or has no
+    readable meta: nothing after damage is trusted."""
     out = []
     size = path.stat().st_size
     pos = start
@@ -97,8 +99,8 @@ def snapshot_metas(path: Path, start: int = 0) -> tuple[list[tuple[dict[str, Any
         while pos + 8 <= size:
             f.seek(pos)
             length, _crc = struct.unpack("<II", f.read(8))
-            if pos + 8 + length > size:
-                break  # a torn last record
+            if length == 0 or pos + 8 + length > size:
+                break  # a torn last record, or damage
             unpacker = msgpack.Unpacker(raw=False)
             unpacker.feed(f.read(min(length, 512)))
             meta: dict[str, Any] = {}
@@ -108,50 +110,143 @@ def snapshot_metas(path: Path, start: int = 0) -> tuple[list[tuple[dict[str, Any
                     if key == "state":
                         break
                     meta[key] = unpacker.unpack()
-            except (msgpack.OutOfData, ValueError):
+            except Exception:  # msgpack raises several types for bad input: not a snapshot
                 break
-            if {"seq", "t", "w", "off"} <= meta.keys():
-                out.append((meta, pos))
+            if not all(isinstance(meta.get(k), int) for k in ("seq", "t", "w", "off")):
+                break
+            out.append((meta, pos))
             pos += 8 + length
     return out, pos
 
 
 def read_snapshot(path: Path, offset: int) -> SessionState | None:
     """The state of the snapshot record at `offset`, or None if the record is damaged."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        length, crc = struct.unpack("<II", f.read(8))
-        payload = f.read(length)
-    if len(payload) != length or zlib.crc32(payload) != crc:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            length, crc = struct.unpack("<II", f.read(8))
+            payload = f.read(length)
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            return None
+        record = codec.unpackb(payload)
+        state = codec.load_state(codec.unpackb(record["state"]))
+    except Exception:  # unreadable in any way: an older snapshot and a longer fold will do
         return None
-    return codec.load_state(codec.unpackb(codec.unpackb(payload)["state"]))
+    return state if state.seq == record.get("seq") else None
 
 
-def read_latest(root: Path, session_id: str) -> Recovered:
-    """Rebuild a session's full state from its newest snapshot and the events after it."""
+def fits(meta: dict[str, Any], index: Index) -> bool:
+    """Does a snapshot belong to the log as indexed: its event is in the log, at the offset and
+    time the snapshot says? A snapshot past the end of a log that was cut (damage) describes
+    events that are gone, and must never be used."""
+    seq = meta["seq"]
+    n = len(index.seqs)
+    if not 1 <= seq <= n:
+        return False
+    after = index.offsets[seq] if seq < n else index.end
+    return after == meta["off"] and index.ts[seq - 1] == meta["t"]
+
+
+def usable_snapshots(path: Path, index: Index) -> tuple[list[tuple[dict[str, Any], int]], int | None]:
+    """The snapshots that fit the indexed log (in order), and the offset of the first that does
+    not (snapshots are taken in log order, so none after it fits either), if any."""
+    if not path.exists():
+        return [], None
+    metas, end = snapshot_metas(path)
+    for i, (meta, offset) in enumerate(metas):
+        if not fits(meta, index):
+            return metas[:i], offset
+    return metas, (end if end < path.stat().st_size else None)
+
+
+def repair_header(path: Path, header: dict[str, Any]) -> str | None:
+    """Rewrite a damaged header record in place, keeping every event after it.
+
+    The header is the one record the writer can rebuild: it only repeats the session's metadata.
+    The first event (seq 1) is looked for just after the header's place, so a damaged length
+    field is survived too; the new header is padded to fill exactly the old one's room, so every
+    offset after it stays. Returns what was done, or None when there is nothing to repair or
+    it cannot be (then the usual cut applies, with a copy kept)."""
+    with open(path, "rb") as f:
+        data = f.read(64 * 1024)
+    if not data or next(codec.iter_log(data), None) is not None:
+        return None  # empty, or the header is fine
+    size = path.stat().st_size
+    room = None
+    for start in range(9, min(len(data), 8 * 1024)):
+        if start == size or next(codec.iter_log(data, start, after=0), None) is not None:
+            room = start
+            break
+    if room is None and size <= 8 * 1024 and size > 8:
+        room = size  # a log of a header alone
+    if room is None:
+        return None
+    try:  # the damage may have spared the creation time
+        created = codec.unpackb(data[8:room])["h"]["created"]
+        if isinstance(created, float):
+            header = {**header, "created": created}
+    except Exception:
+        pass
+    for fields in (header, {k: v for k, v in header.items() if k != "created"}):
+        base = len(codec.packb({"h": fields}))
+        need = room - 8 - base
+        pad = None
+        if need == 0:
+            pad = b""
+        elif 6 <= need <= 6 + 255:
+            pad = bytes(need - 6)  # "pad" (4 bytes) + bin 8 (2 bytes) + the bytes
+        elif 7 + 256 <= need <= 7 + 65535:
+            pad = bytes(need - 7)
+        if pad is None:
+            continue
+        record = frame(codec.packb({"h": fields, **({"pad": pad} if pad else {})}))
+        assert len(record) == room
+        copy = damaged_copy(path)
+        with open(path, "r+b") as f:
+            f.write(record)
+            f.flush()
+            os.fsync(f.fileno())
+        return f"rewrote a damaged header (the damaged log is kept in {copy.name})"
+    return None
+
+
+def scan_index(root: Path, session_id: str) -> Index:
+    """The log's index: the saved one if it fits the log, extended over what follows, up to the
+    first damage."""
+    path = events_path(root, session_id)
+    index = index_file.load(index_path(root, session_id), path) or Index()
+    with open(path, "rb") as f:
+        f.seek(index.end)
+        index_file.extend(index, f.read(), index.end, live=False)
+    return index
+
+
+def read_latest(root: Path, session_id: str, index: Index | None = None) -> Recovered:
+    """Rebuild a session's full state from its newest usable snapshot and the events after it,
+    up to the first damage in the log (`index`: the log's, if the caller has it)."""
     path = events_path(root, session_id)
     if not path.exists():
         return Recovered(None)
+    if index is None:
+        index = scan_index(root, session_id)
     recovered = Recovered(None)
-    start = 0
+    start, after = 0, None
     snap = snapshots_path(root, session_id)
-    if snap.exists():
-        metas, _ = snapshot_metas(snap)
-        for meta, offset in reversed(metas):  # the newest snapshot that reads back whole
-            state = read_snapshot(snap, offset)
-            if state is not None:
-                recovered.state = state
-                recovered.last_t, recovered.last_wall_ms, start = meta["t"], meta["w"], meta["off"]
-                break
+    metas, _ = usable_snapshots(snap, index)
+    for meta, offset in reversed(metas):  # the newest snapshot that reads back whole
+        state = read_snapshot(snap, offset)
+        if state is not None:
+            recovered.state = state
+            recovered.last_t, recovered.last_wall_ms = meta["t"], meta["w"]
+            start, after = meta["off"], meta["seq"]
+            break
     with open(path, "rb") as f:
         f.seek(start)
-        data = f.read()
-    for _, _, payload in iter_records(data):
-        record = codec.unpackb(payload)
+        data = f.read(index.end - start)
+    for _, _, record in codec.iter_log(data, 0, after):
         if "h" in record:
-            if recovered.state is None:
-                h = record["h"]
-                recovered.state = SessionState(h["id"], h["title"], recording=h["recording"])
+            h = record["h"]
+            recovered.state = SessionState(h["id"], h["title"], recording=h["recording"])
             continue
         event = codec.event_from_record(record)
         recovered.events += 1
@@ -194,33 +289,39 @@ class Recorder:
 
     def _open(self, session_id: str, title: str, recording: str, anonymize: bool) -> Recovered:
         path = events_path(self.root, session_id)
-        fresh = not path.exists()
-        events = Appender(path)
+        header = {"id": session_id, "title": title, "recording": recording, "anonymize": anonymize}
+        rewritten = repair_header(path, {**header, "created": time.time()}) if path.exists() else None
+        if rewritten:
+            log.warning("recording %s: %s", session_id, rewritten)
+        # Every record is checked on open (checksum, form, seq order): the log is cut at the
+        # first bad one, so new events always follow the last good one with the next seq.
+        events = Appender(path, check=codec.LogCheck())
         snapshots = Appender(snapshots_path(self.root, session_id), verify="last")
         repaired = events.repaired
         if repaired:
-            log.warning("recording %s: cut a torn tail (%s)", session_id, repaired)
-        if fresh or events.size == 0:
-            header = {
-                "h": {
-                    "id": session_id,
-                    "title": title,
-                    "recording": recording,
-                    "anonymize": anonymize,
-                    "created": time.time(),
-                }
-            }
-            events.write(frame(codec.packb(header)))
+            kept = f"; the damaged log is kept in {events.damaged_copy.name}" if events.damaged_copy else ""
+            log.warning(
+                "recording %s: cut its log at the first bad record (%s)%s", session_id, repaired, kept
+            )
+        if snapshots.repaired:
+            log.warning("recording %s: cut its snapshots (%s)", session_id, snapshots.repaired)
+        if events.size == 0:
+            events.write(frame(codec.packb({"h": {**header, "created": time.time()}})))
             events.sync()
-        recovered = read_latest(self.root, session_id)
-        recovered.repaired = repaired
+        index = scan_index(self.root, session_id)
+        assert index.end == events.size, "the index covers the whole (checked) log"
+        _, cut_at = usable_snapshots(snapshots.path, index)
+        if cut_at is not None:
+            # Snapshots of events the log no longer has (it was cut) must never be used: the
+            # seqs they cover are given to new events.
+            log.warning("recording %s: dropped snapshots past the end of its log", session_id)
+            snapshots.truncate(cut_at)
+            index_file.save(index, index_path(self.root, session_id))
+        recovered = read_latest(self.root, session_id, index)
+        recovered.repaired = repaired or rewritten
         assert recovered.state is not None
         # The writer thread folds its own copy, never the one the event loop changes.
         mirror = codec.load_state(codec.unpackb(codec.packb(codec.dump_state(recovered.state))))
-        index = index_file.load(index_path(self.root, session_id), events.path) or Index()
-        with open(events.path, "rb") as f:
-            f.seek(index.end)
-            index_file.extend(index, f.read(), index.end, live=False)
         self._writers[session_id] = _Writer(
             session_id,
             events,
