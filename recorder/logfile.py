@@ -103,7 +103,13 @@ def damaged_copy(path: Path) -> Path:
     copy, n = base, 1
     while copy.exists():
         copy, n = base.with_name(f"{base.name}-{n}"), n + 1
-    shutil.copyfile(path, copy)
+    try:
+        shutil.copyfile(path, copy)
+    except OSError:
+        # No room for the copy (a full disk): nothing is cut until there is, so the damaged
+        # part can still be looked at; the caller reports the error.
+        copy.unlink(missing_ok=True)
+        raise
     return copy
 
 

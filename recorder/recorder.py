@@ -12,6 +12,7 @@ snapshots are taken there, never on the event loop and never of state the loop i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -41,6 +42,11 @@ SNAPSHOT_MS = 60_000
 # has grown by this fraction of the last snapshot keeps all snapshots within ~8x the log's size
 # (instead of growing with the square of the session's length).
 SNAPSHOT_LOG_FRACTION = 1 / 8
+# While a session's writes fail (a full disk), its events wait in memory and are retried. Past
+# this many bytes it takes no new commands (`storage_full`, see classroom/live.py), so the wait
+# cannot grow without bound; presence (joins, leaves) still goes through.
+BACKLOG_BYTES = 4 * 1024 * 1024
+RETRY_SECONDS = 0.5
 
 
 class StorageError(Exception):
@@ -76,7 +82,15 @@ class _Writer:
 @dataclass
 class _Pending:
     blobs: list[bytes] = field(default_factory=list)
+    first_seq: int = 0
     last_seq: int = 0
+    size: int = 0  # bytes
+
+    def extend(self, newer: _Pending) -> None:
+        self.blobs.extend(newer.blobs)
+        self.first_seq = self.first_seq or newer.first_seq
+        self.last_seq = newer.last_seq
+        self.size += newer.size
 
 
 def snapshot_record(meta: dict[str, Any], state: SessionState) -> bytes:
@@ -273,6 +287,12 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._failures: dict[str, Exception] = {}  # sessions whose last write failed
         self.flushes = 0
+        self.backlog_limit = BACKLOG_BYTES
+        self.backlog: dict[str, int] = {}  # bytes queued but not yet durable, per session
+        self._appended: dict[str, int] = {}  # the last seq queued, per session
+        self._releasing: set[str] = set()  # closed while their events could not be saved yet
+        self._stopping = asyncio.Event()
+        self._closed = False
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -281,6 +301,12 @@ class Recorder:
 
     async def open(self, session_id: str, title: str, recording: str, anonymize: bool = False) -> Recovered:
         """Open (creating or repairing) a session's log and return what it holds."""
+        if session_id in self._writers:
+            # Closed earlier while its last events could not be saved: the log is only complete
+            # (and may be read back) once they are.
+            await self.durable(session_id, self._appended.get(session_id, 0))
+            self._releasing.discard(session_id)
+            await self._run(self._close, session_id, False)
         recovered = await self._run(self._open, session_id, title, recording, anonymize)
         self.durable_seq[session_id] = recovered.state.seq if recovered.state else 0
         if self._task is None:
@@ -335,9 +361,25 @@ class Recorder:
         return recovered
 
     async def close_session(self, session_id: str, discard: bool = False) -> None:
-        """Flush and close a session's log; `discard` deletes it (a session recorded off)."""
-        await self.durable(session_id, self._pending.get(session_id, _Pending()).last_seq)
+        """Flush and close a session's log; `discard` deletes it (a session recorded off).
+
+        If its last events cannot be saved now (a full disk), the log stays open and they are
+        retried as before; it is closed once they are saved."""
+        try:
+            await self.durable(session_id, self._appended.get(session_id, 0))
+        except StorageError:
+            if not discard:
+                log.warning("recording %s: its log is closed once its last events are saved", session_id)
+                self._releasing.add(session_id)
+                return
+            self._pending.pop(session_id, None)  # deleted anyway: nothing is lost
+        self._forget(session_id)
         await self._run(self._close, session_id, discard)
+
+    def _forget(self, session_id: str) -> None:
+        self.backlog.pop(session_id, None)
+        self._appended.pop(session_id, None)
+        self._releasing.discard(session_id)
 
     def is_open(self, session_id: str) -> bool:
         """Is this process writing the session's log (so a partial last record may be a write
@@ -356,21 +398,46 @@ class Recorder:
 
     # -- appending ------------------------------------------------------------------------------
 
+    def accepting(self, session_id: str) -> bool:
+        """May the session take new commands? Not while the events it could not save yet (the
+        disk is full or failing) exceed the backlog bound: memory stays bounded, and a refused
+        command changes nothing."""
+        return self.backlog.get(session_id, 0) < self.backlog_limit
+
     def append(self, session_id: str, events: list[Event]) -> None:
         """Queue events for the next flush. Encoding happens now, so later changes to the
         objects cannot leak into the log."""
         if not events:
             return
+        if self._closed:
+            log.error(
+                "recording %s: events %d-%d came after the recorder closed; not saved",
+                session_id,
+                events[0].seq,
+                events[-1].seq,
+            )
+            return
         wall = int(time.time() * 1000)
-        pending = self._pending.setdefault(session_id, _Pending())
+        pending = self._pending.get(session_id)
+        if pending is None:
+            pending = self._pending[session_id] = _Pending(first_seq=events[0].seq)
+        size = 0
         for event in events:
-            pending.blobs.append(frame(codec.packb(codec.event_record(event, wall))))
+            blob = frame(codec.packb(codec.event_record(event, wall)))
+            pending.blobs.append(blob)
+            size += len(blob)
+        pending.size += size
         pending.last_seq = events[-1].seq
+        self.backlog[session_id] = self.backlog.get(session_id, 0) + size
+        self._appended[session_id] = events[-1].seq
         self._wake.set()
 
     async def durable(self, session_id: str, seq: int) -> None:
-        """Return once every event of the session up to `seq` is on disk (fsynced)."""
+        """Return once every event of the session up to `seq` is on disk (fsynced); raise
+        StorageError while its writes fail, or once the recorder has closed without them."""
         while self.durable_seq.get(session_id, 0) < seq:
+            if self._closed:
+                raise StorageError(session_id)
             failure = self._failures.get(session_id)
             if failure is not None:
                 raise StorageError(session_id) from failure
@@ -382,35 +449,46 @@ class Recorder:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._pending = self._pending, {}
-            try:
-                failed = await self._run(self._flush, {sid: p.blobs for sid, p in batch.items()})
-            except Exception as exc:  # a bug, not the disk: keep the loop (and every ack) alive
-                log.exception("recorder flush failed")
-                failed = dict.fromkeys(batch, exc)
-            self.flushes += 1
-            for sid, p in batch.items():
-                if sid not in failed:
-                    self.durable_seq[sid] = max(self.durable_seq.get(sid, 0), p.last_seq)
-            self._failures = failed
-            if failed:  # disk full, permissions: acks must not claim durability
-                # Nothing is dropped: a failed session's batch goes back in front of anything
-                # newer, and the flush is retried after a pause.
-                batch = {sid: p for sid, p in batch.items() if sid in failed}
-                for sid, p in batch.items():
-                    newer = self._pending.get(sid)
-                    if newer is not None:
-                        p.blobs.extend(newer.blobs)
-                        p.last_seq = newer.last_seq
-                self._pending = {**batch, **{k: v for k, v in self._pending.items() if k not in batch}}
-                self._wake.set()
-            # Wake every waiter, including those who arrived during the flush; whoever is still
-            # not durable waits again, and their events are already queued for the next flush.
-            waiters, self._flushed = self._flushed, None
-            if waiters is not None and not waiters.done():
-                waiters.set_result(None)
+            if self._stopping.is_set():
+                return  # close() takes over, and flushes what is left
+            failed = await self._flush_pending()
             if failed:
-                await asyncio.sleep(0.5)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), RETRY_SECONDS)
+                self._wake.set()
+
+    async def _flush_pending(self) -> dict[str, Exception]:
+        """One flush of everything queued; returns the sessions whose writes failed. Nothing is
+        dropped: a failed session's events go back in front of anything newer, to be retried."""
+        batch, self._pending = self._pending, {}
+        try:
+            failed = await self._run(self._flush, {sid: p.blobs for sid, p in batch.items()})
+        except Exception as exc:  # a bug, not the disk: keep the loop (and every ack) alive
+            log.exception("recorder flush failed")
+            failed = dict.fromkeys(batch, exc)
+        self.flushes += 1
+        for sid, p in batch.items():
+            if sid not in failed:
+                self.durable_seq[sid] = max(self.durable_seq.get(sid, 0), p.last_seq)
+                if sid in self.backlog:
+                    self.backlog[sid] = max(0, self.backlog[sid] - p.size)
+        self._failures = failed
+        if failed:  # disk full, permissions: acks must not claim durability
+            retry = {sid: p for sid, p in batch.items() if sid in failed}
+            for sid, p in retry.items():
+                newer = self._pending.get(sid)
+                if newer is not None:
+                    p.extend(newer)
+            self._pending = {**retry, **{k: v for k, v in self._pending.items() if k not in retry}}
+        # Wake every waiter, including those who arrived during the flush; whoever is still
+        # not durable waits again, and their events are already queued for the next flush.
+        waiters, self._flushed = self._flushed, None
+        if waiters is not None and not waiters.done():
+            waiters.set_result(None)
+        for sid in [s for s in self._releasing if s not in self._pending and s not in failed]:
+            self._forget(sid)
+            await self._run(self._close, sid, False)
+        return failed
 
     def _flush(self, batch: dict[str, list[bytes]]) -> dict[str, Exception]:
         """Write and fsync each session's records; return the sessions that failed, and why."""
@@ -418,6 +496,7 @@ class Recorder:
         for session_id, blobs in batch.items():
             writer = self._writers.get(session_id)
             if writer is None:
+                log.error("recording %s: %d events for a closed log; not saved", session_id, len(blobs))
                 continue
             try:
                 chunk = b"".join(blobs)
@@ -460,10 +539,37 @@ class Recorder:
         writer.since_snapshot = 0
         writer.last_snapshot_t = state.t
 
-    async def close(self) -> None:
-        for session_id in list(self._pending):
-            await self.durable(session_id, self._pending[session_id].last_seq)
+    async def close(self) -> dict[str, int]:
+        """Save what is queued and close every log. Writes that were failing (a full disk) are
+        tried once more; what still cannot be saved is reported, one error line per session,
+        and returned: {session id: events not saved} (empty when everything is on disk)."""
+        if self._closed:
+            return {}
+        self._stopping.set()
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
+            await self._task  # it stops after the flush it may be in
+        # Events queued while that flush ran (people leaving as the server stops) get a round.
+        for _ in range(3):
+            if not self._pending:
+                break
+            if await self._flush_pending():
+                break
+        unsaved = {sid: len(p.blobs) for sid, p in self._pending.items() if p.blobs}
+        for sid, p in self._pending.items():
+            reason = self._failures.get(sid)
+            log.error(
+                "recording %s: events %d-%d (%d) were never saved: %s",
+                sid,
+                p.first_seq,
+                p.last_seq,
+                len(p.blobs),
+                reason or "the recorder closed first",
+            )
+        self._closed = True
+        waiters, self._flushed = self._flushed, None
+        if waiters is not None and not waiters.done():
+            waiters.set_result(None)
         await self._run(lambda: [self._close(sid, False) for sid in list(self._writers)])
         self._pool.shutdown(wait=True)
+        return unsaved

@@ -107,7 +107,7 @@ async def test_zero_filled_region_mid_log_cuts_there(tmp_path: Path):
     events = _events(12)
     await _record(tmp_path, events)
     records = _records(tmp_path)
-    off, end, rec = records[6]  # event 6
+    off, _end, rec = records[6]  # event 6
     assert rec["e"][0] == 6
     raw = bytearray(events_path(tmp_path, SID).read_bytes())
     raw[off : off + 64] = b"\0" * 64  # a block of zeros where events 6.. were
@@ -310,7 +310,7 @@ async def test_a_replay_read_before_the_repair_sees_what_follows_it(tmp_path: Pa
             f.write(bytes(512))
     else:
         raw = bytearray(path.read_bytes())
-        off, end, _ = _records(tmp_path)[10]  # the last event
+        _off, end, _ = _records(tmp_path)[10]  # the last event
         raw[end - 2] ^= 0x01
         path.write_bytes(bytes(raw))
     kept = 9 if tail == "flip" else 10
