@@ -119,17 +119,18 @@ class Appender:
     `size` is always where the last whole record ends: a write that fails or comes up short is
     cut back to it, so a retry never follows torn bytes nor leaves a gap of zeros."""
 
-    def __init__(self, path: Path, verify: str = "all", check: Check | None = None) -> None:
-        """`verify="all"` checks every record (checksum, and `check`) on open; `"last"` walks the
-        headers and checks only the last record (the only one a crash can tear), for files of
-        large records whose readers verify each record when they read it."""
+    def __init__(self, path: Path, verify: str = "all", check: Check | None = None, start: int = 0) -> None:
+        """`verify="all"` checks every record from `start` (checksum, and `check`) on open;
+        `start` is where the records known good (by a checksum of the bytes before it) end.
+        `"last"` walks the headers and checks only the last record (the only one a crash can
+        tear), for files of large records whose readers verify each record when they read it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._cut_pending = False
         if verify == "all":
             with open(self._fd, "rb", closefd=False) as f:
-                result = scan(f.read(), 0, check)
+                result = scan(f.read(), start, check)
         else:
             result = self._scan_last()
         self.repaired = result.error if result.torn else None

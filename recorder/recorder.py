@@ -320,8 +320,13 @@ class Recorder:
         if rewritten:
             log.warning("recording %s: %s", session_id, rewritten)
         # Every record is checked on open (checksum, form, seq order): the log is cut at the
-        # first bad one, so new events always follow the last good one with the next seq.
-        events = Appender(path, check=codec.LogCheck())
+        # first bad one, so new events always follow the last good one with the next seq. The
+        # saved index vouches for the bytes it covers (their CRC matches), so only what follows
+        # it is decoded.
+        saved = index_file.load(index_path(self.root, session_id), path) if path.exists() else None
+        trusted = saved.end if saved is not None else 0
+        check = codec.LogCheck(saved.last_seq if saved is not None else None)
+        events = Appender(path, check=check, start=trusted)
         snapshots = Appender(snapshots_path(self.root, session_id), verify="last")
         repaired = events.repaired
         if repaired:
@@ -334,7 +339,10 @@ class Recorder:
         if events.size == 0:
             events.write(frame(codec.packb({"h": {**header, "created": time.time()}})))
             events.sync()
-        index = scan_index(self.root, session_id)
+        index = saved or Index()
+        with open(path, "rb") as f:
+            f.seek(index.end)
+            index_file.extend(index, f.read(), index.end, live=False)
         assert index.end == events.size, "the index covers the whole (checked) log"
         _, cut_at = usable_snapshots(snapshots.path, index)
         if cut_at is not None:
