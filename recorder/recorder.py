@@ -47,6 +47,7 @@ SNAPSHOT_LOG_FRACTION = 1 / 8
 # cannot grow without bound; presence (joins, leaves) still goes through.
 BACKLOG_BYTES = 4 * 1024 * 1024
 RETRY_SECONDS = 0.5
+COMPLAIN_SECONDS = 30.0  # while writes keep failing, how often the log says so again
 
 
 class StorageError(Exception):
@@ -77,6 +78,8 @@ class _Writer:
     last_snapshot_t: int = 0
     last_t: int = 0
     last_wall_ms: int = 0
+    failing_since: float | None = None  # monotonic time writes started failing
+    complained: float = 0.0
 
 
 @dataclass
@@ -511,9 +514,28 @@ class Recorder:
                 offset = writer.events.append_durable(chunk)
                 writer.index.crc = zlib.crc32(chunk, writer.index.crc)
             except OSError as exc:
-                log.error("recording %s: cannot write its log (%s); will retry", session_id, exc)
+                now = time.monotonic()
+                if writer.failing_since is None or now - writer.complained >= COMPLAIN_SECONDS:
+                    # One line when the failure starts, then one every so often: not one per retry.
+                    log.error(
+                        "recording %s: cannot write its log (%s); retrying every %.1f s, %d events waiting",
+                        session_id,
+                        exc,
+                        RETRY_SECONDS,
+                        len(blobs),
+                    )
+                    writer.complained = now
+                writer.failing_since = writer.failing_since or now
                 failed[session_id] = exc
                 continue
+            if writer.failing_since is not None:
+                log.warning(
+                    "recording %s: its log is written again after %.1f s; %d waiting events saved",
+                    session_id,
+                    time.monotonic() - writer.failing_since,
+                    len(blobs),
+                )
+                writer.failing_since = None
             for blob in blobs:
                 record = codec.unpackb(blob[8:])
                 event = codec.event_from_record(record)

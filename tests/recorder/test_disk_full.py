@@ -87,7 +87,8 @@ def _seqs(root: Path, sid: str = "s1") -> list[int]:
     return [r["e"][0] for r in records[1:]]
 
 
-async def test_a_short_write_is_not_acknowledged_and_is_retried(small_disk: SmallDisk):
+async def test_a_short_write_is_not_acknowledged_and_is_retried(small_disk: SmallDisk, caplog):
+    caplog.set_level(logging.WARNING, "recorder.recorder")
     root = small_disk.path / "recordings"
     rec = Recorder(root)
     try:
@@ -107,8 +108,11 @@ async def test_a_short_write_is_not_acknowledged_and_is_retried(small_disk: Smal
         await asyncio.sleep(1.2)  # a couple of retries while the disk stays full
         data = events_path(root, "s1").read_bytes()
         assert len(data) == good and scan(data).error is None
+        # One line says the writes fail, not one per retry.
+        assert sum("cannot write its log" in r.getMessage() for r in caplog.records) == 1
         small_disk.free()
         await _saved(rec, "s1", 40)
+        assert any("written again" in r.getMessage() for r in caplog.records)
     finally:
         await rec.close()
     assert _seqs(root) == list(range(1, 41))
