@@ -289,6 +289,7 @@ class Recorder:
         self._flushed: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._failures: dict[str, Exception] = {}  # sessions whose last write failed
+        self._retry_at: dict[str, float] = {}  # when each failed session is tried again
         self.flushes = 0
         self.backlog_limit = BACKLOG_BYTES
         self.backlog: dict[str, int] = {}  # bytes queued but not yet durable, per session
@@ -388,6 +389,8 @@ class Recorder:
         await self._run(self._close, session_id, discard)
 
     def _forget(self, session_id: str) -> None:
+        self._retry_at.pop(session_id, None)
+        self._failures.pop(session_id, None)
         self.backlog.pop(session_id, None)
         self._appended.pop(session_id, None)
         self._releasing.discard(session_id)
@@ -457,46 +460,55 @@ class Recorder:
             await asyncio.shield(self._flushed)
 
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
+            # Sleep until woken by new events, or until a failed session's retry is due.
+            due = [at for sid, at in self._retry_at.items() if sid in self._pending]
+            timeout = max(0.0, min(due) - loop.time()) if due else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             if self._stopping.is_set():
                 return  # close() takes over, and flushes what is left
-            failed = await self._flush_pending()
-            if failed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), RETRY_SECONDS)
-                self._wake.set()
+            await self._flush_pending()
 
-    async def _flush_pending(self) -> dict[str, Exception]:
-        """One flush of everything queued; returns the sessions whose writes failed. Nothing is
+    async def _flush_pending(self, force: bool = False) -> dict[str, Exception]:
+        """One flush of everything queued, except sessions whose writes failed and whose retry
+        (every RETRY_SECONDS, per session) is not due yet, unless `force`: one failing session
+        does not hold up the others. Returns the sessions whose writes failed. Nothing is
         dropped: a failed session's events go back in front of anything newer, to be retried."""
-        batch, self._pending = self._pending, {}
+        now = asyncio.get_running_loop().time()
+        batch = {sid: p for sid, p in self._pending.items() if force or self._retry_at.get(sid, now) <= now}
+        if not batch:
+            return {}
+        self._pending = {sid: p for sid, p in self._pending.items() if sid not in batch}
         try:
             failed = await self._run(self._flush, {sid: p.blobs for sid, p in batch.items()})
         except Exception as exc:  # a bug, not the disk: keep the loop (and every ack) alive
             log.exception("recorder flush failed")
             failed = dict.fromkeys(batch, exc)
         self.flushes += 1
+        retry_at = asyncio.get_running_loop().time() + RETRY_SECONDS
         for sid, p in batch.items():
-            if sid not in failed:
-                self.durable_seq[sid] = max(self.durable_seq.get(sid, 0), p.last_seq)
-                if sid in self.backlog:
-                    self.backlog[sid] = max(0, self.backlog[sid] - p.size)
-        self._failures = failed
-        if failed:  # disk full, permissions: acks must not claim durability
-            retry = {sid: p for sid, p in batch.items() if sid in failed}
-            for sid, p in retry.items():
+            if sid in failed:  # disk full, permissions: acks must not claim durability
+                self._failures[sid] = failed[sid]
+                self._retry_at[sid] = retry_at
                 newer = self._pending.get(sid)
                 if newer is not None:
                     p.extend(newer)
-            self._pending = {**retry, **{k: v for k, v in self._pending.items() if k not in retry}}
+                self._pending[sid] = p  # in front of anything newer
+            else:
+                self._failures.pop(sid, None)
+                self._retry_at.pop(sid, None)
+                self.durable_seq[sid] = max(self.durable_seq.get(sid, 0), p.last_seq)
+                if sid in self.backlog:
+                    self.backlog[sid] = max(0, self.backlog[sid] - p.size)
         # Wake every waiter, including those who arrived during the flush; whoever is still
         # not durable waits again, and their events are already queued for the next flush.
         waiters, self._flushed = self._flushed, None
         if waiters is not None and not waiters.done():
             waiters.set_result(None)
-        for sid in [s for s in self._releasing if s not in self._pending and s not in failed]:
+        for sid in [s for s in self._releasing if s not in self._pending]:
             self._forget(sid)
             await self._run(self._close, sid, False)
         return failed
@@ -583,7 +595,7 @@ class Recorder:
         for _ in range(3):
             if not self._pending:
                 break
-            if await self._flush_pending():
+            if await self._flush_pending(force=True):
                 break
         unsaved = {sid: len(p.blobs) for sid, p in self._pending.items() if p.blobs}
         for sid, p in self._pending.items():

@@ -220,3 +220,37 @@ async def test_backlog_is_bounded_and_then_commands_are_refused(small_disk: Smal
     assert len(texts) == 2 + acked + len(failed)
     seqs = _seqs(data_dir / "recordings", info["id"])
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_a_failing_session_does_not_slow_the_others(small_disk: SmallDisk, tmp_path: Path):
+    """s1's recording lives on the small disk (a symlink), s2's on the big one: while s1's
+    writes fail and are retried, s2's events are acknowledged as fast as ever."""
+    root = tmp_path / "recordings"
+    root.mkdir()
+    (small_disk.path / "s1").mkdir()
+    (root / "s1").symlink_to(small_disk.path / "s1")
+    rec = Recorder(root)
+    try:
+        await rec.open("s1", "Full", "on")
+        await rec.open("s2", "Fine", "on")
+        events = _big(_events(40))
+        small_disk.fill()
+        rec.append("s1", events[:10])
+        with pytest.raises(StorageError):
+            await asyncio.wait_for(rec.durable("s1", 10), 5)
+        loop = asyncio.get_running_loop()
+        slowest = 0.0
+        for e in events[:20]:
+            start = loop.time()
+            rec.append("s2", [e])
+            await asyncio.wait_for(rec.durable("s2", e.seq), 5)
+            slowest = max(slowest, loop.time() - start)
+            await asyncio.sleep(0.03)
+        assert slowest < 0.25, f"an ack of s2 waited {slowest:.2f} s behind s1's retries"
+        assert rec.durable_seq["s1"] == 0
+        small_disk.free()
+        await _saved(rec, "s1", 10)
+    finally:
+        await rec.close()
+    assert _seqs(root, "s1") == list(range(1, 11))
+    assert _seqs(root, "s2") == list(range(1, 21))
