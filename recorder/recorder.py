@@ -19,6 +19,7 @@ import shutil
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from classroom.core import Event, SessionState, apply
 from . import codec
 from . import index as index_file
 from .index import Index
-from .logfile import Appender, damaged_copy, frame
+from .logfile import Appender, damaged_copy, frame, iter_records
 from .paths import events_path, index_path, recording_dir, snapshots_path
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,16 @@ class _Pending:
         self.first_seq = self.first_seq or newer.first_seq
         self.last_seq = newer.last_seq
         self.size += newer.size
+
+
+def _records(blobs: list[bytes]) -> Iterator[bytes]:
+    """Each framed record of `blobs`; a blob is one record, or several joined for a retry."""
+    for blob in blobs:
+        if int.from_bytes(blob[:4], "little") + 8 == len(blob):
+            yield blob
+        else:
+            for off, end, _ in iter_records(blob):
+                yield blob[off:end]
 
 
 def snapshot_record(meta: dict[str, Any], state: SessionState) -> bytes:
@@ -519,22 +530,29 @@ class Recorder:
         for session_id, blobs in batch.items():
             writer = self._writers.get(session_id)
             if writer is None:
-                log.error("recording %s: %d events for a closed log; not saved", session_id, len(blobs))
+                log.error(
+                    "recording %s: %d bytes of events for a closed log; not saved",
+                    session_id,
+                    len(b"".join(blobs)),
+                )
                 continue
+            chunk = b"".join(blobs)
             try:
-                chunk = b"".join(blobs)
                 offset = writer.events.append_durable(chunk)
                 writer.index.crc = zlib.crc32(chunk, writer.index.crc)
             except OSError as exc:
+                # Keep the joined bytes for the retry (joining the same megabytes again every
+                # retry would only churn the heap while the disk stays full).
+                blobs[:] = [chunk]
                 now = time.monotonic()
                 if writer.failing_since is None or now - writer.complained >= COMPLAIN_SECONDS:
                     # One line when the failure starts, then one every so often: not one per retry.
                     log.error(
-                        "recording %s: cannot write its log (%s); retrying every %.1f s, %d events waiting",
+                        "recording %s: cannot write its log (%s); retrying every %.1f s, %d bytes waiting",
                         session_id,
                         exc,
                         RETRY_SECONDS,
-                        len(blobs),
+                        len(chunk),
                     )
                     writer.complained = now
                 writer.failing_since = writer.failing_since or now
@@ -542,13 +560,13 @@ class Recorder:
                 continue
             if writer.failing_since is not None:
                 log.warning(
-                    "recording %s: its log is written again after %.1f s; %d waiting events saved",
+                    "recording %s: its log is written again after %.1f s; %d waiting bytes saved",
                     session_id,
                     time.monotonic() - writer.failing_since,
-                    len(blobs),
+                    len(chunk),
                 )
                 writer.failing_since = None
-            for blob in blobs:
+            for blob in _records(blobs):
                 record = codec.unpackb(blob[8:])
                 event = codec.event_from_record(record)
                 writer.index.add(event.seq, event.t, event.type, event.data, record["w"], offset)
@@ -597,7 +615,7 @@ class Recorder:
                 break
             if await self._flush_pending(force=True):
                 break
-        unsaved = {sid: len(p.blobs) for sid, p in self._pending.items() if p.blobs}
+        unsaved = {sid: p.last_seq - p.first_seq + 1 for sid, p in self._pending.items() if p.blobs}
         for sid, p in self._pending.items():
             reason = self._failures.get(sid)
             log.error(
@@ -605,7 +623,7 @@ class Recorder:
                 sid,
                 p.first_seq,
                 p.last_seq,
-                len(p.blobs),
+                p.last_seq - p.first_seq + 1,
                 reason or "the recorder closed first",
             )
         self._closed = True

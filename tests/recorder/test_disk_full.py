@@ -108,6 +108,8 @@ async def test_a_short_write_is_not_acknowledged_and_is_retried(small_disk: Smal
         await asyncio.sleep(1.2)  # a couple of retries while the disk stays full
         data = events_path(root, "s1").read_bytes()
         assert len(data) == good and scan(data).error is None
+        # The retries reuse the bytes joined for the first try (no megabytes joined per retry).
+        assert len(rec._pending["s1"].blobs) == 1
         # One line says the writes fail, not one per retry.
         assert sum("cannot write its log" in r.getMessage() for r in caplog.records) == 1
         small_disk.free()
