@@ -317,15 +317,28 @@ class Recorder:
     async def open(self, session_id: str, title: str, recording: str, anonymize: bool = False) -> Recovered:
         """Open (creating or repairing) a session's log and return what it holds."""
         if session_id in self._writers:
-            # Closed earlier while its last events could not be saved: the log is only complete
-            # (and may be read back) once they are.
-            await self.durable(session_id, self._appended.get(session_id, 0))
+            # Closed earlier while its last events could not be saved (a full disk), so its log
+            # is still open and they are still queued: carry on from the writer's own fold plus
+            # the queued events, rather than from a log that lacks them.
             self._releasing.discard(session_id)
-            await self._run(self._close, session_id, False)
+            queued = list(self._pending[session_id].blobs) if session_id in self._pending else []
+            return await self._run(self._resume, session_id, queued)
         recovered = await self._run(self._open, session_id, title, recording, anonymize)
         self.durable_seq[session_id] = recovered.state.seq if recovered.state else 0
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._flush_loop())
+        return recovered
+
+    def _resume(self, session_id: str, queued: list[bytes]) -> Recovered:
+        """The state of a session whose log is still open: what was written, then what waits."""
+        writer = self._writers[session_id]
+        state = codec.load_state(codec.unpackb(codec.packb(codec.dump_state(writer.state))))
+        recovered = Recovered(state, writer.last_t, writer.last_wall_ms)
+        for blob in _records(queued):
+            record = codec.unpackb(blob[8:])
+            apply(state, codec.event_from_record(record))
+            recovered.events += 1
+            recovered.last_t, recovered.last_wall_ms = record["e"][1], record["w"]
         return recovered
 
     def _open(self, session_id: str, title: str, recording: str, anonymize: bool) -> Recovered:

@@ -23,7 +23,7 @@ from recorder.paths import events_path
 from recorder.recorder import Recorder, StorageError
 
 from ..conftest import running_server
-from .test_logfile import _events
+from .test_logfile import _events, _fold
 
 
 class SmallDisk:
@@ -256,3 +256,32 @@ async def test_a_failing_session_does_not_slow_the_others(small_disk: SmallDisk,
         await rec.close()
     assert _seqs(root, "s1") == list(range(1, 11))
     assert _seqs(root, "s2") == list(range(1, 21))
+
+
+async def test_a_session_closed_while_unsaved_opens_again_with_everything(small_disk: SmallDisk):
+    """An ended session leaves memory while the disk is full (its last events unsaved): when it
+    is asked for again it comes back with them (not locked out, not rebuilt without them), and
+    once space returns they are saved, followed by the new ones, with gapless seqs."""
+    root = small_disk.path / "recordings"
+    rec = Recorder(root)
+    try:
+        await rec.open("s1", "Title", "on")
+        events = _big(_events(30))
+        rec.append("s1", events[:5])
+        await rec.durable("s1", 5)
+        small_disk.fill()
+        rec.append("s1", events[5:20])
+        with pytest.raises(StorageError):
+            await asyncio.wait_for(rec.durable("s1", 20), 5)
+        await asyncio.wait_for(rec.close_session("s1"), 5)  # returns; the log stays open
+        assert rec.is_open("s1")
+        recovered = await asyncio.wait_for(rec.open("s1", "Title", "on"), 5)
+        assert recovered.state is not None and recovered.state.seq == 20
+        assert recovered.state.view("trainer") == _fold(events[:20]).view("trainer")
+        assert recovered.last_t == events[19].t
+        rec.append("s1", events[20:])
+        small_disk.free()
+        await _saved(rec, "s1", 30)
+    finally:
+        await rec.close()
+    assert _seqs(root) == list(range(1, 31))
