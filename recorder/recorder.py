@@ -301,6 +301,7 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._failures: dict[str, Exception] = {}  # sessions whose last write failed
         self._retry_at: dict[str, float] = {}  # when each failed session is tried again
+        self._in_flight: set[str] = set()  # sessions whose events a flush is writing now
         self.flushes = 0
         self.backlog_limit = BACKLOG_BYTES
         self.backlog: dict[str, int] = {}  # bytes queued but not yet durable, per session
@@ -321,21 +322,29 @@ class Recorder:
             # is still open and they are still queued: carry on from the writer's own fold plus
             # the queued events, rather than from a log that lacks them.
             self._releasing.discard(session_id)
+            while session_id in self._in_flight:  # a failed flush puts its events back after
+                await asyncio.sleep(0.005)
             queued = list(self._pending[session_id].blobs) if session_id in self._pending else []
-            return await self._run(self._resume, session_id, queued)
+            return await self._run(self._resume, session_id, queued, title, recording, anonymize)
         recovered = await self._run(self._open, session_id, title, recording, anonymize)
         self.durable_seq[session_id] = recovered.state.seq if recovered.state else 0
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._flush_loop())
         return recovered
 
-    def _resume(self, session_id: str, queued: list[bytes]) -> Recovered:
+    def _resume(
+        self, session_id: str, queued: list[bytes], title: str, recording: str, anonymize: bool
+    ) -> Recovered:
         """The state of a session whose log is still open: what was written, then what waits."""
-        writer = self._writers[session_id]
+        writer = self._writers.get(session_id)
+        if writer is None:  # saved and closed just now, after all
+            return self._open(session_id, title, recording, anonymize)
         state = codec.load_state(codec.unpackb(codec.packb(codec.dump_state(writer.state))))
         recovered = Recovered(state, writer.last_t, writer.last_wall_ms)
         for blob in _records(queued):
             record = codec.unpackb(blob[8:])
+            if record["e"][0] <= state.seq:
+                continue  # written by a flush that ran after they were looked at
             apply(state, codec.event_from_record(record))
             recovered.events += 1
             recovered.last_t, recovered.last_wall_ms = record["e"][1], record["w"]
@@ -506,11 +515,14 @@ class Recorder:
         if not batch:
             return {}
         self._pending = {sid: p for sid, p in self._pending.items() if sid not in batch}
+        self._in_flight.update(batch)
         try:
             failed = await self._run(self._flush, {sid: p.blobs for sid, p in batch.items()})
         except Exception as exc:  # a bug, not the disk: keep the loop (and every ack) alive
             log.exception("recorder flush failed")
             failed = dict.fromkeys(batch, exc)
+        finally:
+            self._in_flight.difference_update(batch)
         self.flushes += 1
         retry_at = asyncio.get_running_loop().time() + RETRY_SECONDS
         for sid, p in batch.items():
