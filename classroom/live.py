@@ -13,7 +13,7 @@ from typing import Any
 from recorder.recorder import Recorder, Recovered
 
 from .auth import new_id
-from .core import Audience, Event, Outcome, SessionCore, project
+from .core import Audience, CommandError, Event, Outcome, SessionCore, project
 from .fanout import Delivery, Fanout
 from .store import SessionInfo
 from .tasks import cancel
@@ -97,6 +97,10 @@ class LiveSession:
     def execute(self, pid: str, name: str, payload: Any) -> Outcome:
         """Run a command synchronously (so commands keep their arrival order) and queue its
         events for delivery and the log. Raises CommandError having changed nothing."""
+        if self._logging and not self._recorder.accepting(self.id):  # type: ignore[union-attr]
+            # The disk has been failing long enough that the events waiting to be saved reached
+            # their bound: refuse before anything becomes an event (joins and leaves still go).
+            raise CommandError("storage_full", "the server cannot save right now; nothing changed")
         outcome = self.core.execute(pid, name, payload, self.now())
         self._publish(outcome.events)
         return outcome

@@ -17,7 +17,7 @@ from typing import Any
 import msgpack
 
 from . import codec
-from .logfile import iter_records, scan
+from .logfile import describe, frame, iter_records
 from .privacy import Aliases
 
 # Kept in a replay even while recording was paused: they carry structure, not what anyone said.
@@ -50,7 +50,7 @@ _COUNTED = {
     "wb.element.added": "drawings",
     "reaction": "reactions",
 }
-VERSION = 1
+VERSION = 2  # 2: the saved index is one CRC-framed record
 
 
 @dataclass
@@ -74,6 +74,13 @@ class Index:
     @property
     def ended(self) -> bool:
         return self.ended_t is not None
+
+    @property
+    def last_seq(self) -> int | None:
+        """The seq of the last indexed event (0 after the header alone, None before it)."""
+        if self.seqs:
+            return self.seqs[-1]
+        return 0 if self.header else None
 
     @property
     def paused(self) -> bool:
@@ -113,33 +120,42 @@ class Index:
     # -- saved beside the log ---------------------------------------------------------------------
 
     def dumps(self) -> bytes:
-        return msgpack.packb(
-            {
-                "v": VERSION,
-                "arrays": [self.seqs.tobytes(), self.ts.tobytes(), self.offsets.tobytes()],
-                "end": self.end,
-                "crc": self.crc,
-                "header": self.header,
-                "started": self.started_wall_ms,
-                "ended": [self.ended_wall_ms, self.ended_t],
-                "chapters": self.chapters,
-                "counts": self.counts,
-                "pauses": self.pauses,
-                "pause_seqs": self.pause_seqs,
-                "people": self.people,
-                "aliases": self.aliases.names,
-            },
-            use_bin_type=True,
+        return frame(
+            msgpack.packb(
+                {
+                    "v": VERSION,
+                    "arrays": [self.seqs.tobytes(), self.ts.tobytes(), self.offsets.tobytes()],
+                    "end": self.end,
+                    "crc": self.crc,
+                    "header": self.header,
+                    "started": self.started_wall_ms,
+                    "ended": [self.ended_wall_ms, self.ended_t],
+                    "chapters": self.chapters,
+                    "counts": self.counts,
+                    "pauses": self.pauses,
+                    "pause_seqs": self.pause_seqs,
+                    "people": self.people,
+                    "aliases": self.aliases.names,
+                },
+                use_bin_type=True,
+            )
         )
 
     @classmethod
     def loads(cls, blob: bytes) -> Index | None:
-        d = msgpack.unpackb(blob, raw=False)
-        if d.get("v") != VERSION:
+        """The index saved in `blob`, or None unless it is whole and consistent."""
+        record = next(iter_records(blob), None)
+        if record is None or record[1] != len(blob):
+            return None
+        d = msgpack.unpackb(record[2], raw=False)
+        if not isinstance(d, dict) or d.get("v") != VERSION:
             return None
         ix = cls()
         for arr, raw in zip((ix.seqs, ix.ts, ix.offsets), d["arrays"], strict=True):
             arr.frombytes(raw)
+        n = len(ix.seqs)
+        if len(ix.ts) != n or len(ix.offsets) != n or (n and (ix.seqs[0] != 1 or ix.seqs[-1] != n)):
+            return None
         ix.end, ix.crc, ix.header, ix.started_wall_ms = d["end"], d["crc"], d["header"], d["started"]
         ix.ended_wall_ms, ix.ended_t = d["ended"]
         ix.chapters, ix.counts = d["chapters"], d["counts"]
@@ -148,11 +164,18 @@ class Index:
         return ix
 
 
-def save(index: Index, path: Path) -> None:
-    """Write atomically: a reader sees the old index or the new one, never half of one."""
+def save(index: Index, path: Path) -> bool:
+    """Write atomically: a reader sees the old index or the new one, never half of one. The
+    index is a cache: when it cannot be written (a full disk) the old one stays, and a reader
+    that finds it stale rescans the log. Returns whether it was saved."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(index.dumps())
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(index.dumps())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def load(path: Path, log: Path) -> Index | None:
@@ -165,20 +188,20 @@ def load(path: Path, log: Path) -> Index | None:
             return None
         with open(log, "rb") as f:
             head = f.read(ix.end)
-    except (OSError, ValueError, KeyError, TypeError, msgpack.UnpackException):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, msgpack.UnpackException):
         return None
-    if len(head) != ix.end or zlib.crc32(head) != ix.crc:
+    if len(head) != ix.end or zlib.crc32(head) != ix.crc or (ix.offsets and ix.offsets[-1] >= ix.end):
         return None
     return ix
 
 
 def extend(index: Index, data: bytes, base: int, *, live: bool) -> str | None:
     """Index the records in `data` (the log from offset `base`); return what damage stopped the
-    scan, if any. In a live log a partial last record is a write in progress, not damage."""
+    scan, if any. In a live log a partial last record is a write in progress, not damage.
+    Records must follow the index's last one in order (`codec.LogCheck`)."""
     end = 0
-    for off, record_end, payload in iter_records(data):
+    for off, record_end, rec in codec.iter_log(data, 0, index.last_seq):
         end = record_end
-        rec = codec.unpackb(payload)
         if "h" in rec:
             index.header = rec["h"]
             continue
@@ -186,9 +209,7 @@ def extend(index: Index, data: bytes, base: int, *, live: bool) -> str | None:
         index.add(seq, t, type_, d, rec["w"], base + off)
     index.crc = zlib.crc32(memoryview(data)[:end], index.crc)
     index.end = base + end
-    if base + end == base + len(data):
-        return None
-    error = scan(data).error or "unreadable record"
-    if live and "checksum" not in error:
+    error = describe(data, end)
+    if error is None or (live and error.startswith(("torn record header", "truncated record"))):
         return None
     return error.replace(f"byte {end}", f"byte {base + end}")

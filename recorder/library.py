@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from . import codec
-from .logfile import iter_records
 from .paths import events_path, recording_dir, valid_id
 from .replay import Recording, RecordingError
 
@@ -28,7 +27,8 @@ class Library:
         self._locks: dict[str, asyncio.Lock] = {}
 
     def exists(self, session_id: str) -> bool:
-        """Is there a recording (not just a crash-guard log of a session recorded off)?"""
+        """Is there a recording (not just a crash-guard log of a session recorded off)? A log
+        whose header is unreadable is one: reading it reports the damage."""
         if not valid_id(session_id):
             return False
         try:
@@ -36,11 +36,10 @@ class Library:
                 head = f.read(4096)
         except OSError:
             return False
-        first = next(iter_records(head), None)
+        first = next(codec.iter_log(head), None)
         if first is None:
-            return False
-        header = codec.unpackb(first[2]).get("h", {})
-        return header.get("recording") != "off"
+            return bool(head)
+        return first[2]["h"].get("recording") != "off"
 
     async def read(self, session_id: str, fn: Callable[[Recording], T]) -> T:
         """Run `fn(recording)` in the pool. One reader per recording at a time: its index is

@@ -1,18 +1,21 @@
 """An append-only file of records: `<u32 length><u32 crc32><msgpack payload>`.
 
-A crash can leave a torn tail (a partial header or payload, or bytes whose checksum fails). Readers
-stop at the first bad record and report where; writers cut the file back to the last good record
-before appending, so a torn tail is never read as data.
+A crash can leave a torn tail (a partial header or payload, bytes whose checksum fails, or zeros: a
+zero-length record with checksum 0 would pass, so no record is empty). Readers stop at the first bad
+record and report where; writers cut the file back to the last good record before appending, so a
+torn tail is never read as data. A file's own notion of a good record (it decodes, its seq follows
+the previous one) is a `check` on the payload, applied by readers and writers alike.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ import msgpack
 _HEADER = struct.Struct("<II")
 KEEP_COPY_ABOVE = 64 * 1024  # a torn write is smaller than this; more is damage worth keeping
 MAX_RECORD = 64 * 1024 * 1024
+TORN = ("torn record header", "truncated record")  # what a write cut short by a crash leaves
+
+Check = Callable[[bytes], bool]
 
 
 def frame(payload: bytes) -> bytes:
@@ -43,98 +49,154 @@ class ScanResult:
         return self.good_end < self.size
 
 
-def iter_records(data: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
-    """Yield (offset, end, payload) for each good record; stop at the first bad one."""
+def iter_records(
+    data: bytes | memoryview, start: int = 0, check: Check | None = None
+) -> Iterator[tuple[int, int, bytes]]:
+    """Yield (offset, end, payload) for each good record; stop at the first bad one (cut short,
+    empty, failing its checksum, or refused by `check`)."""
     view = memoryview(data)
     pos = start
     size = len(view)
     while pos + _HEADER.size <= size:
         length, crc = _HEADER.unpack_from(view, pos)
         end = pos + _HEADER.size + length
-        if length > MAX_RECORD or end > size:
+        if length == 0 or length > MAX_RECORD or end > size:
             return
         payload = bytes(view[pos + _HEADER.size : end])
-        if zlib.crc32(payload) != crc:
+        if zlib.crc32(payload) != crc or (check is not None and not check(payload)):
             return
         yield pos, end, payload
         pos = end
 
 
-def scan(data: bytes, start: int = 0) -> ScanResult:
+def describe(data: bytes | memoryview, pos: int) -> str | None:
+    """Why the record at `pos` is not good (None at the end of `data`)."""
+    size = len(data)
+    if pos >= size:
+        return None
+    if size - pos < _HEADER.size:
+        return f"torn record header at byte {pos}"
+    length, crc = _HEADER.unpack_from(data, pos)
+    if length == 0:
+        return f"empty record at byte {pos}"
+    if pos + _HEADER.size + length > size:
+        return f"truncated record at byte {pos}"
+    if (
+        length > MAX_RECORD
+        or zlib.crc32(memoryview(data)[pos + _HEADER.size : pos + _HEADER.size + length]) != crc
+    ):
+        return f"checksum mismatch at byte {pos}"
+    return f"unreadable record at byte {pos}"
+
+
+def scan(data: bytes | memoryview, start: int = 0, check: Check | None = None) -> ScanResult:
     """Where the good records of `data` end, and what stopped the scan."""
     end = start
-    for record in iter_records(data, start):
+    for record in iter_records(data, start, check):
         end = record[1]
-    error = None
-    if end < len(data):
-        remaining = len(data) - end
-        if remaining < _HEADER.size:
-            error = f"torn record header at byte {end}"
-        else:
-            length, _crc = _HEADER.unpack_from(data, end)
-            if end + _HEADER.size + length > len(data):
-                error = f"truncated record at byte {end}"
-            else:
-                error = f"checksum mismatch at byte {end}"
-    return ScanResult(end, len(data), error)
+    return ScanResult(end, len(data), describe(data, end))
+
+
+def damaged_copy(path: Path) -> Path:
+    """Keep a copy of a file about to be cut, named `<name>.damaged-<unix time>[-n]`."""
+    base = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+    copy, n = base, 1
+    while copy.exists():
+        copy, n = base.with_name(f"{base.name}-{n}"), n + 1
+    try:
+        shutil.copyfile(path, copy)
+    except OSError:
+        # No room for the copy (a full disk): nothing is cut until there is, so the damaged
+        # part can still be looked at; the caller reports the error.
+        copy.unlink(missing_ok=True)
+        raise
+    return copy
 
 
 class Appender:
-    """Appends framed records to one file; `sync` makes them durable (fsync)."""
+    """Appends framed records to one file; `sync` makes them durable (fsync).
 
-    def __init__(self, path: Path, verify: str = "all") -> None:
-        """`verify="all"` checks every record's checksum on open; `"last"` walks the headers
-        and checks only the last record (the only one a crash can tear), for files of large
-        records whose readers verify each record when they read it."""
+    `size` is always where the last whole record ends: a write that fails or comes up short is
+    cut back to it, so a retry never follows torn bytes nor leaves a gap of zeros."""
+
+    def __init__(self, path: Path, verify: str = "all", check: Check | None = None, start: int = 0) -> None:
+        """`verify="all"` checks every record from `start` (checksum, and `check`) on open;
+        `start` is where the records known good (by a checksum of the bytes before it) end.
+        `"last"` walks the headers and checks only the last record (the only one a crash can
+        tear), for files of large records whose readers verify each record when they read it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self._file = os.fdopen(fd, "r+b", buffering=0)
-        result = scan(self._file.read()) if verify == "all" else self._scan_last()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._cut_pending = False
+        if verify == "all":
+            with open(self._fd, "rb", closefd=False) as f:
+                result = scan(f.read(), start, check)
+        else:
+            result = self._scan_last()
         self.repaired = result.error if result.torn else None
+        self.damaged_copy: Path | None = None
         if result.torn:
-            if result.size - result.good_end > KEEP_COPY_ABOVE:
-                # More than a torn write: damage inside the file. Keep a copy of everything
-                # before cutting, so what follows the damage can still be recovered by hand.
-                shutil.copyfile(path, path.with_name(f"{path.name}.damaged-{int(time.time())}"))
+            assert result.error is not None
+            plain_tear = result.error.startswith(TORN)
+            if not plain_tear or result.size - result.good_end > KEEP_COPY_ABOVE:
+                # More than a write cut short: damage, zeros, or a record that does not belong.
+                # Keep a copy of everything before cutting, so what follows can be looked at.
+                self.damaged_copy = damaged_copy(path)
             # Cut the torn tail so new records follow the last good one.
-            self._file.truncate(result.good_end)
-            os.fsync(self._file.fileno())
-        self._file.seek(result.good_end)
+            os.ftruncate(self._fd, result.good_end)
+            os.fsync(self._fd)
         self.size = result.good_end
 
     def _scan_last(self) -> ScanResult:
-        size = os.fstat(self._file.fileno()).st_size
+        size = os.fstat(self._fd).st_size
         pos, last = 0, None
         while pos + _HEADER.size <= size:
-            self._file.seek(pos)
-            length, _ = _HEADER.unpack(self._file.read(_HEADER.size))
-            if pos + _HEADER.size + length > size:
+            length, _ = _HEADER.unpack(os.pread(self._fd, _HEADER.size, pos))
+            if length == 0 or pos + _HEADER.size + length > size:
                 break
             last, pos = pos, pos + _HEADER.size + length
         if last is not None:
-            self._file.seek(last)
-            length, crc = _HEADER.unpack(self._file.read(_HEADER.size))
-            if zlib.crc32(self._file.read(length)) != crc:
+            length, crc = _HEADER.unpack(os.pread(self._fd, _HEADER.size, last))
+            if zlib.crc32(os.pread(self._fd, length, last + _HEADER.size)) != crc:
                 return ScanResult(last, size, f"checksum mismatch at byte {last}")
-        error = None if pos == size else f"truncated record at byte {pos}"
-        return ScanResult(pos, size, error)
+        if pos == size:
+            return ScanResult(pos, size, None)
+        head = os.pread(self._fd, _HEADER.size, pos)
+        error = describe(head, 0) or "torn record header"
+        return ScanResult(pos, size, error.replace("byte 0", f"byte {pos}"))
 
     def write(self, blob: bytes) -> int:
-        """Append already framed bytes; returns the offset they start at."""
+        """Append already framed bytes, all of them or none; returns the offset they start at."""
         offset = self.size
+        if self._cut_pending:
+            self._cut(offset)
+        view = memoryview(blob)
+        done = 0
         try:
-            self._file.write(blob)
+            while done < len(view):
+                # A short count (the disk filling up) is not an error yet: write the rest, and
+                # the next call reports why it cannot.
+                n = os.pwrite(self._fd, view[done:], offset + done)
+                if n <= 0:
+                    raise OSError(errno.EIO, f"no progress writing {self.path.name}")
+                done += n
         except OSError:
             # A partial write must not stay behind: the next records would follow torn bytes.
-            self._file.truncate(offset)
-            self._file.seek(offset)
+            self._cut(offset)
             raise
-        self.size += len(blob)
+        self.size = offset + len(blob)
         return offset
 
+    def _cut(self, offset: int) -> None:
+        """Cut the file back to `offset` (never beyond its end: that would pad it with zeros)."""
+        try:
+            os.ftruncate(self._fd, min(offset, os.fstat(self._fd).st_size))
+            self._cut_pending = False
+        except OSError:
+            self._cut_pending = True  # try again before the next write
+
     def sync(self) -> None:
-        os.fsync(self._file.fileno())
+        os.fsync(self._fd)
 
     def append_durable(self, blob: bytes) -> int:
         """Append and fsync; if either fails, cut the file back so a retry does not write the
@@ -144,13 +206,15 @@ class Appender:
             self.sync()
         except OSError:
             self.size = offset
-            try:
-                self._file.truncate(offset)
-                self._file.seek(offset)
-            except OSError:
-                pass
+            self._cut(offset)
             raise
         return offset
 
+    def truncate(self, offset: int) -> None:
+        """Drop everything from `offset` on (records found not to belong, e.g. by a caller)."""
+        os.ftruncate(self._fd, offset)
+        os.fsync(self._fd)
+        self.size = offset
+
     def close(self) -> None:
-        self._file.close()
+        os.close(self._fd)

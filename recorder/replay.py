@@ -15,6 +15,7 @@ import copy
 import os
 import threading
 import weakref
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from . import index as index_file
 from .index import STRUCTURAL, Index
 from .logfile import iter_records
 from .paths import events_path, index_path, snapshots_path
-from .recorder import read_snapshot, snapshot_metas
+from .recorder import fits, read_snapshot, snapshot_metas
 from .timeline import Timeline
 
 CHECKPOINT_EVENTS = 2000
@@ -76,21 +77,30 @@ class Recording:
         self._snap_end = 0
         self._checkpoints: list[SessionState] | None = None  # for recordings with pauses
         self._checkpoint_seq = -1
+        self._stamp: tuple[int, int, int] | None = None  # the log file as last seen
 
     # -- index ----------------------------------------------------------------------------------
 
     def refresh(self, live: bool = False) -> Index:
         """Extend the index with whatever the log gained since the last call. `live`: the log
-        is being written now, so a partial last record is a write in progress."""
+        is being written now, so a partial last record is a write in progress.
+
+        Damage found here is where this reader stopped, not a verdict for ever: once the file
+        changes (a writer reopened the session, cut the bad tail and went on), the index is kept
+        if the log still begins with what it covers, else rebuilt, and reading goes on."""
         try:
-            size = os.path.getsize(self.path)
+            st = os.stat(self.path)
         except FileNotFoundError:
             raise RecordingError(self.id, "no recording") from None
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._stamp is not None and stamp != self._stamp and (self.damage or st.st_size < self.index.end):
+            self._recheck()
+        self._stamp = stamp
         if self.index.end == 0 and not self.index.header:
             saved = index_file.load(self.index_path, self.path)  # written by the recorder as it goes
             if saved is not None:
                 self.index = saved
-        if size != self.index.end and self.damage is None:
+        if st.st_size != self.index.end and self.damage is None:
             with open(self.path, "rb") as f:
                 f.seek(self.index.end)
                 data = f.read()
@@ -102,12 +112,38 @@ class Recording:
             raise RecordingError(self.id, "no recording")  # only a crash guard, never a replay
         return self.index
 
-    def _refresh_snapshots(self) -> None:
-        """Index the snapshots not yet seen (their metas only; states are read when used)."""
-        if not self.snapshots_path.exists() or os.path.getsize(self.snapshots_path) == self._snap_end:
+    def _recheck(self) -> None:
+        """The log changed after this reader found damage (or it shrank): keep the index if the
+        log still starts with the bytes it covers, else start again."""
+        self.damage = None
+        with open(self.path, "rb") as f:
+            head = f.read(self.index.end)
+        if len(head) == self.index.end and zlib.crc32(head) == self.index.crc:
             return
-        metas, self._snap_end = snapshot_metas(self.snapshots_path, self._snap_end)
-        self._snapshots.extend((meta["seq"], meta["t"], offset) for meta, offset in metas)
+        self.index = Index()
+        self._snapshots, self._snap_end = [], 0
+        self._checkpoints, self._checkpoint_seq = None, -1
+        self._timeline = None  # folded from the old bytes
+
+    def _refresh_snapshots(self) -> None:
+        """Index the snapshots not yet seen (their metas only; states are read when used) that
+        fit the log as indexed: one past its end (the log was cut at damage) is never used. One
+        not yet covered by the index is looked at again next time."""
+        try:
+            size = os.path.getsize(self.snapshots_path)
+        except FileNotFoundError:
+            size = 0
+        if size < self._snap_end:  # cut by the writer (damage, or snapshots past a cut log)
+            self._snapshots, self._snap_end = [], 0
+        if size == self._snap_end:
+            return
+        metas, end = snapshot_metas(self.snapshots_path, self._snap_end)
+        for meta, offset in metas:
+            if not fits(meta, self.index):
+                end = offset
+                break
+            self._snapshots.append((meta["seq"], meta["t"], offset))
+        self._snap_end = end
 
     # -- reading --------------------------------------------------------------------------------
 

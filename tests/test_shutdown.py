@@ -184,10 +184,7 @@ async def test_sigterm_saves_everything_if_space_returns_within_the_grace(small_
     assert code == 0 and "Traceback" not in err and "could not be saved" not in err, err
     assert took < 6, took
     rec = Recording(served.data_dir / "recordings", client.session_id)
-    if "damage" in rec.manifest():
-        # The recorder's own part of issue 8 item 3 (a short write acknowledged, the next ENOSPC
-        # padding the log with zeros) is fixed on another branch; the stop itself did its part.
-        pytest.xfail(f"the log was damaged while the disk was full: {rec.manifest()['damage']}")
+    assert "damage" not in rec.manifest(), rec.manifest()
     events = rec.window(0, 2**62, "trainer")
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["seq"] > unsaved_seq and events[-1]["type"] == "participant.left"

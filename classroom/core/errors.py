@@ -48,6 +48,7 @@ CODES = {
     "recording_damaged": "the recording's log is damaged; what could be recovered is listed",
     "internal_error": "the server failed; nothing changed",
     "storage_failed": "the change took effect but is not yet on disk; the server keeps retrying",
+    "storage_full": "the server cannot save right now; nothing changed",
     "method_not_allowed": "the HTTP method is not allowed on this path",
     "http_error": "another HTTP error (the status code says which)",
 }
