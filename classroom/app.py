@@ -16,7 +16,7 @@ from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, setup_routes
 from .auth import Signer
 from .config import Settings
 from .fanout import FrameFanout
-from .guard import raise_nofile
+from .guard import Guard, bad_packet_rate, raise_nofile
 from .heap import HeapTrimmer, LongLived
 from .http import json_errors, security_headers
 from .hub import Hub
@@ -58,7 +58,7 @@ def build_app(settings: Settings) -> web.Application:
     sio.attach(app)
     heap = HeapTrimmer()
     long_lived = LongLived()
-    transports = Transports(heap)
+    transports = Transports(heap, Guard(bad_packets=bad_packet_rate(settings.bad_packets)))
     transports.install(sio)
     store = SessionStore(settings.data_dir)
     recordings = settings.data_dir / "recordings"

@@ -24,6 +24,7 @@ class Settings:
     participant_ttl: int = 7 * 24 * 3600
     cors_origins: list[str] = field(default_factory=list)
     log_level: str = "INFO"
+    bad_packets: int = 20  # undecodable packets per connection per 10 s before it is closed; 0: never
 
     @property
     def base_url(self) -> str:
@@ -86,6 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra browser origin allowed to connect (repeatable)",
     )
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--bad-packets",
+        type=int,
+        default=int(env("CLASSCAST_BAD_PACKETS", Settings.bad_packets)),
+        help="packets that do not decode a connection may send per 10 s before it is closed (0: no limit)",
+    )
 
 
 def from_args(args: argparse.Namespace) -> Settings:
@@ -101,4 +108,5 @@ def from_args(args: argparse.Namespace) -> Settings:
         participant_ttl=args.participant_ttl,
         cors_origins=list(args.cors_origin),
         log_level=args.log_level,
+        bad_packets=args.bad_packets,
     )
