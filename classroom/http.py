@@ -78,6 +78,12 @@ def error_response(code: str, message: str, status: int | None = None) -> web.Re
     )
 
 
+def is_api(path: str) -> bool:
+    """Whether `path` is under the JSON API (every route of the OpenAPI document: /api/ and the
+    health check), whose errors are JSON whatever went wrong."""
+    return path.startswith("/api/") or path == "/healthz"
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Every API failure is JSON with a stable code, never an HTML or text error page; an
@@ -87,12 +93,15 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except CommandError as exc:
         return error_response(exc.code, exc.message)
     except web.HTTPException as exc:
-        if not request.path.startswith("/api/") or exc.status < 400:
+        if not is_api(request.path) or exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status, "http_error"
         )
-        return error_response(code, exc.reason, exc.status)
+        response = error_response(code, exc.reason, exc.status)
+        if "Allow" in exc.headers:  # a 405 says which methods the route takes (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("%s %s failed", request.method, request.rel_url.path)
         return error_response("internal_error", "the server failed; nothing changed", 500)
