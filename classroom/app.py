@@ -18,7 +18,7 @@ from .config import Settings
 from .fanout import FrameFanout
 from .guard import Guard, bad_packet_rate, raise_nofile
 from .heap import HeapTrimmer, LongLived
-from .http import json_errors, security_headers
+from .http import ServerLog, json_errors, security_headers
 from .hub import Hub
 from .pages import setup_pages
 from .sessions import Sessions
@@ -54,7 +54,12 @@ def build_app(settings: Settings) -> web.Application:
         ping_interval=10,
         ping_timeout=10,
     )
-    app = web.Application(middlewares=[security_headers, json_errors], client_max_size=256 * 1024)
+    app = web.Application(
+        middlewares=[security_headers, json_errors],
+        client_max_size=256 * 1024,
+        # Whatever runs the app (run_app, an AppRunner): aiohttp's own error lines, throttled.
+        handler_args={"logger": ServerLog(logging.getLogger("aiohttp.server"))},
+    )
     sio.attach(app)
     heap = HeapTrimmer()
     long_lived = LongLived()

@@ -167,7 +167,9 @@ class LogThrottle:
         self._next: dict[str, float] = {}
         self._held: dict[str, int] = {}
 
-    def log(self, level: int, cause: str, msg: str, *args: Any, exc_info: bool = False) -> bool:
+    def log(
+        self, level: int, cause: str, msg: str, *args: Any, exc_info: bool | BaseException = False
+    ) -> bool:
         now = time.monotonic()
         if now < self._next.get(cause, 0.0):
             self._held[cause] = self._held.get(cause, 0) + 1
