@@ -141,7 +141,10 @@ class ServerLog(logging.LoggerAdapter):
         exc = exc_info if isinstance(exc_info, BaseException) else None
         if exc is None and exc_info:
             exc = sys.exc_info()[1]
-        text = str(msg) % args if args else str(msg)
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = str(msg)
         if isinstance(exc, CLIENT_FAULTS):
             name = type(exc).__name__
             self.throttle.log(logging.WARNING, f"client: {name}", "%s: %s (the client's fault)", text, name)
