@@ -18,9 +18,9 @@ from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, setup_routes
 from .auth import Signer
 from .config import Settings
 from .fanout import FrameFanout
-from .guard import raise_nofile
+from .guard import Guard, bad_packet_rate, raise_nofile
 from .heap import HeapTrimmer, LongLived
-from .http import json_errors, security_headers
+from .http import ServerLog, json_errors, security_headers
 from .hub import Hub
 from .pages import setup_pages
 from .sessions import Sessions
@@ -85,11 +85,16 @@ def build_app(settings: Settings) -> web.Application:
         ping_interval=10,
         ping_timeout=10,
     )
-    app = web.Application(middlewares=[security_headers, json_errors], client_max_size=256 * 1024)
+    app = web.Application(
+        middlewares=[security_headers, json_errors],
+        client_max_size=256 * 1024,
+        # Whatever runs the app (run_app, an AppRunner): aiohttp's own error lines, throttled.
+        handler_args={"logger": ServerLog(logging.getLogger("aiohttp.server"))},
+    )
     sio.attach(app)
     heap = HeapTrimmer()
     long_lived = LongLived()
-    transports = Transports(heap)
+    transports = Transports(heap, Guard(bad_packets=bad_packet_rate(settings.bad_packets)))
     transports.install(sio)
     store = SessionStore(settings.data_dir)
     recordings = settings.data_dir / "recordings"

@@ -26,6 +26,7 @@ class Settings:
     participant_ttl: int = 7 * 24 * 3600
     cors_origins: list[str] = field(default_factory=list)
     log_level: str = "INFO"
+    bad_packets: int = 20  # undecodable packets per connection per 10 s before it is closed; 0: never
 
     @property
     def base_url(self) -> str:
@@ -99,6 +100,12 @@ _OPTIONS: dict[str, tuple[str, str, Any, str]] = {
         "replaces CLASSCAST_CORS_ORIGINS)",
     ),
     "log_level": ("--log-level", "LOG_LEVEL", str, "DEBUG, INFO, WARNING or ERROR"),
+    "bad_packets": (
+        "--bad-packets",
+        "CLASSCAST_BAD_PACKETS",
+        int,
+        "packets that do not decode a connection may send per 10 s before it is closed (0: no limit)",
+    ),
 }
 SERVE_OPTIONS = tuple(_OPTIONS)
 # `create` prints links: it needs what makes them (the URL, the secret, the lifetimes).

@@ -27,6 +27,12 @@ JOINS_PER_LINK = Rate(10_000, 60_000)  # a backstop: a large class joins within 
 BAD_PACKETS = Rate(20, 10_000)
 
 
+def bad_packet_rate(per_10s: int) -> Rate | None:
+    """The garbage budget of one connection from its setting (`--bad-packets`): that many packets
+    that do not decode, refilled over 10 s; 0 or less: no limit."""
+    return Rate(per_10s, 10_000) if per_10s > 0 else None
+
+
 def _env_int(name: str, default: int) -> int:
     try:
         return int(os.environ.get(name, default))
@@ -60,8 +66,9 @@ class Guard:
     joins_per_link: Rate = JOINS_PER_LINK
     # A connected socket that has not joined after this many seconds is closed.
     join_timeout: float = field(default_factory=lambda: float(_env_int("CLASSCAST_JOIN_TIMEOUT", 10)))
-    # Packets that do not decode, per connection, before it is closed.
-    bad_packets: Rate = BAD_PACKETS
+    # Packets that do not decode, per connection, before it is closed (None: never closed); the
+    # server sets it from `--bad-packets` / CLASSCAST_BAD_PACKETS (config.py).
+    bad_packets: Rate | None = BAD_PACKETS
     # File descriptors kept free: new websockets are refused beyond the soft limit minus this, so
     # the health check, the log and the replay always have some.
     fd_reserve: int = 64
@@ -160,7 +167,9 @@ class LogThrottle:
         self._next: dict[str, float] = {}
         self._held: dict[str, int] = {}
 
-    def log(self, level: int, cause: str, msg: str, *args: Any, exc_info: bool = False) -> bool:
+    def log(
+        self, level: int, cause: str, msg: str, *args: Any, exc_info: bool | BaseException = False
+    ) -> bool:
         now = time.monotonic()
         if now < self._next.get(cause, 0.0):
             self._held[cause] = self._held.get(cause, 0) + 1

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_log import AccessLogger
+from aiohttp.web_protocol import RequestPayloadError
 
 from .core import CommandError
+from .guard import LogThrottle
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,12 @@ def error_response(code: str, message: str, status: int | None = None) -> web.Re
     )
 
 
+def is_api(path: str) -> bool:
+    """Whether `path` is under the JSON API (every route of the OpenAPI document: /api/ and the
+    health check), whose errors are JSON whatever went wrong."""
+    return path.startswith("/api/") or path == "/healthz"
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Every API failure is JSON with a stable code, never an HTML or text error page; an
@@ -88,15 +98,60 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     except CommandError as exc:
         return error_response(exc.code, exc.message)
     except web.HTTPException as exc:
-        if not request.path.startswith("/api/") or exc.status < 400:
+        if not is_api(request.path) or exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status, "http_error"
         )
-        return error_response(code, exc.reason, exc.status)
+        response = error_response(code, exc.reason, exc.status)
+        if "Allow" in exc.headers:  # a 405 says which methods the route takes (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except RequestPayloadError as exc:
+        # The body broke off in transit: bad chunked encoding, a Content-Encoding that does not
+        # decode. The client's fault, not a bug: no traceback.
+        reason = exc.__cause__ or exc
+        return error_response("invalid_payload", f"the body could not be read ({type(reason).__name__})")
     except Exception:
         log.exception("%s %s failed", request.method, request.rel_url.path)
         return error_response("internal_error", "the server failed; nothing changed", 500)
+
+
+# What a client alone can cause below the handlers: a request the HTTP parser refuses (request line
+# or header over 8190 bytes, more than 128 headers, bad chunked encoding, ...), a body that does not
+# decode, a connection that goes away.
+CLIENT_FAULTS = (HttpProcessingError, RequestPayloadError, ConnectionError)
+
+
+class ServerLog(logging.LoggerAdapter):
+    """The logger aiohttp's request handlers use (`aiohttp.server`), given to them by the app
+    (`handler_args`). aiohttp logs an ERROR with a traceback for every request its HTTP parser
+    refuses, which lets any client flood the log: those become one WARNING line per kind a minute,
+    without traceback or client data (the request line may hold a token); real failures keep
+    their traceback, one per kind a minute."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+        self.throttle = LogThrottle(logger)
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        if level < logging.ERROR:
+            self.logger.log(level, msg, *args, **kwargs)
+            return
+        exc = exc_info if isinstance(exc_info, BaseException) else None
+        if exc is None and exc_info:
+            exc = sys.exc_info()[1]
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = str(msg)
+        if isinstance(exc, CLIENT_FAULTS):
+            name = type(exc).__name__
+            self.throttle.log(logging.WARNING, f"client: {name}", "%s: %s (the client's fault)", text, name)
+        else:
+            cause = f"{type(exc).__name__ if exc else ''} {msg}"[:100]
+            self.throttle.log(level, cause, "%s", text, exc_info=exc or False)
 
 
 @web.middleware

@@ -117,10 +117,15 @@ class Hub:
         if conn is not None and conn.pid is not None:
             conn.session.detach(sid, conn.pid)
 
-    async def on_join(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def on_join(self, sid: str, *args: Any) -> dict[str, Any]:
+        # Any number of arguments: python-socketio passes each one, and a handler that cannot
+        # take them raises in a task of its own (no ack, a traceback in the log).
         conn = self.connections.get(sid)
         if conn is None:
             return CommandError("not_joined", "connect with a token first").as_ack()
+        if len(args) > 1:
+            return CommandError("invalid_payload", "send one payload object per command").as_ack()
+        data = args[0] if args else None
         if conn.pid is None:
             # Look the session up again: an ended one may have left memory since connect.
             session = await self.sessions.get(conn.session.id)
@@ -218,10 +223,18 @@ class Hub:
         return {"ok": True, "seq": seq, **outcome.reply}
 
     async def _bad_packet(self, sid: str, conn: Connection | None, bad: BadPacket) -> dict[str, Any]:
-        """A packet that did not decode: answered (if it asked for an ack) and counted; a client
-        that keeps sending them is disconnected, with one log line a minute for all of them."""
+        """A packet that did not decode: answered (if it asked for an ack). Garbage (not JSON, not
+        a Socket.IO event) is counted, and a client that keeps sending it is disconnected, with one
+        log line a minute for all of them; well-formed JSON over a limit of ours (nesting) is only
+        refused, and spends a token of the flood guard like any command."""
         error = CommandError("invalid_payload", bad.reason)
         if conn is None:
+            return error.as_ack()
+        if not bad.garbage:
+            if not conn.bucket.take(_ms()):
+                return CommandError("rate_limited", "too many commands; slow down").as_ack()
+            return error.as_ack()
+        if self.guard.bad_packets is None:
             return error.as_ack()
         if conn.bad is None:
             conn.bad = TokenBucket(self.guard.bad_packets, _ms())

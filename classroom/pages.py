@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import html
+import os
+import re
 from pathlib import Path
 
 from aiohttp import web
 
 from .api import SESSIONS, SIGNER
 from .core import CommandError
+from .http import error_response
 
 WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 
@@ -66,14 +69,47 @@ async def link(request: web.Request) -> web.Response:
     return _shell(f"{info.title} — Classcast", bundle)
 
 
-async def not_built(request: web.Request) -> web.Response:
-    return web.Response(status=503, text="The web client is not built: run `make` (it builds web/dist).")
+# What a built file is called (web/build.mjs writes flat names such as `learner.js.map`).
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class _Built:
+    """The names of the files in web/dist, listed again whenever the directory changes (`make`
+    while the server runs), so a request names a file that is there or gets a 404, and no name a
+    client makes up reaches the file system (over-long, NUL, `..`, absolute, a directory)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._mtime = -1
+        self._names: frozenset[str] = frozenset()
+
+    def __contains__(self, name: str) -> bool:
+        if not _FILE_NAME.fullmatch(name):
+            return False
+        try:
+            mtime = os.stat(self.root).st_mtime_ns
+            if mtime != self._mtime:
+                self._names = frozenset(e.name for e in os.scandir(self.root) if e.is_file())
+                self._mtime = mtime
+        except OSError:
+            return False
+        return name in self._names
+
+
+_BUILT = _Built(WEB_DIST)
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    """A built file of the web client (aiohttp's own static route turned some names into a 500)."""
+    name = request.match_info["filename"]
+    if not WEB_DIST.is_dir():
+        return web.Response(status=503, text="The web client is not built: run `make` (it builds web/dist).")
+    if name not in _BUILT:
+        return error_response("not_found", "no such file", 404)
+    return web.FileResponse(WEB_DIST / name)
 
 
 def setup_pages(app: web.Application) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/s/{id}/{kind}", link)
-    if WEB_DIST.is_dir():
-        app.router.add_static("/static", WEB_DIST)
-    else:
-        app.router.add_get("/static/{path:.*}", not_built)
+    app.router.add_get("/static/{filename}", static)

@@ -5,7 +5,8 @@ python-socketio would otherwise walk every payload, a whole snapshot on every jo
 A packet from a client that does not decode (bad JSON, a lone surrogate, a number out of range,
 nesting deeper than PAYLOAD_DEPTH, an unknown packet type) does not raise: it becomes an event
 whose name is a `BadPacket`, which the hub answers with `invalid_payload` (when the packet has an
-ack id) and counts. A raising decoder would make engine.io log a traceback per packet."""
+ack id) and, if it is garbage rather than well-formed JSON over a limit, counts. A raising decoder
+would make engine.io log a traceback per packet."""
 
 from __future__ import annotations
 
@@ -22,12 +23,19 @@ def dumps(obj: Any) -> bytes:
 
 
 class BadPacket:
-    """What an undecodable packet is turned into; `reason` says why, for the ack's message."""
+    """What an undecodable packet is turned into; `reason` says why, for the ack's message.
+    `garbage`: False for well-formed JSON refused only for a limit of ours (nesting), which a
+    client with a bug in one payload may send: answered, but not counted against the connection."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("garbage", "reason")
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, garbage: bool = True) -> None:
         self.reason = reason
+        self.garbage = garbage
+
+
+class TooDeepError(ValueError):
+    """Well-formed JSON nested deeper than PAYLOAD_DEPTH."""
 
     def __repr__(self) -> str:
         return "<bad packet>"
@@ -62,7 +70,7 @@ class _Json:
         if isinstance(value, (list, dict)):
             raw = data if isinstance(data, str) else data.decode("utf-8", "replace")
             if raw.count("[") + raw.count("{") > PAYLOAD_DEPTH and too_deep(value):
-                raise ValueError(f"nested deeper than {PAYLOAD_DEPTH} levels")
+                raise TooDeepError(f"nested deeper than {PAYLOAD_DEPTH} levels")
         return value
 
 
@@ -93,5 +101,6 @@ class JsonPacket(socketio.packet.Packet):
             else:
                 self.packet_type = socketio.packet.EVENT
                 self.namespace = None
-                self.data = [BadPacket(f"the packet does not decode: {reason}")]
+                garbage = not isinstance(exc, TooDeepError)
+                self.data = [BadPacket(f"the packet does not decode: {reason}", garbage)]
             return 0

@@ -303,7 +303,20 @@ def requests(draw: st.DrawFn, method: str, path: str) -> dict[str, Any]:
     }
 
 
-async def send(world: World, method: str, path: str, req: dict[str, Any]) -> tuple[int, str, bytes]:
+# aiohttp's HTTP parser refuses a request target or a header over 8190 bytes (its max_line_size and
+# max_field_size) with a 400 text/plain of its own, before any middleware runs: no JSON is possible
+# there (docs/protocol.md, section 9). Requests within this margin of the limit are judged by
+# status and log only.
+PARSER_LIMIT = 8190 - 100
+
+
+def parser_refuses(full: yarl.URL, headers: dict[str, str]) -> bool:
+    return len(full.raw_path_qs) > PARSER_LIMIT or any(
+        len(k) + len(v) > PARSER_LIMIT for k, v in headers.items()
+    )
+
+
+async def send(world: World, method: str, path: str, req: dict[str, Any]) -> tuple[int, str, bytes, bool]:
     server = world.srv.server
     params = resolve(req["params"], world.pools)
     url = path
@@ -331,7 +344,7 @@ async def send(world: World, method: str, path: str, req: dict[str, Any]) -> tup
         # Python's, which takes them).
         body = (body.text if isinstance(body, Raw) else encode(resolve(body, world.pools))).encode()
     async with server.http.request(method, full, data=body, headers=headers, timeout=timeout) as r:
-        return r.status, r.headers.get("Content-Type", ""), await r.read()
+        return r.status, r.headers.get("Content-Type", ""), await r.read(), parser_refuses(full, headers)
 
 
 async def exercise(world: World, method: str, path: str, req: dict[str, Any]) -> None:
@@ -339,10 +352,12 @@ async def exercise(world: World, method: str, path: str, req: dict[str, Any]) ->
     errors = world.srv.errors
     mark = len(errors.records)
     before = world.fingerprint()
-    status, content_type, body = await send(world, method, path, req)
+    status, content_type, body, refused_by_parser = await send(world, method, path, req)
     what = f"{method} {path} {req!r}"[:600]
     assert status < 500, f"{what}: {status} {body[:300]!r}"
-    if is_api(path) and status >= 400:
+    if refused_by_parser:
+        assert 400 <= status < 500, f"{what}: over the parser's limits but answered {status}"
+    elif is_api(path) and status >= 400:
         assert content_type.startswith("application/json"), f"{what}: {status} {content_type} {body[:200]!r}"
         error = orjson.loads(body).get("error")
         assert isinstance(error, dict) and error.get("code") in CODES, f"{what}: {body[:300]!r}"
@@ -412,8 +427,8 @@ def test_unknown_paths(world: World) -> None:
     ("where", "size"), [("path", 9000), ("query", 9000), ("header", 9000), ("header", 70_000)]
 )
 def test_overlong_request_line_and_headers(world: World, where: str, size: int) -> None:
-    """Past the HTTP parser's limits (8190 bytes a line): still a 4xx JSON error on the API, no
-    traceback in the log."""
+    """Past the HTTP parser's limits (8190 bytes a line): a 4xx (aiohttp's own text/plain 400,
+    answered before any middleware can make it JSON) and no traceback in the log."""
     req = {
         "params": {},
         "query": {"t": "1" * size} if where == "query" else {},
