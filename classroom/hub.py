@@ -126,13 +126,14 @@ class Hub:
         if len(args) > 1:
             return CommandError("invalid_payload", "send one payload object per command").as_ack()
         data = args[0] if args else None
-        if conn.pid is None:
-            # Look the session up again: an ended one may have left memory since connect.
-            session = await self.sessions.get(conn.session.id)
-            if session is None:
-                return CommandError("not_found", "no such session").as_ack()
-            conn.session = session
         try:
+            if conn.pid is None:
+                # Look the session up again: an ended one may have left memory since connect, and
+                # loading it again may be refused (`storage_full`).
+                session = await self.sessions.get(conn.session.id)
+                if session is None:
+                    raise CommandError("not_found", "no such session")
+                conn.session = session
             return self._join(sid, conn, data if data is not None else {})
         except CommandError as exc:
             return exc.as_ack()
