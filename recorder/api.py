@@ -3,6 +3,7 @@ exports, and what replay viewers add (quiz answers, time-anchored questions)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,13 +182,22 @@ async def events(request: web.Request) -> web.Response:
 
 
 async def state(request: web.Request) -> web.Response:
+    return await _at_t(request, lambda rec, t, audience: rec.state_at(t, audience, bounded=True))
+
+
+async def _at_t(request: web.Request, read: Callable[..., Any], paged: bool = False) -> web.Response:
+    """What every state route shares: the recording, `t` (checked against its duration in the
+    reading thread), the audience the caller may see and, if `paged`, `before` and `limit`
+    (checked in this order, so a request with several faults names the same one everywhere).
+    Answers with `read(rec, t, audience[, before, limit])`."""
     session_id, access = _recording(request)
     t = int_param(request, "t", None, END)
     audience = _audience(request, access)
+    paging = _paging(request) if paged else ()
 
-    def at(rec: Recording) -> dict[str, Any]:
+    def at(rec: Recording) -> Any:
         _check_t(rec, t)
-        return rec.state_at(t, audience, bounded=True)
+        return read(rec, t, audience, *paging)
 
     return _respond(request, await _read(request, session_id, at))
 
@@ -209,16 +219,9 @@ def _paging(request: web.Request) -> tuple[int | None, int]:
 
 async def state_chat(request: web.Request) -> web.Response:
     """Older chat messages shown at t than the bounded state carries, page by page."""
-    session_id, access = _recording(request)
-    t = int_param(request, "t", None, END)
-    audience = _audience(request, access)
-    before, limit = _paging(request)
-
-    def page(rec: Recording) -> dict[str, Any]:
-        _check_t(rec, t)
-        return rec.chat_page(t, before, limit, audience)
-
-    return _respond(request, await _read(request, session_id, page))
+    return await _at_t(
+        request, lambda rec, t, audience, before, limit: rec.chat_page(t, before, limit, audience), paged=True
+    )
 
 
 async def state_polls(request: web.Request) -> web.Response:
@@ -232,33 +235,23 @@ async def state_questions(request: web.Request) -> web.Response:
 
 
 async def _state_items(request: web.Request, kind: str) -> web.Response:
-    session_id, access = _recording(request)
-    t = int_param(request, "t", None, END)
-    audience = _audience(request, access)
-    before, limit = _paging(request)
-
-    def page(rec: Recording) -> dict[str, Any]:
-        _check_t(rec, t)
+    def page(rec: Recording, t: int, audience: str, before: int | None, limit: int) -> dict[str, Any]:
         return rec.items_page(t, kind, before, limit, audience)
 
-    return _respond(request, await _read(request, session_id, page))
+    return await _at_t(request, page, paged=True)
 
 
 async def state_board_page(request: web.Request) -> web.Response:
     """One whiteboard page as it was at t (the bounded state carries the current one only)."""
-    session_id, access = _recording(request)
     page_id = request.match_info["page"]
-    t = int_param(request, "t", None, END)
-    audience = _audience(request, access)
 
-    def page(rec: Recording) -> dict[str, Any]:
-        _check_t(rec, t)
+    def page(rec: Recording, t: int, audience: str) -> dict[str, Any]:
         found = rec.board_page(t, page_id, audience)
         if found is None:
             raise CommandError("not_found", f"no page {page_id[:64]!r} at t={t}")
         return found
 
-    return _respond(request, await _read(request, session_id, page))
+    return await _at_t(request, page)
 
 
 async def export(request: web.Request) -> web.Response:

@@ -4,43 +4,23 @@ the query string (link tokens, the admin key, download tokens)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import sys
 
 import aiohttp
 
-from .conftest import free_port
+from .served import Served
 
 ADMIN = "admin-key-that-must-not-be-logged"
 
 
 async def test_access_log_redacts_tokens_and_keys(tmp_path):
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "classroom",
-        "serve",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={
-            **os.environ,
-            "PORT": str(port),
-            "DATA_DIR": str(tmp_path),
-            "CLASSCAST_ADMIN_KEY": ADMIN,
-            "LOG_LEVEL": "INFO",
-        },
-    )
-    base = f"http://127.0.0.1:{port}"
+    served = await Served(
+        tmp_path, via_env=True, env={"CLASSCAST_ADMIN_KEY": ADMIN, "LOG_LEVEL": "INFO"}
+    ).start()
+    proc = served.proc
+    base = served.base
     try:
-        out = ""
-        while "Trainer link" not in out:
-            line = await asyncio.wait_for(proc.stdout.readline(), 20)
-            assert line, f"server exited early: {out}"
-            out += line.decode()
-        link = re.search(r"Trainer link for .*: (\S+)", out).group(1)
+        link = served.link
         token = link.split("token=")[1]
         session_id = link.split("/s/")[1].split("/")[0]
         secrets = [ADMIN, token, "p4ss-w0rd", "sig-value", "tail-after-encoded-amp"]
@@ -65,9 +45,8 @@ async def test_access_log_redacts_tokens_and_keys(tmp_path):
             assert line, log
             log += line.decode()
     finally:
-        proc.send_signal(signal.SIGINT)
-        rest = await asyncio.wait_for(proc.communicate(), 20)
-    log += rest[1].decode()
+        await served.stop(signal.SIGINT, 20)
+    log += served.stderr.decode()
     access = [line for line in log.splitlines() if "aiohttp.access" in line]
     assert len(access) == len(requests) + 1, log
     assert "INFO" in access[0] and f"/s/{session_id}/trainer?token=[redacted]" in log

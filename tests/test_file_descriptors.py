@@ -5,15 +5,14 @@ down: connections per address are capped, new ones are refused before descriptor
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import resource
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from .conftest import free_port
+from .served import Served
 
 FDS = 1024
 SILENT = 1100
@@ -62,25 +61,22 @@ async def _silent(port: int) -> asyncio.StreamWriter | None:
 async def test_many_silent_connections_leave_healthz_answering(tmp_path: Path, per_address: int):
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 2 * SILENT + 100:
         pytest.skip("the test process needs descriptors for its own connections")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-        "CLASSCAST_UNLIMITED_IPS": "",  # loopback is an address like any other here
-        "CLASSCAST_MAX_CONNECTIONS_PER_IP": str(per_address),  # 0: no cap, only the descriptor reserve
-        "CLASSCAST_JOIN_TIMEOUT": "300",  # none of them is closed for not joining while the test runs
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "classroom", "serve", "--port", str(port), "--data-dir", str(tmp_path),
-        "--log-level", "WARNING", env=env, preexec_fn=_lower_nofile,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    served = Served(
+        tmp_path,
+        "--log-level",
+        "WARNING",
+        env={
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            "CLASSCAST_UNLIMITED_IPS": "",  # loopback is an address like any other here
+            "CLASSCAST_MAX_CONNECTIONS_PER_IP": str(per_address),  # 0: no cap, only the descriptor reserve
+            "CLASSCAST_JOIN_TIMEOUT": "300",  # none of them is closed for not joining while the test runs
+        },
+        preexec_fn=_lower_nofile,
+    )
+    await served.start()
+    port, base = served.port, served.base
     writers: list[asyncio.StreamWriter] = []
     try:
-        async with asyncio.timeout(20):
-            while await _healthz(base, 1) != 200:
-                await asyncio.sleep(0.2)
         for start in range(0, SILENT, 100):
             got = await asyncio.gather(*(_silent(port) for _ in range(start, min(SILENT, start + 100))))
             writers.extend(w for w in got if w is not None)
@@ -97,10 +93,7 @@ async def test_many_silent_connections_leave_healthz_answering(tmp_path: Path, p
     finally:
         for w in writers:
             w.close()
-        proc.terminate()
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), 30)
-        except TimeoutError:
-            proc.kill()
-            err = b""
+        with contextlib.suppress(TimeoutError):  # then killed, and what it wrote is lost
+            await served.stop(timeout=30)
+    err = served.stderr
     assert b"Traceback" not in err, err.decode()[-2000:]

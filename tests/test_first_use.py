@@ -3,11 +3,8 @@ line, its flags and environment, startup faults, CORS and the links' base URL.""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -18,28 +15,12 @@ from classroom.auth import new_id
 from classroom.config import from_args
 from classroom.store import SessionStore
 
-from .conftest import ADMIN_KEY, free_port, running_server
+from .conftest import ADMIN_KEY, running_server
+from .served import Served, run_classroom
 
 
-async def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("PORT", "HOST", "LOG_LEVEL", "DATA_DIR")}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "classroom",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**clean, **(env or {})},
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    return await run_classroom(*args, env=env, drop_env=("PORT", "HOST", "LOG_LEVEL", "DATA_DIR"))
 
 
 # -- ids and `export` -----------------------------------------------------------------------------
@@ -202,33 +183,17 @@ async def test_bad_settings_are_one_line(tmp_path: Path):
 
 
 async def test_create_uses_the_running_servers_url(tmp_path: Path):
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "classroom",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(tmp_path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    served = await Served(tmp_path, stderr=False).start()
     try:
-        assert proc.stdout is not None
-        while b"Learner link" not in await asyncio.wait_for(proc.stdout.readline(), 20):
-            pass
         code, out, _ = await _run("create", "Beside", "--data-dir", str(tmp_path))
         assert code == 0
         join = re.search(r"learner: (\S+)", out)
-        assert join and join.group(1).startswith(f"http://127.0.0.1:{port}/s/"), out
+        assert join and join.group(1).startswith(f"http://127.0.0.1:{served.port}/s/"), out
         async with aiohttp.ClientSession() as http, http.get(join.group(1)) as r:
             assert r.status == 200
         # Flags and environment still win.
         code, out, _ = await _run("create", "Env", "--data-dir", str(tmp_path), env={"PORT": "9"})
         assert code == 0 and "http://127.0.0.1:9/s/" in out
     finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 20)
+        await served.stop(timeout=20)
     assert ADMIN_KEY  # the conftest key is not used by subprocesses

@@ -3,9 +3,7 @@ server, its `curl` beside a real `serve` (issue 9: the example failed on a fresh
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
 import shutil
 import sys
@@ -13,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_port
+from .served import Served, run
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -22,27 +20,13 @@ def _blocks(lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), re.S)
 
 
-async def _run(*args: str, cwd: Path, timeout: float = 30) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_readme_python_example_runs_against_a_fresh_session(server, tmp_path: Path):
     (example,) = [b for b in _blocks("python") if "ClassroomClient" in b]
     script = tmp_path / "hello.py"
     script.write_text(example)
     info = await server.create_session("README")  # fresh: created, not started
     env_path = str(Path(__file__).resolve().parent.parent)
-    code, out, err = await _run(
+    code, out, err = await run(
         "env",
         f"PYTHONPATH={env_path}",
         sys.executable,
@@ -58,32 +42,20 @@ async def test_readme_python_example_runs_against_a_fresh_session(server, tmp_pa
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 async def test_readme_create_and_curl_beside_a_server_on_another_port(tmp_path: Path):
     (usage,) = [b for b in _blocks("sh") if "curl" in b and "api/sessions" in b]
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "HOST", "DATA_DIR")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "classroom",
-        "serve",
-        "--port",
-        str(port),
+    served = await Served(
+        None,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        drop_env=("PORT", "HOST", "DATA_DIR"),
+        stderr=False,
         cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    ).start()
     try:
-        assert proc.stdout is not None
-        while b"Learner link" not in await asyncio.wait_for(proc.stdout.readline(), 20):
-            pass
         # The README's lines, with the venv's python as it is here.
         script = usage.replace(".venv/bin/python", sys.executable)
-        code, out, err = await _run("bash", "-e", "-c", script, cwd=tmp_path)
+        code, out, err = await run("bash", "-e", "-c", script, cwd=tmp_path)
         assert code == 0, err
-        assert f"trainer: http://127.0.0.1:{port}/s/" in out
+        assert f"trainer: http://127.0.0.1:{served.port}/s/" in out
         created = json.loads(out[out.index("{") :])
         assert created["title"] == "Statistics 101"
     finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 20)
+        await served.stop(timeout=20)

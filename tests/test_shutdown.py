@@ -5,12 +5,6 @@ disk it says in one line what could not be saved and exits 3, with no traceback.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,57 +12,26 @@ import pytest
 from classroom.client import ClassroomClient
 from recorder.replay import Recording
 
-from .conftest import free_port
+from .disks import small_tmpfs
+from .served import Served
 
 
-class Served:
-    """A `serve` subprocess, its trainer link and everything it wrote to stderr."""
+def _served(data_dir: Path) -> Served:
+    return Served(data_dir, via_env=True, env={"CLASSCAST_ADMIN_KEY": "k"})
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.proc: asyncio.subprocess.Process | None = None
-        self.link = ""
-        self.stderr = b""
 
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "classroom",
-            "serve",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={
-                **os.environ,
-                "PORT": str(self.port),
-                "DATA_DIR": str(self.data_dir),
-                "CLASSCAST_ADMIN_KEY": "k",
-            },
-        )
-        out = ""
-        while "Trainer link" not in out:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
-            assert line, f"server exited early: {out}"
-            out += line.decode()
-        self.link = re.search(r"Trainer link for .*: (\S+)", out).group(1)
-
-    async def stop(self, sig: int = signal.SIGTERM) -> tuple[int, float]:
-        """Send `sig`; return the exit status and the seconds it took."""
-        assert self.proc is not None
-        began = time.monotonic()
-        self.proc.send_signal(sig)
-        _, err = await asyncio.wait_for(self.proc.communicate(), 60)
-        self.stderr += err
-        return self.proc.returncode, time.monotonic() - began
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
+async def _until_refused(client: ClassroomClient, text: str) -> dict:
+    """Send big chat messages until one is refused (the log's last page may still have room for a
+    message or two); return the last ack."""
+    for i in range(10):
+        ack = await client.send("chat.send", {"text": f"{i} {text} " + "x" * 1900})
+        if not ack["ok"]:
+            break
+    return ack
 
 
 async def test_sigterm_with_a_client_closes_at_once_and_flushes(tmp_path):
-    served = Served(tmp_path / "data")
+    served = _served(tmp_path / "data")
     await served.start()
     client = ClassroomClient(served.link, "Tess", reconnect=False)
     closing: list = []
@@ -79,7 +42,7 @@ async def test_sigterm_with_a_client_closes_at_once_and_flushes(tmp_path):
         sent = await client.request("chat.send", text="before the stop")
         code, took = await served.stop()
     finally:
-        served.kill()
+        await served.kill()
         await client.close()
     err = served.stderr.decode()
     assert code == 0, err
@@ -98,15 +61,8 @@ async def test_sigterm_with_a_client_closes_at_once_and_flushes(tmp_path):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 4 MiB tmpfs, unmounted afterwards (skipped where mounting is not permitted)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "4m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def fill(directory: Path) -> Path:
@@ -130,7 +86,7 @@ def fill(directory: Path) -> Path:
 
 
 async def test_sigterm_on_a_full_disk_says_what_was_not_saved(small_disk):
-    served = Served(small_disk / "data")
+    served = _served(small_disk / "data")
     await served.start()
     client = ClassroomClient(served.link, "Tess", reconnect=False)
     try:
@@ -138,14 +94,11 @@ async def test_sigterm_on_a_full_disk_says_what_was_not_saved(small_disk):
         await client.request("session.start")
         await client.request("chat.send", text="saved")
         fill(small_disk)
-        for i in range(10):  # the log's last page may still have room for a message or two
-            ack = await client.send("chat.send", {"text": f"{i} not saved: the disk is full " + "x" * 1900})
-            if not ack["ok"]:
-                break
+        ack = await _until_refused(client, "not saved: the disk is full")
         assert ack["ok"] is False and ack["error"]["code"] == "storage_failed", ack
         code, took = await served.stop()
     finally:
-        served.kill()
+        await served.kill()
         await client.close()
     err = served.stderr.decode()
     assert "Traceback" not in err, err
@@ -156,17 +109,14 @@ async def test_sigterm_on_a_full_disk_says_what_was_not_saved(small_disk):
 
 
 async def test_sigterm_saves_everything_if_space_returns_within_the_grace(small_disk):
-    served = Served(small_disk / "data")
+    served = _served(small_disk / "data")
     await served.start()
     client = ClassroomClient(served.link, "Tess", reconnect=False)
     try:
         await client.connect()
         await client.request("session.start")
         filler = fill(small_disk)
-        for i in range(10):
-            ack = await client.send("chat.send", {"text": f"{i} kept in memory " + "x" * 1900})
-            if not ack["ok"]:
-                break
+        ack = await _until_refused(client, "kept in memory")
         assert ack["error"]["code"] == "storage_failed", ack
         unsaved_seq = client.view()["seq"]
 
@@ -178,7 +128,7 @@ async def test_sigterm_saves_everything_if_space_returns_within_the_grace(small_
         code, took = await served.stop()
         await freeing
     finally:
-        served.kill()
+        await served.kill()
         await client.close()
     err = served.stderr.decode()
     assert code == 0 and "Traceback" not in err and "could not be saved" not in err, err

@@ -5,45 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
-from pathlib import Path
 
 import aiohttp
 
 from classroom.client import ClassroomClient, ClassroomError
 
-from ..conftest import ADMIN_KEY, barrier, free_port
-
-
-async def start_server(data_dir: Path, port: int) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "classroom",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--admin-key",
-        ADMIN_KEY,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
-    )
-    while True:
-        line = await asyncio.wait_for(proc.stdout.readline(), 20)
-        assert line, "server exited before it was ready"
-        if b"Trainer link" in line:
-            return proc
+from ..conftest import ADMIN_KEY, barrier
+from ..served import Served
 
 
 async def test_sigkill_loses_nothing_acknowledged(tmp_path):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = await start_server(tmp_path, port)
+    served = await Served(
+        tmp_path, "--admin-key", ADMIN_KEY, env={"LOG_LEVEL": "WARNING"}, stderr=False
+    ).start()
+    base = served.base
     clients: list[ClassroomClient] = []
     try:
         async with (
@@ -95,15 +71,14 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path):
 
         tasks = [asyncio.create_task(busy(i, c)) for i, c in enumerate(learners)]
         await asyncio.sleep(1.5)
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        await served.kill()
         await asyncio.sleep(0.3)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         assert acked["chat"] and acked["votes"] and acked["strokes"]
 
-        proc = await start_server(tmp_path, port)
+        await served.start()
         # The clients reconnect by themselves with their participant tokens.
         for c in clients:
             await c.wait_until(lambda c=c: c.joins >= 2, timeout=20)
@@ -142,6 +117,5 @@ async def test_sigkill_loses_nothing_acknowledged(tmp_path):
         for c in clients:
             with contextlib.suppress(Exception):
                 await c.close()
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-            await asyncio.wait_for(proc.wait(), 20)
+        if served.running:
+            await served.stop(signal.SIGINT, 20)

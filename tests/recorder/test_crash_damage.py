@@ -20,11 +20,9 @@ import contextlib
 import os
 import random
 import shutil
-import signal
 import struct
-import subprocess
-import sys
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,9 @@ from recorder import codec
 from recorder.logfile import frame, iter_records
 from recorder.recorder import snapshot_metas
 
-from ..conftest import ADMIN_KEY, free_port
+from ..conftest import ADMIN_KEY
+from ..disks import small_tmpfs
+from ..served import Served
 
 ROUNDS = int(os.environ.get("CLASSCAST_CRASH_ROUNDS", "1"))
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -51,36 +51,12 @@ class Load:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class Server:
+class Server(Served):
+    """`python -m classroom serve`; its log goes to `<data>-server.log` beside the data."""
+
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        """Start `python -m classroom serve`; its log goes to `server.log` beside the data."""
-        self.log = self.data_dir.parent / f"{self.data_dir.name}-server.log"
-        with open(self.log, "ab") as err:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "classroom", "serve", "--port", str(self.port)),
-                *("--data-dir", str(self.data_dir), "--admin-key", ADMIN_KEY),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                env={**os.environ, "LOG_LEVEL": "WARNING"},
-            )
-        assert self.proc.stdout is not None
-        while True:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), 20)
-            assert line, f"server exited before it was ready: {self.log.read_text()[-2000:]}"
-            if b"Trainer link" in line:
-                return
-
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-            await self.proc.wait()
+        log = data_dir.parent / f"{data_dir.name}-server.log"
+        super().__init__(data_dir, "--admin-key", ADMIN_KEY, env={"LOG_LEVEL": "WARNING"}, stderr=log)
 
     async def http(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
         async with aiohttp.ClientSession() as http, http.request(method, self.base + path, **kw) as r:
@@ -230,21 +206,29 @@ def _damage(data_dir: Path, sid: str, kind: str) -> list[str] | None:
 KINDS = ["kill-only", "torn-tail", "zero-tail", "flip-mid", "flip-header", "snapshot"]
 
 
-async def _killed_under_load(data_dir: Path, min_chats: int) -> tuple[dict[str, Any], Load]:
-    server = Server(data_dir)
-    await server.start()
+@contextlib.asynccontextmanager
+async def _under_load(server: Server) -> AsyncIterator[tuple[dict[str, Any], Load]]:
+    """A new session on the started `server`, under the writers' load; once the body is done the
+    server is killed at a random point soon after (at once if the body failed)."""
     load = Load()
     tasks: list = []
     clients: list = []
     try:
         info = await _session(server)
         tasks, clients = await _run_load(info, load)
-        await _until(lambda: len(load.acked) >= min_chats, 30)
+        yield info, load
         await asyncio.sleep(random.uniform(0, 0.3))
         await server.kill()
     finally:
         await server.kill()
         await _stop(tasks, clients)
+
+
+async def _killed_under_load(data_dir: Path, min_chats: int) -> tuple[dict[str, Any], Load]:
+    server = Server(data_dir)
+    await server.start()
+    async with _under_load(server) as (info, load):
+        await _until(lambda: len(load.acked) >= min_chats, 30)
     return info, load
 
 
@@ -288,17 +272,8 @@ async def test_kill_then_each_damage_loses_nothing_acknowledged(tmp_path: Path, 
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    path = tmp_path / "disk"
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "8m") as path:
         yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
@@ -311,12 +286,7 @@ async def test_disk_full_under_load_then_kill(small_disk: Path, round_: int):
     filler = small_disk / "filler"
     server = Server(data_dir)
     await server.start()
-    load = Load()
-    tasks: list = []
-    clients: list = []
-    try:
-        info = await _session(server)
-        tasks, clients = await _run_load(info, load)
+    async with _under_load(server) as (info, load):
         await _until(lambda: len(load.acked) >= 100, 20)
         with contextlib.suppress(OSError), open(filler, "wb") as f:
             while True:
@@ -327,11 +297,6 @@ async def test_disk_full_under_load_then_kill(small_disk: Path, round_: int):
         await asyncio.sleep(random.uniform(0.1, 0.8))
         filler.unlink()
         await _until(lambda: len(load.acked) >= acked_while_full + 100, 20)
-        await asyncio.sleep(random.uniform(0, 0.3))
-        await server.kill()
-    finally:
-        await server.kill()
-        await _stop(tasks, clients)
     sid = info["id"]
     # Acknowledged and storage_failed messages alike: space came back before the later acks.
     _exactly_once(_chats(data_dir, sid), [*load.acked, *load.failed])

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from recorder.paths import events_path
 from recorder.recorder import Recorder, StorageError
 
 from ..conftest import running_server
+from ..disks import small_tmpfs
 from .test_logfile import _events, _fold
 
 
@@ -51,17 +51,8 @@ class SmallDisk:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    path = tmp_path / "disk"
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "2m") as path:
         yield SmallDisk(path)
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def _big(events: list) -> list:
