@@ -572,8 +572,10 @@ def markdown(results: dict[str, Any], png: str | None = None) -> str:
         rows,
         f"N learners connect and `join` at random moments within {plan['join_spread_s']:g} s a session "
         f"holding {plan['join_chat']} chat messages and {plan['join_shapes']:,} whiteboard shapes; time from "
-        "opening the connection to a join ack whose snapshot has all of them. Both servers announce each "
-        "join to the room (`participant.joined`), so a storm is also N²/2 deliveries.",
+        "opening the connection to a join ack whose snapshot accounts for all of them: the peer sends them "
+        "all; Classcast sends the last 100 messages and the current page whole, and counts the older "
+        "messages in `more` (paged on demand). Both servers announce each join to the room "
+        "(`participant.joined`), so a storm is also N²/2 deliveries.",
     )
 
     lines += ["### 3. Vote storm", ""]

@@ -405,8 +405,11 @@ async function joinStorm({ spreadS = 5, limitS = 90, chat = 500, shapes = 2000 }
         const t1 = now();
         last = Math.max(last, t1);
         const snap = ack.snapshot;
-        const elements = snap?.board?.pages?.reduce((n, p) => n + p.elements.length, 0) ?? 0;
-        if (ack.ok && snap && snap.chat.length >= chat && elements >= shapes) {
+        // Usable: the snapshot accounts for all of it. The peer sends everything; Classcast sends
+        // the recent part of what grows with history and counts the rest in `more` (paged on demand).
+        const elements = snap?.board?.pages?.reduce((n, p) => n + (p.elements?.length ?? 0), 0) ?? 0;
+        const messages = (snap?.chat?.length ?? 0) + (snap?.more?.chat ?? 0);
+        if (ack.ok && snap && messages >= chat && elements >= shapes) {
           usable++;
           times.push(t1 - t0);
           if (!snapshotBytes) snapshotBytes = JSON.stringify(snap).length;
