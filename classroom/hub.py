@@ -155,6 +155,10 @@ class Hub:
                 pid, name, role = claims.pid, _token_name(claims.name), claims.role
             else:
                 role = claims.role
+                if role == "learner" and session.state.status == "ended":
+                    # Ended means ended: a new learner would only add a participant, and dead air
+                    # to the recording. Known identities (participant tokens) still come back.
+                    raise CommandError("session_ended", "this class has ended; nobody new can join it")
                 if "name" in data:
                     name = clean_name(data["name"])
                 elif role == "trainer":

@@ -220,3 +220,27 @@ async def test_learner_needs_a_name(server, field):
     with pytest.raises(ClassroomError) as exc:
         await server.client(info["join_url"])
     assert exc.value.code == "name_required"
+
+
+async def test_a_new_learner_cannot_join_an_ended_class(server):
+    """Ended means ended: the learner link adds nobody (and no dead air to the recording) once the
+    session has ended, while someone who was there, and a trainer, still come back to see the end."""
+    info, trainer = await server.live_session()
+    ada = await server.client(info["join_url"], "Ada")
+    ada_link = f"{server.base_url}/s/{info['id']}/join?token={ada._token}"
+    await trainer.request("session.end")
+    await ada.close()
+    live = server.app[SESSIONS].live[info["id"]]
+    await trainer.wait_until(lambda: not live.state.participants[ada.you["id"]]["online"])
+    seq, people = live.state.seq, dict(live.state.participants)
+
+    for name in ("Late", None):  # refused before the name is even asked for
+        with pytest.raises(ClassroomError) as exc:
+            await server.client(info["join_url"], name)
+        assert exc.value.code == "session_ended"
+    assert live.state.seq == seq and live.state.participants.keys() == people.keys()
+
+    back = await server.client(ada_link)
+    assert back.you["id"] == ada.you["id"] and back.view()["status"] == "ended"
+    co_trainer = await server.client(info["trainer_url"], "Theo")
+    assert co_trainer.view()["status"] == "ended"

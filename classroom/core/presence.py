@@ -17,6 +17,10 @@ class Target(Payload):
     participant_id: str | None = None
 
 
+class Empty(Payload):
+    pass
+
+
 class Reaction(Payload):
     emoji: Literal[REACTIONS]  # type: ignore[valid-type]
 
@@ -47,6 +51,16 @@ def lower_hand(ctx: Context, cmd: Target) -> None:
     )
     if target["hand"]:
         ctx.emit("hand.lowered", {"id": target["id"]})
+
+
+@command("hand.lower_all", Empty, roles=(TRAINER,))
+def lower_all_hands(ctx: Context, cmd: Empty) -> dict[str, Any]:
+    """One click for the trainer moving on: every raised hand lowered, one `hand.lowered` each (the
+    same event as one by one, so every client and the replay fold it unchanged)."""
+    raised = [pid for pid, p in ctx.state.participants.items() if p["hand"]]
+    for pid in raised:
+        ctx.emit("hand.lowered", {"id": pid})
+    return {"lowered": len(raised)}
 
 
 @command("reaction.send", Reaction)

@@ -86,6 +86,22 @@ def test_raise_and_lower_own_hand(h: Harness):
     assert h.run(L1, "hand.lower", {}).events == []
 
 
+def test_trainer_lowers_every_hand_at_once(h: Harness):
+    h.run(L1, "hand.raise", {})
+    h.run(L2, "hand.raise", {})
+    out = h.run(TRAINER_ID, "hand.lower_all", {})
+    assert [(e.type, e.actor, e.data) for e in out.events] == [
+        ("hand.lowered", TRAINER_ID, {"id": L1}),
+        ("hand.lowered", TRAINER_ID, {"id": L2}),
+    ]
+    assert out.reply == {"lowered": 2}
+    assert not any(p["hand"] for p in h.state.view("trainer")["participants"])
+    # Nothing raised: nothing to do, and still an answer.
+    again = h.run(TRAINER_ID, "hand.lower_all", {})
+    assert again.events == [] and again.reply == {"lowered": 0}
+    h.refuse(TRAINER_ID, "hand.lower_all", {"participant_id": L1}, "invalid_payload")
+
+
 def test_learner_cannot_raise_someone_elses_hand(h: Harness):
     h.refuse(L1, "hand.raise", {"participant_id": L2}, "forbidden")
 

@@ -44,6 +44,15 @@ async def open_page(context, url: str, problems, label: str):
     return page
 
 
+async def open_console(context, url: str, problems, name: str = "Tess", label: str = "trainer"):
+    """The trainer console: opened, and the trainer's name given (the console asks for it)."""
+    page = await open_page(context, url, problems, label)
+    await page.fill(tid("trainer-name-input"), name)
+    await page.click(tid("trainer-name-submit"))
+    await page.wait_for_selector(tid("status"))
+    return page
+
+
 class Network:
     """A learner's connection that the test can cut: the context goes offline (no new requests)
     and its websockets, routed through Playwright, are closed and refused until it is back."""

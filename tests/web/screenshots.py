@@ -72,6 +72,8 @@ async def main(out: Path) -> None:
 
             page = await (await browser.new_context(**desktop)).new_page()
             await page.goto(info["trainer_url"])
+            await page.fill(tid("trainer-name-input"), "Tess")
+            await page.click(tid("trainer-name-submit"))
             await until(page, "v.chat.length >= 4")
             await page.wait_for_timeout(500)
             await page.screenshot(path=str(out / "trainer.png"), full_page=True)

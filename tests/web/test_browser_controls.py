@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from ..conftest import ADMIN_KEY
 from .conftest import needs_browser
-from .helpers import jsq, open_page, tid, until, view
+from .helpers import jsq, open_console, open_page, tid, until, view
 
 LINK = re.compile(r"^http://127\.0\.0\.1:\d+/s/[\w-]+/\w+\?token=\S+$")
 
@@ -55,7 +55,7 @@ async def test_home_creates_a_session_and_lists_its_recording(server, browser, p
 async def test_trainer_console_moderates_records_and_draws(server, browser, problems):
     info = await server.create_session("Console")
     t_ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
-    console = await open_page(t_ctx, info["trainer_url"], problems, "trainer")
+    console = await open_console(t_ctx, info["trainer_url"], problems)
     await console.click(tid("session-start"))
     await console.wait_for_selector(tid("status") + ":has-text('Live')")
     ada = await server.client(info["join_url"], "Ada")

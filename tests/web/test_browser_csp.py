@@ -52,6 +52,8 @@ async def test_every_page_runs_under_its_csp(server, browser, problems):
     pages.append(("home", home, home_headers))
 
     t_ctx, trainer, t_headers = await _page(browser, info["trainer_url"], problems, "trainer")
+    await trainer.fill(tid("trainer-name-input"), "Tess")
+    await trainer.click(tid("trainer-name-submit"))
     await trainer.click(tid("session-start"))
     await trainer.wait_for_selector(tid("status") + ":has-text('Live')")
     await _draw(trainer)
@@ -69,7 +71,8 @@ async def test_every_page_runs_under_its_csp(server, browser, problems):
     await until(trainer, "v.chat.length === 2")
     pages.append(("learner", learner, l_headers))
 
-    await trainer.click(tid("session-end"))  # open_page accepts the confirm
+    await trainer.click(tid("session-end"))
+    await trainer.click(tid("dialog-confirm"))
     await learner.wait_for_selector(tid("status") + ":has-text('ended')")
     r_ctx, replay, r_headers = await _page(browser, info["replay_url"], problems, "replay")
     await replay.wait_for_selector(tid("timeline"))

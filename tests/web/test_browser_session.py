@@ -7,7 +7,7 @@ import asyncio
 from playwright.async_api import expect
 
 from .conftest import needs_browser
-from .helpers import Network, jsq, open_page, tid, until, view
+from .helpers import Network, jsq, open_console, open_page, tid, until, view
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -39,7 +39,7 @@ async def send_chat(page, text: str) -> None:
 async def test_whole_session_in_real_browsers(server, browser, problems):
     info = await server.create_session("Browser class")
     trainer_ctx = await browser.new_context(viewport={"width": 1280, "height": 860})
-    trainer = await open_page(trainer_ctx, info["trainer_url"], problems, "trainer")
+    trainer = await open_console(trainer_ctx, info["trainer_url"], problems)
     await trainer.wait_for_selector(tid("session-start"))
 
     ada_ctx, ada = await join(browser, server.base_url, info["join_url"], "Ada", problems)
@@ -131,6 +131,7 @@ async def test_whole_session_in_real_browsers(server, browser, problems):
 
     # The end: everyone sees it, with the way to the replay.
     await trainer.click(tid("session-end"))
+    await trainer.click(tid("dialog-confirm"))
     for page in learners:
         await page.wait_for_selector(tid("status") + ":has-text('ended')")
         await page.wait_for_selector(tid("replay-link"))

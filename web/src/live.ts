@@ -56,6 +56,14 @@ export interface LiveOptions {
 }
 
 const ACK_TIMEOUT = 10_000;
+// A connection can die without closing (a frozen server, a dead wifi link): the server pings every
+// pingInterval, so silence for longer than that plus SILENCE_SLACK means it is gone. And a command
+// not answered within PROBE_AFTER makes the page ask the server something trivial: no answer within
+// PROBE_TIMEOUT either, and the connection is dropped at once (socket.io then reconnects and resumes)
+// rather than the page saying "Live" until the ping timeout.
+const SILENCE_SLACK = 3_000;
+const PROBE_AFTER = 3_000;
+const PROBE_TIMEOUT = 2_500;
 const FATAL = new Set(["invalid_token", "expired_token", "wrong_session", "forbidden", "not_found"]);
 
 export const identityKey = (sessionId: string) => `classcast:${sessionId}`;
@@ -75,6 +83,9 @@ export class Live {
   private joinGen = 0;
   private joined = false;
   private closed = false;
+  private lastHeard = 0;
+  private watchdog: ReturnType<typeof setInterval> | null = null;
+  private probing = false;
 
   constructor(private opts: LiveOptions) {
     const saved = store.get(identityKey(opts.sessionId));
@@ -108,7 +119,13 @@ export class Live {
         reconnectionDelayMax: 5000,
         auth: (cb) => cb({ token: this.token, session: this.opts.sessionId }),
       });
-      this.socket.on("connect", () => void this.join());
+      this.socket.on("connect", () => {
+        this.lastHeard = Date.now();
+        void this.join();
+      });
+      this.socket.io.on("ping", () => (this.lastHeard = Date.now()));
+      this.socket.io.on("packet", () => (this.lastHeard = Date.now()));
+      this.watchdog = setInterval(() => this.checkSilence(), 1000);
       this.socket.on("event", (e: WireEvent) => this.onEvent(e));
       this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
       this.socket.on("connect_error", (err: any) => this.onConnectError(err));
@@ -121,6 +138,8 @@ export class Live {
 
   close(): void {
     this.closed = true;
+    if (this.watchdog !== null) clearInterval(this.watchdog);
+    this.watchdog = null;
     this.socket?.disconnect();
   }
 
@@ -153,6 +172,7 @@ export class Live {
     if (!socket || !socket.connected || !this.joined) {
       return { ok: false, error: { code: "offline", message: "Not connected right now; try again in a moment." } };
     }
+    const slow = setTimeout(() => void this.probe(socket), PROBE_AFTER);
     try {
       const ack = await socket.timeout(ACK_TIMEOUT).emitWithAck(command, payload);
       if (ack && typeof ack === "object") {
@@ -169,7 +189,37 @@ export class Live {
         return { ok: false, error: { code: "offline", message: "The connection was lost; try again once reconnected." } };
       }
       return { ok: false, error: { code: "timeout", message: "The server did not answer in time." } };
+    } finally {
+      clearTimeout(slow);
     }
+  }
+
+  /** Is the server still there? A trivial read-only query; no answer in time drops the connection. */
+  private async probe(socket: Socket): Promise<void> {
+    if (this.probing || !socket.connected || socket !== this.socket) return;
+    this.probing = true;
+    try {
+      await socket.timeout(PROBE_TIMEOUT).emitWithAck("chat.history", { before: 0, limit: 1 });
+    } catch {
+      if (socket.connected && !this.closed) this.drop();
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /** No ping from the server for longer than its ping interval (plus slack): the link is dead. */
+  private checkSilence(): void {
+    const socket = this.socket;
+    if (!socket?.connected || this.closed) return;
+    const announced: number = (socket.io.engine as any)?._pingInterval ?? -1; // -1 before the handshake
+    const interval = announced > 0 ? announced : 25_000;
+    if (Date.now() - this.lastHeard > interval + SILENCE_SLACK) this.drop();
+  }
+
+  /** Close the dead engine: socket.io reports the disconnect (pending acks fail at once), shows
+   * "Reconnecting…" through onDisconnect, and reconnects; the join then resumes from our seq. */
+  private drop(): void {
+    this.socket?.io.engine?.close();
   }
 
   // -- internals -------------------------------------------------------------------------------

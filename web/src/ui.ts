@@ -86,18 +86,39 @@ export interface StatusBanner {
   render(conn: Status, v: any | null, replayHref: string | null): void;
 }
 
+const RECONNECTED_MS = 3_000;
+
 export function createStatus(mode: "trainer" | "learner"): StatusBanner {
   const text = h("span", { class: "status-text" });
   const link = h("a", { "data-testid": "replay-link", class: "status-link" }, "watch the replay");
   const el = h("div", { class: "status", "data-testid": "status", role: "status", "aria-live": "polite" }, text);
   let last = "";
-  return {
+  // "Reconnected" shows for a moment after a drop, then the usual label comes back.
+  let wasDown = false;
+  let reconnectedUntil = 0;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let lastArgs: [Status, any, string | null] | null = null;
+  const banner: StatusBanner = {
     el,
     render(conn, v, replayHref) {
+      lastArgs = [conn, v, replayHref];
+      if (conn === "reconnecting") wasDown = true;
+      else if (conn === "live" && wasDown) {
+        wasDown = false;
+        reconnectedUntil = Date.now() + RECONNECTED_MS;
+        if (timer !== null) clearTimeout(timer);
+        timer = setTimeout(() => {
+          timer = null;
+          if (lastArgs) banner.render(...lastArgs);
+        }, RECONNECTED_MS + 50);
+      }
       let kind = "wait";
       let label: string;
       let showLink = false;
-      if (conn === "connecting" || !v) {
+      if (conn === "live" && Date.now() < reconnectedUntil) {
+        label = "Reconnected";
+        kind = "live";
+      } else if (conn === "connecting" || !v) {
         label = "Connecting…";
       } else if (conn === "reconnecting") {
         label = "Reconnecting…";
@@ -125,6 +146,7 @@ export function createStatus(mode: "trainer" | "learner"): StatusBanner {
       } else link.remove();
     },
   };
+  return banner;
 }
 
 // -- chat -------------------------------------------------------------------------------------------
@@ -271,6 +293,15 @@ export function createChat(ctx: PanelCtx): Panel {
         },
       );
       show(empty, v.chat.length === 0);
+      if (ctx.mode !== "replay") {
+        // Chat is for the class while it runs: say so before the start rather than invite a
+        // "hello" the disabled Send cannot deliver.
+        setText(
+          empty,
+          v.status === "created" ? "Chat opens when the class starts." : v.status === "ended" ? "No messages were sent." : "No messages yet. Say hello!",
+        );
+        if (input) setAttr(input, "placeholder", v.status === "created" ? "Chat opens when the class starts" : "Write a message…");
+      }
       show(earlierBtn, !!ctx.earlier?.has());
       if (anchor !== null) {
         list.scrollTop = list.scrollHeight - anchor; // the message read stays where it was
@@ -362,7 +393,8 @@ export function createParticipants(ctx: PanelCtx): Panel & { count: HTMLElement 
           const badges: string[] = [];
           if (p.role === "trainer") badges.push("Trainer");
           if (you && you.id === p.id) badges.push("You");
-          if (p.muted) badges.push("Muted");
+          // A mute is between the trainers and the muted learner: nobody else is shown it.
+          if (p.muted && (ctx.mode === "trainer" || (!!you && you.id === p.id))) badges.push("Muted");
           const key = `${badges.join("|")}|${p.hand}`;
           if (r.badges.dataset.key !== key) {
             r.badges.dataset.key = key;
@@ -1011,6 +1043,40 @@ export function scheduler(renderAll: (dirty: Set<PanelKey>) => void): (keys: Ite
       renderAll(set);
     });
   };
+}
+
+/** Ask before an action that cannot be undone: a modal <dialog> (focus kept inside, named by its
+ * title, described by its message). Escape and Cancel answer false; focus returns where it was. */
+export function confirmDialog(opts: { title: string; message: string; confirm: string; cancel?: string }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const titleId = nextId("dlg");
+    const messageId = nextId("dlg");
+    const before = document.activeElement as HTMLElement | null;
+    const cancel = h("button", { type: "button", class: "btn", "data-testid": "dialog-cancel", text: opts.cancel ?? "Cancel" });
+    const ok = h("button", { type: "button", class: "btn btn-danger-solid", "data-testid": "dialog-confirm", text: opts.confirm });
+    const dialog = h(
+      "dialog",
+      { class: "dialog", "data-testid": "dialog", "aria-labelledby": titleId, "aria-describedby": messageId },
+      h("h2", { id: titleId }, opts.title),
+      h("p", { id: messageId }, opts.message),
+      h("div", { class: "dialog-actions" }, cancel, ok),
+    );
+    let done = false;
+    const finish = (answer: boolean) => {
+      if (done) return;
+      done = true;
+      if (dialog.open) dialog.close();
+      dialog.remove();
+      before?.focus?.();
+      resolve(answer);
+    };
+    cancel.addEventListener("click", () => finish(false));
+    ok.addEventListener("click", () => finish(true));
+    dialog.addEventListener("close", () => finish(false)); // Escape
+    document.body.appendChild(dialog);
+    dialog.showModal();
+    cancel.focus(); // the safe answer is the default
+  });
 }
 
 export function errorPage(root: HTMLElement, title: string, message: string, extra?: Node): void {

@@ -1,7 +1,7 @@
 // The learner's classroom (/s/{id}/join?token=…): a name, then the stage (video placeholder and
 // whiteboard), chat, polls, Q&A, hand, reactions and the people in the room.
 import { createLivePanels, driveLivePanels } from "../livepage";
-import { app, h, location_, setAttr, setText, show, store } from "../dom";
+import { api, app, h, location_, setAttr, setText, show, store } from "../dom";
 import { Live } from "../live";
 import { brand, expose, initPage, setTitle, shellTitle } from "../page";
 import { errorPage, run } from "../ui";
@@ -42,6 +42,13 @@ function main(): void {
         not_found: "This session does not exist any more.",
         forbidden: "This link cannot be used to join the class.",
       };
+      if (err.code === "session_ended") {
+        // Ended means ended: a new learner is not added to the class (docs/protocol.md, `join`);
+        // the learner link opens the replay instead, when there is one.
+        live.close();
+        endedPage();
+        return;
+      }
       if (nameForm && !built && !["expired_token", "invalid_token", "wrong_session", "not_found", "forbidden"].includes(err.code)) {
         nameForm.fail(err.message);
         return;
@@ -69,6 +76,20 @@ function main(): void {
   } else {
     nameForm = buildNameForm(live);
   }
+}
+
+/** The class is over: say so, and offer the replay (the learner link opens it) if it was recorded. */
+function endedPage(): void {
+  const replay = `/s/${encodeURIComponent(sessionId)}/replay?token=${encodeURIComponent(token)}`;
+  const extra = h("p", { class: "muted", "data-testid": "ended-replay" }, "Looking for the replay…");
+  errorPage(root, "This class has ended", "The class is over, so it cannot be joined any more.", extra);
+  setTitle(shellTitle() || "Class", "Ended");
+  void api(`/api/recordings/${encodeURIComponent(sessionId)}`, token)
+    .then(() => {
+      extra.className = "";
+      extra.replaceChildren(h("a", { class: "btn btn-primary", href: replay, "data-testid": "replay-link" }, "Watch the replay"));
+    })
+    .catch(() => setText(extra, "There is no replay of this class."));
 }
 
 function buildNameForm(live: Live, problem?: string) {

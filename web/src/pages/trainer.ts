@@ -4,12 +4,30 @@
 import { createLivePanels, driveLivePanels } from "../livepage";
 import { api, app, h, linkField, location_, setAttr, setText, shortTime, show, toast, reconcile } from "../dom";
 import { Live } from "../live";
-import { brand, expose, initPage, setTitle } from "../page";
-import { errorPage, run } from "../ui";
+import { brand, expose, initPage, setTitle, shellTitle } from "../page";
+import { confirmDialog, errorPage, run } from "../ui";
 
 initPage();
 const root = app();
 const { sessionId, token } = location_();
+// The trainer's name is kept across classes on this browser (localStorage, unlike the per-tab store).
+const TRAINER_NAME_KEY = "classcast:trainer-name";
+const savedName = {
+  get(): string | null {
+    try {
+      return localStorage.getItem(TRAINER_NAME_KEY);
+    } catch {
+      return null;
+    }
+  },
+  set(name: string): void {
+    try {
+      localStorage.setItem(TRAINER_NAME_KEY, name);
+    } catch {
+      /* storage unavailable: the name is asked for again next time */
+    }
+  },
+};
 
 if (!sessionId || !token) {
   expose({ view: () => null, you: null, status: () => "connecting" });
@@ -47,8 +65,57 @@ function main(): void {
     },
     status: () => live.status,
   });
-  root.replaceChildren(h("div", { class: "notice", role: "status" }, h("p", null, "Opening the trainer console…")));
-  live.start();
+  if (live.hasIdentity) {
+    root.replaceChildren(h("div", { class: "notice", role: "status" }, h("p", null, "Opening the trainer console…")));
+    live.start();
+  } else askName(live);
+}
+
+/** Trainers have names too, so co-trainers (and the chat, Q&A answers and the replay) can tell
+ * them apart. The last name used on this browser is offered. */
+function askName(live: Live): void {
+  const input = h("input", {
+    id: "trainer-name",
+    type: "text",
+    "data-testid": "trainer-name-input",
+    maxlength: 60,
+    required: true,
+    autocomplete: "name",
+    placeholder: "e.g. Tess Trainer",
+    value: savedName.get() ?? "",
+  });
+  const button = h("button", { type: "submit", class: "btn btn-primary btn-large", "data-testid": "trainer-name-submit", text: "Open the console" });
+  const error = h("p", { class: "form-error", role: "alert", hidden: true });
+  const title = shellTitle();
+  const form = h(
+    "form",
+    {
+      class: "join-card",
+      onsubmit: (ev: Event) => {
+        ev.preventDefault();
+        const name = input.value.trim();
+        if (!name || name.length > 60) {
+          error.hidden = false;
+          setText(error, name ? "Please use at most 60 characters." : "Please enter the name learners will see.");
+          input.focus();
+          return;
+        }
+        savedName.set(name);
+        button.disabled = true;
+        setText(button, "Opening…");
+        live.start(name);
+      },
+    },
+    brand(),
+    h("h1", null, title ? `Teach “${title}”` : "Open the trainer console"),
+    h("p", { class: "lead" }, "Your name is shown to learners and other trainers next to what you write."),
+    h("label", { for: "trainer-name", class: "field-label" }, "Your name"),
+    input,
+    error,
+    button,
+  );
+  root.replaceChildren(h("div", { class: "join-wrap" }, form));
+  input.focus();
 }
 
 function buildConsole(live: Live) {
@@ -69,7 +136,18 @@ function buildConsole(live: Live) {
     class: "btn btn-danger",
     "data-testid": "session-end",
     text: "End session",
-    onclick: () => void run(ctx, "session.end", {}, endBtn),
+    onclick: async () => {
+      const before = live.state?.status === "created";
+      const sure = await confirmDialog({
+        title: before ? "Cancel this session?" : "End the session for everyone?",
+        message: before
+          ? "The session has not started; ending it now cancels it. Nobody can join it afterwards."
+          : "Every learner leaves the class and nothing more can be added. This cannot be undone.",
+        confirm: before ? "Cancel the session" : "End session",
+        cancel: "Keep the session",
+      });
+      if (sure) void run(ctx, "session.end", {}, endBtn);
+    },
   });
   const recBtn: HTMLButtonElement = h("button", {
     type: "button",
@@ -102,6 +180,14 @@ function buildConsole(live: Live) {
   });
   const recPill = h("span", { class: "pill" });
   const handsPill = h("span", { class: "pill pill-hand", hidden: true });
+  const lowerAllBtn: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "btn btn-small",
+    "data-testid": "lower-all-hands",
+    text: "Lower all hands",
+    hidden: true,
+    onclick: () => void run(ctx, "hand.lower_all", {}, lowerAllBtn),
+  });
 
   // -- invite and chapters -----------------------------------------------------------------------
   const invite = h(
@@ -142,7 +228,7 @@ function buildConsole(live: Live) {
         "header",
         { class: "topbar" },
         brand(),
-        h("div", { class: "topbar-title" }, title, h("span", { class: "pills" }, recPill, handsPill)),
+        h("div", { class: "topbar-title" }, title, h("span", { class: "pills" }, recPill, handsPill, lowerAllBtn)),
         status.el,
         h("div", { class: "controls", role: "group", "aria-label": "Session controls" }, startBtn, endBtn, recBtn, markBtn),
       ),
@@ -185,6 +271,8 @@ function buildConsole(live: Live) {
       const hands = v.participants.filter((p: any) => p.hand).length;
       show(handsPill, hands > 0);
       setText(handsPill, `✋ ${hands} ${hands === 1 ? "hand" : "hands"} raised`);
+      show(lowerAllBtn, hands > 0);
+      lowerAllBtn.disabled = !active();
       show(reactions.bar, v.status !== "ended");
     }
     if (dirty.has("chapters")) {

@@ -1,0 +1,89 @@
+"""What learners see around the chat, and the dark theme's contrast, in real Chromium."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import expect
+
+from .conftest import needs_browser
+from .helpers import jsq, open_console, open_page, tid, until
+
+
+async def _learner(browser, url: str, name: str, problems, **context_args):
+    context = await browser.new_context(**context_args)
+    page = await open_page(context, url, problems, name)
+    await page.fill(tid("name-input"), name)
+    await page.click(tid("join-button"))
+    await until(page, "true")
+    return context, page
+
+
+def _badges(page, pid: str):
+    return page.locator(tid("participant") + f"[data-id={jsq(pid)}]" + " .badges")
+
+
+@needs_browser
+async def test_chat_opens_with_the_class_and_only_trainers_and_the_muted_see_it(server, browser, problems):
+    info = await server.create_session("Chatty")
+    trainer = await server.client(info["trainer_url"], "Tess")
+    console_ctx = await browser.new_context()
+    console = await open_console(console_ctx, info["trainer_url"], problems)
+    ada_ctx, ada = await _learner(browser, info["join_url"], "Ada", problems)
+    bob_ctx, bob = await _learner(browser, info["join_url"], "Bob", problems)
+
+    # Before the start: the chat says when it opens, over the disabled Send.
+    for page in (ada, console):
+        await expect(page.locator(".chat-panel .empty")).to_have_text("Chat opens when the class starts.")
+        await expect(page.locator(tid("chat-send"))).to_be_disabled()
+    await trainer.request("session.start")
+    for page in (ada, console):
+        await expect(page.locator(".chat-panel .empty")).to_have_text("No messages yet. Say hello!")
+        await expect(page.locator(tid("chat-send"))).to_be_enabled()
+
+    bob_id = await bob.evaluate("() => window.classcast.you.id")
+    await trainer.request("participant.mute", participant_id=bob_id)
+    await until(ada, f"v.participants.find(p => p.id === {jsq(bob_id)}).muted")
+    await expect(_badges(bob, bob_id)).to_contain_text("Muted")
+    await expect(_badges(console, bob_id)).to_contain_text("Muted")
+    await expect(_badges(ada, bob_id)).not_to_contain_text("Muted")
+    for ctx in (console_ctx, ada_ctx, bob_ctx):
+        await ctx.close()
+    assert problems.items == []
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in re.findall(r"\d+", rgb)[:3]]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+COLOURS = "el => { const s = getComputedStyle(el); return [s.color, s.backgroundColor]; }"
+
+
+@needs_browser
+async def test_primary_buttons_reach_aa_contrast_in_both_themes(server, browser, problems):
+    info, _trainer = await server.live_session("Contrast")
+    for scheme in ("dark", "light"):
+        context = await browser.new_context(color_scheme=scheme)
+        page = await open_page(context, info["join_url"], problems, scheme)
+        join = page.locator(tid("join-button"))
+        fg, bg = await join.evaluate(COLOURS)
+        assert _contrast(fg, bg) >= 4.5, (scheme, fg, bg)
+        await join.hover()
+        await page.wait_for_timeout(300)  # past any transition
+        fg, bg = await join.evaluate(COLOURS)
+        assert _contrast(fg, bg) >= 4.5, (scheme, "hover", fg, bg)
+        await page.fill(tid("name-input"), "Ada")
+        await join.click()
+        send = page.locator(tid("chat-send"))
+        await expect(send).to_be_enabled()
+        fg, bg = await send.evaluate(COLOURS)
+        assert _contrast(fg, bg) >= 4.5, (scheme, "send", fg, bg)
+        await context.close()
+    assert problems.items == []
