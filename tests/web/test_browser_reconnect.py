@@ -45,13 +45,23 @@ async def test_a_dead_link_shows_reconnecting_at_once_and_keeps_the_failed_messa
     await page.click(tid("join-button"))
     await page.wait_for_selector(tid("status") + ":has-text('Live')")
 
+    # Every label the banner shows, in order (a short "Reconnecting…" must not slip between polls).
+    await page.evaluate(
+        """() => { const el = document.querySelector('[data-testid=status]'); window.__seen = [];
+                   new MutationObserver(() => window.__seen.push(el.textContent))
+                     .observe(el, {subtree: true, childList: true, characterData: true}); }"""
+    )
     link.freeze()
     await page.fill(tid("chat-input"), "are you there?")
     started = time.monotonic()
     await page.click(tid("chat-send"))
     # Unanswered for 3 s, then a probe unanswered for 2.5 s: the page gives the link up (socket.io's
     # own ping timeout would take 10-20 s, the command's 10 s).
-    await page.wait_for_selector(tid("status") + ":has-text('Reconnecting')", timeout=8_000)
+    try:
+        seen = "() => window.__seen.some(t => t.startsWith('Reconnecting'))"
+        await page.wait_for_function(seen, timeout=8_000)
+    except Exception:
+        raise AssertionError(await page.evaluate("() => window.__seen")) from None
     assert time.monotonic() - started < 8
     await page.locator(".toast:has-text('connection was lost')").wait_for(timeout=5_000)
     assert await page.input_value(tid("chat-input")) == "are you there?"  # nothing typed is lost
