@@ -68,7 +68,7 @@ class Guard:
     # A connected socket that has not joined after this many seconds is closed.
     join_timeout: float = field(default_factory=lambda: float(_env_int("CLASSCAST_JOIN_TIMEOUT", 10)))
     # Packets that do not decode, per connection, before it is closed (None: never closed); the
-    # server sets it from `--bad-packets` / CLASSCAST_BAD_PACKETS (config.py).
+    # server sets it from `--bad-packets` / CLASSCAST_BAD_PACKETS (classroom/config.py).
     bad_packets: Rate | None = BAD_PACKETS
     # File descriptors kept free: new websockets are refused beyond the soft limit minus this, so
     # the health check, the log and the replay always have some.
