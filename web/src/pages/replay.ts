@@ -70,7 +70,10 @@ interface Manifest {
   started_at: number | null;
   created_at: number;
   duration_ms: number;
-  chapters: { t: number; kind: string; title: string }[];
+  /** Trainer marks (`mark`, with `id`) and whiteboard page changes (`page`, with the `page` id). */
+  chapters: { t: number; kind: string; title: string; id?: string; page?: string }[];
+  /** Every poll opening: shown once, as a poll marker on the timeline. */
+  polls?: { t: number; id: string; question: string }[];
   pauses: [number, number | null][];
   counts: Record<string, number>;
   trainers: string[];
@@ -212,7 +215,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     viewer = null;
   }
   const quizResults = new Map<string, QuizResult>();
-  const quizBoxes = new Map<string, (r: QuizResult | undefined) => void>();
+  const quizBoxes = new Map<string, () => void>();
 
   const chat = createChat(ctx);
   const people = createParticipants(ctx);
@@ -220,7 +223,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   const reactions = createReactions(ctx);
   const polls = createPolls(ctx, {
     extra: (p) => quizBox(p),
-    updateExtra: (p) => quizBoxes.get(p.id)?.(quizResults.get(p.id)),
+    updateExtra: (p) => quizBoxes.get(p.id)?.(),
   });
   const board = createBoard({
     getState: () => state,
@@ -273,6 +276,12 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   }
 
   // -- quiz -----------------------------------------------------------------------------------------
+  // A poll's class results (and its right answer) stay hidden until the viewer answers it as a quiz,
+  // so the replay never gives the answer away right above the question. After answering, the quiz
+  // box shows the viewer's answer, whether it was right and how the class answered; "Show results"
+  // reveals the results as they were at this moment without answering.
+  const revealed = new Set<string>(); // polls whose results the viewer chose to see unanswered
+  const resultsAt = new Map<string, boolean>(); // whether a poll's results were shared at the playhead
   function quizBox(p: any): HTMLElement {
     const inputs: HTMLInputElement[] = [];
     const fieldset = h("fieldset", { class: "choices" }, h("legend", { class: "quiz-title" }, p.quiz ? "Quiz: what is your answer?" : "What would you answer?"));
@@ -303,7 +312,9 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
           const vt = await viewerToken();
           const r = await api<QuizResult>(`${base}/quiz/${encodeURIComponent(p.id)}`, vt, { method: "POST", body: { choices } });
           quizResults.set(p.id, r);
-          paint(r);
+          revealed.delete(p.id); // the quiz box now shows the results
+          paint();
+          schedule(["polls"]);
         } catch (err) {
           toast((err as Error).message, "error");
         } finally {
@@ -311,17 +322,42 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
         }
       },
     });
-    const box = h("div", { class: "quiz", "data-testid": "quiz" }, fieldset, h("div", { class: "poll-actions" }, button), result);
-    let painted: QuizResult | undefined;
-    function paint(r: QuizResult | undefined): void {
-      if (r === painted) return;
-      painted = r;
+    const reveal: HTMLButtonElement = h("button", {
+      type: "button",
+      class: "btn btn-ghost",
+      "data-testid": "quiz-reveal",
+      "aria-pressed": "false",
+      text: "Show results",
+      onclick: () => {
+        if (revealed.has(p.id)) revealed.delete(p.id);
+        else revealed.add(p.id);
+        paint();
+        schedule(["polls"]);
+      },
+    });
+    const hiddenNote = h("p", { class: "muted quiz-hidden-note", "data-testid": "quiz-hidden-note" });
+    const box = h("div", { class: "quiz", "data-testid": "quiz" }, fieldset, h("div", { class: "poll-actions" }, button, reveal), hiddenNote, result);
+    let painted = "";
+    function paint(): void {
+      const r = quizResults.get(p.id);
+      const shared = !!resultsAt.get(p.id);
+      const open = revealed.has(p.id);
+      const key = JSON.stringify([r ?? null, shared, open]);
+      if (key === painted) return;
+      painted = key;
+      // Before an answer: offer the results (if the class saw them by now) without giving them away.
+      show(reveal, !r && shared);
+      setText(reveal, open ? "Hide results" : "Show results");
+      setAttr(reveal, "aria-pressed", open ? "true" : "false");
+      show(hiddenNote, !r && shared && !open);
+      setText(hiddenNote, "The class results are hidden until you answer.");
       if (!r) {
         result.replaceChildren();
         return;
       }
       inputs.forEach((x, i) => (x.checked = r.choices.includes(i)));
       const parts: HTMLElement[] = [];
+      parts.push(h("p", { "data-testid": "quiz-your-answer" }, `Your answer: ${r.choices.map((i) => p.options[i]).join(", ")}`));
       if (r.is_correct === true) parts.push(h("p", { class: "quiz-verdict good" }, "✓ Correct!"));
       else if (r.is_correct === false) parts.push(h("p", { class: "quiz-verdict bad" }, "✗ Not quite."));
       else parts.push(h("p", { class: "quiz-verdict" }, "Answer saved (this poll had no right answer)."));
@@ -332,11 +368,13 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
         (p.options as string[]).forEach((opt, i) => {
           const n = r.live!.counts[i] ?? 0;
           const pct = total ? Math.round((n / total) * 100) : 0;
+          const right = !!r.correct?.includes(i);
+          const yours = r.choices.includes(i);
           parts.push(
             h(
               "div",
-              { class: `bar-row${r.correct?.includes(i) ? " correct" : ""}`, "data-testid": "quiz-live-result" },
-              h("span", { class: "bar-label" }, opt),
+              { class: `bar-row${right ? " correct" : ""}${yours ? " chosen" : ""}`, "data-testid": "quiz-live-result" },
+              h("span", { class: "bar-label" }, h("span", { class: "opt" }, opt), h("span", { class: "mark" }, `${right ? " ✓ correct" : ""}${yours ? " · your answer" : ""}`)),
               h("span", { class: "bar", "aria-hidden": "true" }, h("span", { class: "fill", style: `width:${pct}%` })),
               h("span", { class: "bar-count" }, `${n} (${pct}%)`),
             ),
@@ -349,6 +387,16 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     }
     quizBoxes.set(p.id, paint);
     return box;
+  }
+
+  /** The polls as the polls panel shows them: results and the right answer only once revealed. */
+  function pollsShown(v: any): any {
+    resultsAt.clear();
+    const polls = (v.polls as any[]).map((p) => {
+      resultsAt.set(p.id, !!p.counts);
+      return revealed.has(p.id) ? p : { ...p, counts: null, correct: null };
+    });
+    return { ...v, polls };
   }
 
   if (viewer) {
@@ -551,33 +599,64 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   });
   const atStatus = h("p", { class: "at-status", "aria-live": "off" });
 
+  // Each thing on the timeline once, with one role: chapters (trainer marks and page changes, also
+  // in the chapter list), polls (also in the polls panel) and learners' questions. The legend says
+  // in words what each marker shape stands for.
+  const MARKER_KINDS: { kind: string; label: string; legend: string }[] = [
+    { kind: "mark", label: "Chapter", legend: "Chapter marked by the trainer" },
+    { kind: "page", label: "Page change", legend: "Whiteboard page change" },
+    { kind: "poll", label: "Poll", legend: "Poll opened" },
+    { kind: "question", label: "Question", legend: "Question asked" },
+  ];
+  const markerLabel = (kind: string) => MARKER_KINDS.find((k) => k.kind === kind)?.label ?? kind;
+  const legend = h("ul", { class: "marker-legend", "data-testid": "marker-legend", "aria-label": "Timeline markers" });
   function renderMarkers(): void {
-    const list: { t: number; kind: string; title: string }[] = manifest.chapters.map((c) => ({ ...c }));
+    const list: { t: number; kind: string; title: string }[] = manifest.chapters.map((c) => ({ t: c.t, kind: c.kind, title: c.title }));
+    for (const p of manifest.polls ?? []) list.push({ t: p.t, kind: "poll", title: p.question });
     for (const e of events) if (e.type === "qa.asked") list.push({ t: e.t, kind: "question", title: e.data.text });
+    list.sort((a, b) => a.t - b.t);
     const seen = new Set<string>();
-    const kinds: Record<string, string> = { mark: "Chapter", poll: "Poll", page: "Whiteboard page", question: "Question" };
+    const shown = list.filter((m) => {
+      const k = `${m.kind}|${m.t}|${m.title}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
     markers.replaceChildren(
-      ...list
-        .filter((m) => {
-          const k = `${m.kind}|${m.t}|${m.title}`;
-          if (seen.has(k)) return false;
-          seen.add(k);
-          return true;
-        })
-        .map((m) =>
-          h("button", {
-            type: "button",
-            class: `marker marker-${m.kind}`,
-            "data-testid": "marker",
-            "data-t": m.t,
-            "data-kind": m.kind,
-            style: `left:${duration ? (m.t / duration) * 100 : 0}%`,
-            "aria-label": `${kinds[m.kind] ?? m.kind}: ${m.title}, at ${clock(m.t)}`,
-            title: `${clock(m.t)} · ${kinds[m.kind] ?? m.kind}: ${m.title}`,
-            onclick: () => seek(m.t),
-          }),
-        ),
+      ...shown.map((m) =>
+        h("button", {
+          type: "button",
+          class: `marker marker-${m.kind}`,
+          "data-testid": "marker",
+          "data-t": m.t,
+          "data-kind": m.kind,
+          style: `left:${duration ? (m.t / duration) * 100 : 0}%`,
+          "aria-label": `${markerLabel(m.kind)}: ${m.title}, at ${clock(m.t)}`,
+          title: `${clock(m.t)} · ${markerLabel(m.kind)}: ${m.title}`,
+          onclick: () => seek(m.t),
+        }),
+      ),
     );
+    const present = new Set(shown.map((m) => m.kind));
+    const items = MARKER_KINDS.filter((k) => present.has(k.kind)).map((k) =>
+      h(
+        "li",
+        { class: "legend-item", "data-testid": "legend-item", "data-kind": k.kind },
+        h("span", { class: `legend-swatch marker-${k.kind}`, "aria-hidden": "true" }),
+        k.legend,
+      ),
+    );
+    if (manifest.pauses.length)
+      items.push(
+        h(
+          "li",
+          { class: "legend-item", "data-testid": "legend-item", "data-kind": "pause" },
+          h("span", { class: "legend-swatch legend-pause", "aria-hidden": "true" }),
+          "Recording paused",
+        ),
+      );
+    legend.replaceChildren(...items);
+    show(legend, items.length > 0);
     pausesBar.replaceChildren(
       ...manifest.pauses.map(([a, b]) => {
         const end = b ?? duration;
@@ -598,9 +677,9 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
       ...manifest.chapters.map((c) => {
         const b = h(
           "button",
-          { type: "button", class: "chapter-btn", onclick: () => seek(c.t) },
+          { type: "button", class: "chapter-btn", "data-testid": "chapter", "data-kind": c.kind, "data-t": c.t, onclick: () => seek(c.t) },
           h("span", { class: "time" }, shortTime(c.t)),
-          h("span", { class: `kind kind-${c.kind}` }, c.kind === "mark" ? "Chapter" : c.kind === "poll" ? "Poll" : "Board"),
+          h("span", { class: `kind kind-${c.kind}` }, c.kind === "mark" ? "Chapter" : c.kind === "page" ? "Page" : c.kind),
           h("span", { class: "chapter-title" }, c.title),
         );
         chapterButtons.push({ t: c.t, el: b });
@@ -698,6 +777,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
             "section",
             { class: "player", "aria-label": "Playback" },
             h("div", { class: "timeline" }, markers, h("div", { class: "track" }, pausesBar, timeline)),
+            legend,
             h(
               "div",
               { class: "player-row" },
@@ -783,7 +863,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
       const v = view({ ...state, pages: new Map(), chat: recent } as State, "learner", null);
       if (dirty.has("chat")) chat.render(v);
       if (dirty.has("people") || dirty.has("status")) people.render(v);
-      if (dirty.has("polls")) polls.render(v);
+      if (dirty.has("polls")) polls.render(pollsShown(v));
       if (dirty.has("qa")) qa.render(v);
     }
     if (dirty.has("board")) board.invalidate();
@@ -867,6 +947,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
           indexTimes();
         }
         manifest.chapters = m.chapters;
+        manifest.polls = m.polls;
         manifest.pauses = m.pauses;
         manifest.duration_ms = m.duration_ms;
         duration = Math.max(m.duration_ms, events.length ? prefixMax[events.length - 1] : 0);
