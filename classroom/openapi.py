@@ -116,7 +116,11 @@ def _recording_paths() -> dict[str, Any]:
         },
         "/api/recordings/{id}": {
             "get": _op(
-                "Manifest: duration, start, chapters, polls, pauses, counts, media", ok, 401, 403, 404
+                "Manifest: duration, start, chapters, polls, questions, pauses, counts, media",
+                ok,
+                401,
+                403,
+                404,
             ),
             "delete": _op(
                 "Delete a recording for good",

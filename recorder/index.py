@@ -68,6 +68,7 @@ class Index:
     ended_t: int | None = None
     chapters: list[dict[str, Any]] = field(default_factory=list)
     polls: list[dict[str, Any]] = field(default_factory=list)  # {t, id, question}, poll markers
+    questions: list[dict[str, Any]] = field(default_factory=list)  # {t, id, text}, question markers
     pages: list[str] = field(default_factory=lambda: [FIRST_PAGE])  # whiteboard pages in order made
     counts: dict[str, int] = field(default_factory=dict)
     pauses: list[list[int | None]] = field(default_factory=list)  # [start_t, end_t or None]
@@ -112,6 +113,8 @@ class Index:
             self.chapters.append({"t": t, "kind": "mark", "id": data["id"], "title": data["title"]})
         elif type_ == "poll.opened":
             self.polls.append({"t": t, "id": data["id"], "question": data["question"]})
+        elif type_ == "qa.asked":
+            self.questions.append({"t": t, "id": data["id"], "text": data["text"]})
         elif type_ == "wb.page.added":
             if data["page"] not in self.pages:
                 self.pages.append(data["page"])
@@ -146,6 +149,7 @@ class Index:
                     "ended": [self.ended_wall_ms, self.ended_t],
                     "chapters": self.chapters,
                     "polls": self.polls,
+                    "questions": self.questions,
                     "pages": self.pages,
                     "counts": self.counts,
                     "pauses": self.pauses,
@@ -174,7 +178,8 @@ class Index:
             return None
         ix.end, ix.crc, ix.header, ix.started_wall_ms = d["end"], d["crc"], d["header"], d["started"]
         ix.ended_wall_ms, ix.ended_t = d["ended"]
-        ix.chapters, ix.polls, ix.pages, ix.counts = d["chapters"], d["polls"], d["pages"], d["counts"]
+        ix.chapters, ix.polls, ix.questions = d["chapters"], d["polls"], d["questions"]
+        ix.pages, ix.counts = d["pages"], d["counts"]
         ix.pauses, ix.pause_seqs, ix.people = d["pauses"], d["pause_seqs"], d["people"]
         ix.aliases.names = d["aliases"]
         return ix

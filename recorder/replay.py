@@ -348,6 +348,7 @@ class Recording:
             "duration_ms": duration,
             "chapters": [dict(c) for c in ix.chapters],
             "polls": [dict(p) for p in ix.polls],
+            "questions": [dict(q) for q in ix.questions],
             "pauses": [list(p) for p in ix.pauses],
             "counts": {
                 "events": ix.counts.get("events", 0),

@@ -21,16 +21,19 @@ def test_pages_are_numbered_in_the_order_they_were_made_and_polls_are_no_chapter
     _add(ix, "wb.page.added", {"page": "w117"})
     _add(ix, "wb.page.switched", {"page": "w117"})
     _add(ix, "wb.page.switched", {"page": "w1"})
+    _add(ix, "qa.asked", {"id": "q6", "text": "Why?", "anonymous": True, "name": "Ada"})
     assert ix.chapters == [
         {"t": 1000, "kind": "mark", "id": "c1", "title": "Intro"},
         {"t": 4000, "kind": "page", "page": "w117", "title": "Whiteboard page 2"},
         {"t": 5000, "kind": "page", "page": "w1", "title": "Whiteboard page 1"},
     ]
     assert ix.polls == [{"t": 2000, "id": "p2", "question": "Ready?"}]
+    assert ix.questions == [{"t": 6000, "id": "q6", "text": "Why?"}]  # no name: markers only
 
     # A reader that loads the saved index goes on numbering where the writer was.
     again = Index.loads(ix.dumps())
-    assert again is not None and again.chapters == ix.chapters and again.polls == ix.polls
+    assert again is not None
+    assert (again.chapters, again.polls, again.questions) == (ix.chapters, ix.polls, ix.questions)
     _add(again, "wb.page.added", {"page": "w300"})
     _add(again, "wb.page.switched", {"page": "w300"})
     _add(again, "wb.page.switched", {"page": "w117"})

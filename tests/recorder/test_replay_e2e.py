@@ -130,6 +130,12 @@ async def test_events_window_and_exports_hold_every_event_in_order(server):
     assert [p["question"] for p in manifest["polls"]] == ["2+2?", "Mood?"]
     opened = {e["data"]["id"]: e["t"] for e in events if e["type"] == "poll.opened"}
     assert {p["id"]: p["t"] for p in manifest["polls"]} == opened
+    asked = [
+        {"t": e["t"], "id": e["data"]["id"], "text": e["data"]["text"]}
+        for e in events
+        if e["type"] == "qa.asked"
+    ]
+    assert asked and manifest["questions"] == asked
 
     status, ctype, raw = await _get(server, f"/api/recordings/{rid}/export/recording.json", admin)
     assert status == 200 and ctype.startswith("application/json")

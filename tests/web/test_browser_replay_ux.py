@@ -163,3 +163,73 @@ async def test_replay_poll_results_stay_hidden_until_answered_or_asked_for(serve
     await expect(other2).not_to_contain_text("✓", use_inner_text=True)
     await ctx.close()
     assert problems.items == []
+
+
+PAGE_TEXTS = """() => {
+  const b = window.classcast.view().board;
+  const page = b.pages.find((p) => p.id === b.current);
+  return [b.current, (page?.elements ?? []).map((e) => e.text)];
+}"""
+
+
+@needs_browser
+async def test_replay_plays_from_the_bounded_state_and_fetches_what_it_lacks(server, browser, problems):
+    info, trainer = await server.live_session("Bounded replay")
+    await trainer.request("wb.text", x=40, y=30, text="on page one", size=18)
+    await trainer.request("chat.send", text="first page done")
+    await tick()
+    page = await trainer.request("wb.page.add")
+    drawn = await trainer.request("wb.text", x=40, y=30, text="on page two", size=18)
+    await tick()
+    back = await trainer.request("wb.page.switch", page_id="w1")
+    await tick()
+    await trainer.request("chat.send", text="back on page one")
+    # More polls than the bounded state carries (20 recent and the older open ones): the first
+    # stays open, the others close.
+    for i in range(25):
+        poll = await trainer.request("poll.open", question=f"Poll {i + 1}?", options=["yes", "no"])
+        if i:
+            await trainer.request("poll.close", poll_id=poll["id"])
+    await trainer.request("session.end")
+    t_of = {e["seq"]: e["t"] for e in trainer.events}
+    t_two, t_back = t_of[drawn["seq"]], t_of[back["seq"]]
+
+    ctx = await browser.new_context()
+    urls: list[str] = []
+    ctx.on("request", lambda r: urls.append(r.url))
+    viewer = await open_page(ctx, info["replay_url"], problems, "viewer")
+    await viewer.wait_for_selector(tid("timeline"))
+
+    # Seeking back to page two's drawing loads the state there, which carries that page only; a
+    # seek on to the switch back folds the switch and loads the first page, which the board then
+    # shows with its text.
+    await viewer.evaluate("() => window.classcast.seek(1e12)")
+    await expect(viewer.locator(tid("chat-message"))).to_have_count(2)
+    await viewer.evaluate(f"() => window.classcast.seek({t_two})")
+    await viewer.wait_for_function(f"() => ({PAGE_TEXTS})()[0] === {page['id']!r}")
+    assert await viewer.evaluate(PAGE_TEXTS) == [page["id"], ["on page two"]]
+    await viewer.evaluate(f"() => window.classcast.seek({t_back})")
+    await viewer.wait_for_function(f'() => JSON.stringify(({PAGE_TEXTS})()) === \'["w1",["on page one"]]\'')
+    await expect(viewer.locator(tid("chat-message") + " .text")).to_have_text(["first page done"])
+
+    # The player asked for states at times and windows of events, never for every event.
+    assert any("/state?t=" in u for u in urls)
+    events = [u for u in urls if "/events" in u]
+    assert events and all("from=" in u and "to=" in u for u in events), events
+
+    # Only the search reads the whole recording, on its first use.
+    await viewer.fill(tid("search-input"), "back on")
+    await expect(viewer.locator(tid("search-result"))).to_have_count(1)
+    assert any(u.split("?")[0].endswith("/events") and "from=" not in u for u in urls)
+    await viewer.locator(tid("search-result")).click()
+    await expect(viewer.locator(tid("chat-message") + " .text")).to_have_text(
+        ["first page done", "back on page one"]
+    )
+
+    # A link to the end loads the state there, which carries the 20 recent polls and the older open
+    # one; the polls panel pages in the rest: every poll, newest first.
+    end = await open_page(ctx, info["replay_url"] + "&t=99h", problems, "at the end")
+    newest_first = [f"Poll {i}?" for i in range(25, 0, -1)]
+    await expect(end.locator(tid("poll") + " .poll-question")).to_have_text(newest_first)
+    await ctx.close()
+    assert problems.items == []

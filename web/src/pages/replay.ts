@@ -1,8 +1,12 @@
-// The replay player (/s/{id}/replay?token=…): loads the recording's manifest and events, folds them
-// with the shared reducer up to the playhead (refolding from checkpoints kept every 500 events
-// when seeking back), and plays on its own clock. Chat, whiteboard, polls and Q&A show exactly as
-// they were at the current time. Viewers can answer the polls as a quiz and ask questions
-// anchored to a moment.
+// The replay player (/s/{id}/replay?token=…): loads the recording's manifest, then the bounded
+// state at the playhead (`GET …/state?t=`, what a live join gets) and the events of the next
+// WINDOW ms, which it folds with the shared reducer as it plays on its own clock, fetching the next
+// window ahead of the playhead. A seek back (or far ahead) loads the state there again, so opening
+// or seeking in a huge recording costs the same as in a short one. Older chat, polls and questions
+// come page by page (`state/chat|polls|questions`); a page the board switches to that the state
+// did not carry makes the player load the state at that moment. Chat, whiteboard, polls and Q&A
+// show exactly as they were at the current time. Viewers can answer the polls as a quiz and ask
+// questions anchored to a moment. Only the search reads every event, on its first use.
 import { createBoard } from "../board";
 import {
   ApiError,
@@ -26,7 +30,18 @@ import {
   toggleClass,
 } from "../dom";
 import { brand, expose, initPage, setTitle } from "../page";
-import { SNAPSHOT_CHAT, apply, empty, view, type State, type WireEvent } from "../reducer";
+import {
+  SNAPSHOT_CHAT,
+  SNAPSHOT_POLLS,
+  SNAPSHOT_QUESTIONS,
+  apply,
+  empty,
+  fromView,
+  mergeReply,
+  view,
+  type State,
+  type WireEvent,
+} from "../reducer";
 import {
   createChat,
   createParticipants,
@@ -44,7 +59,7 @@ initPage();
 const root = app();
 const { sessionId, token, params } = location_();
 const base = `/api/recordings/${encodeURIComponent(sessionId)}`;
-const CHECKPOINT_EVERY = 500;
+const WINDOW = 30_000; // the events fetched ahead of the playhead, per request
 const SPEEDS = [0.5, 1, 1.5, 2];
 const ALL: PanelKey[] = ["status", "chat", "people", "polls", "qa", "board", "chapters"];
 
@@ -70,6 +85,7 @@ interface Manifest {
   started_at: number | null;
   created_at: number;
   duration_ms: number;
+  questions?: { t: number; id: string; text: string }[];
   /** Trainer marks (`mark`, with `id`) and whiteboard page changes (`page`, with the `page` id). */
   chapters: { t: number; kind: string; title: string; id?: string; page?: string }[];
   /** Every poll opening: shown once, as a poll marker on the timeline. */
@@ -114,11 +130,8 @@ if (!sessionId || !token) {
 
 async function load(): Promise<void> {
   let manifest: Manifest;
-  let events: WireEvent[];
   try {
-    const [m, e] = await Promise.all([api<Manifest>(base, token), api<{ events: WireEvent[] }>(`${base}/events`, token)]);
-    manifest = m;
-    events = e.events;
+    manifest = await api<Manifest>(base, token);
   } catch (err) {
     const e = err as ApiError;
     const messages: Record<string, string> = {
@@ -132,59 +145,122 @@ async function load(): Promise<void> {
     errorPage(root, "The replay cannot be opened", messages[e.code] ?? e.message);
     return;
   }
-  player = buildPlayer(manifest, events);
-  loaded = true;
+  player = buildPlayer(manifest);
 }
 
-function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
+function buildPlayer(manifest: Manifest): Player {
   // -- folding -------------------------------------------------------------------------------------
+  // `state` is the server's bounded state at some time, plus the events of `buf` folded up to the
+  // playhead; `buf` holds every event with a t up to `bufTo` after that state (`cursor`: how many
+  // of them are folded). `gen` counts loads: a reply for an older one is dropped.
   let state = empty(sessionId, manifest.title, "on");
-  let cursor = 0; // events folded into `state`
-  const checkpoints = new Map<number, State>([[0, structuredClone(state)]]);
-  let prefixMax: number[] = [];
-  const indexTimes = () => {
-    prefixMax = new Array(events.length);
-    let m = 0;
-    events.forEach((e, i) => (prefixMax[i] = m = Math.max(m, e.t)));
-  };
-  indexTimes();
-  let duration = Math.max(manifest.duration_ms, events.length ? prefixMax[events.length - 1] : 0);
+  let buf: WireEvent[] = [];
+  let cursor = 0;
+  let bufTo = -1;
+  let gen = 0;
+  let loading = 0; // the gen of the load in flight (0: none)
+  let fetchingMore = false;
+  let foldedAt = 0; // the state holds every event up to this time
+  let retryAfter = 0; // after a failed request, the player asks again from this performance.now()
+  let duration = manifest.duration_ms;
   let now = 0;
   let playing = false;
   let speed = 1;
 
-  /** How many events happened at or before t. */
-  function countAt(t: number): number {
-    let lo = 0;
-    let hi = events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (prefixMax[mid] <= t) lo = mid + 1;
-      else hi = mid;
+  /** Up to where the events are all known: a live recording may still get events at its last ms. */
+  const knownEnd = () => (manifest.status === "live" ? duration - 1 : duration);
+
+  async function loadAt(t: number): Promise<void> {
+    const g = ++gen;
+    loading = g;
+    const to = Math.min(t + WINDOW, knownEnd());
+    try {
+      const [v, w] = await Promise.all([
+        api<any>(`${base}/state?t=${t}`, token),
+        to > t ? api<{ events: WireEvent[] }>(`${base}/events?from=${t + 1}&to=${to}`, token) : { events: [] },
+      ]);
+      if (g !== gen) return;
+      state = fromView(v, null);
+      foldedAt = t;
+      buf = w.events;
+      cursor = 0;
+      bufTo = Math.max(t, to);
+      loading = 0;
+      loaded = true;
+      retryAfter = 0;
+      foldTo(now, false);
+      schedule(ALL);
+      maybeFetchMore();
+      void loadOlder(g, t, "polls", v.more?.polls ?? 0);
+      void loadOlder(g, t, "questions", v.more?.questions ?? 0);
+    } catch (err) {
+      if (g !== gen) return;
+      loading = 0;
+      retryAfter = performance.now() + 5000;
+      toast(`This moment cannot be shown: ${(err as Error).message}`, "error");
     }
-    return lo;
+  }
+
+  /** Polls and questions older than the bounded state carries, page by page, so the panels list
+   * every one shown at t (they are few; the chat pages only on demand). */
+  async function loadOlder(g: number, t: number, kind: "polls" | "questions", more: number): Promise<void> {
+    if (more <= 0) return;
+    // The state holds the most recent ones (polls: and older open ones): page on from the oldest
+    // of the recent run.
+    const held = [...((kind === "polls" ? state.polls : state.questions) as Map<string, { seq: number }>).values()]
+      .map((x) => x.seq)
+      .sort((a, b) => b - a);
+    let before = held.length ? held[Math.min(held.length, kind === "polls" ? SNAPSHOT_POLLS : SNAPSHOT_QUESTIONS) - 1] : state.seq + 1;
+    for (;;) {
+      const r = await api<any>(`${base}/state/${kind}?t=${t}&before=${before}&limit=100`, token).catch(() => null);
+      if (!r || g !== gen) return;
+      mergeReply(state, kind === "polls" ? "poll.history" : "qa.history", r, null);
+      schedule([kind === "polls" ? "polls" : "qa"]);
+      const page: { seq: number }[] = kind === "polls" ? r.polls : r.questions;
+      if (!r.more || !page.length) return;
+      before = Math.min(...page.map((x) => x.seq));
+    }
+  }
+
+  /** Fetch the next window of events when the playhead nears the end of what is here. */
+  function maybeFetchMore(): void {
+    if (fetchingMore || loading || bufTo >= knownEnd() || now < bufTo - WINDOW / 2 || performance.now() < retryAfter) return;
+    fetchingMore = true;
+    const g = gen;
+    const from = bufTo + 1;
+    const to = Math.min(bufTo + WINDOW, knownEnd());
+    api<{ events: WireEvent[] }>(`${base}/events?from=${from}&to=${to}`, token)
+      .then((r) => {
+        if (g !== gen) return;
+        const last = buf.length ? buf[buf.length - 1].seq : state.seq;
+        buf.push(...r.events.filter((e) => e.seq > last));
+        bufTo = to;
+        if (playing) schedule(foldTo(now, true));
+      })
+      .catch(() => {
+        retryAfter = performance.now() + 5000; // then the next tick tries again
+      })
+      .finally(() => {
+        fetchingMore = false;
+        if (g === gen) maybeFetchMore();
+      });
   }
 
   function foldTo(t: number, floatReactions: boolean): Set<PanelKey> {
-    const target = countAt(t);
     const dirty = new Set<PanelKey>();
-    if (target < cursor) {
-      // Checkpoints exist for every multiple of CHECKPOINT_EVERY up to the furthest fold, since
-      // every fold runs forward from one of them.
-      let at = Math.floor(target / CHECKPOINT_EVERY) * CHECKPOINT_EVERY;
-      while (!checkpoints.has(at)) at -= CHECKPOINT_EVERY;
-      state = structuredClone(checkpoints.get(at)!);
-      cursor = at;
-      ALL.forEach((k) => dirty.add(k));
-    }
-    while (cursor < target) {
-      const e = events[cursor];
-      apply(state, e);
-      cursor++;
-      if (cursor % CHECKPOINT_EVERY === 0 && !checkpoints.has(cursor)) checkpoints.set(cursor, structuredClone(state));
+    foldedAt = Math.max(foldedAt, t);
+    while (cursor < buf.length && buf[cursor].t <= t) {
+      const e = buf[cursor++];
+      if (!apply(state, e)) continue;
       for (const k of panelsFor(e.type)) dirty.add(k);
       if (floatReactions && e.type === "reaction") reactions.float(e.data.emoji, state.participants.get(e.data.id)?.name);
     }
+    if (cursor > 5000) {
+      buf = buf.slice(cursor); // what is folded is not needed again: a seek back loads the state
+      cursor = 0;
+    }
+    // The board switched to a page the loaded state did not carry: load the state here, which does.
+    if (state.unloaded.has(state.current) && !loading && performance.now() >= retryAfter) void loadAt(Math.min(Math.floor(t), duration));
     return dirty;
   }
 
@@ -199,11 +275,19 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     active: () => false,
     seek: (t) => seek(t),
     earlier: {
-      has: () => state.chat.size > chatShown,
+      has: () => state.chat.size > chatShown || state.olderChat,
       load: async () => {
+        if (state.chat.size <= chatShown && state.olderChat) {
+          // Older messages than the loaded state holds: the next page, as they were at this time.
+          const g = gen;
+          const oldest = state.chat.values().next().value?.seq ?? state.seq + 1;
+          const r = await api<any>(`${base}/state/chat?t=${state.t}&before=${oldest}&limit=${SNAPSHOT_CHAT}`, token);
+          if (g !== gen) return false;
+          mergeReply(state, "chat.history", r, null);
+        }
         chatShown += SNAPSHOT_CHAT;
         schedule(new Set<PanelKey>(["chat"]));
-        return state.chat.size > chatShown;
+        return state.chat.size > chatShown || state.olderChat;
       },
     },
   };
@@ -613,7 +697,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   function renderMarkers(): void {
     const list: { t: number; kind: string; title: string }[] = manifest.chapters.map((c) => ({ t: c.t, kind: c.kind, title: c.title }));
     for (const p of manifest.polls ?? []) list.push({ t: p.t, kind: "poll", title: p.question });
-    for (const e of events) if (e.type === "qa.asked") list.push({ t: e.t, kind: "question", title: e.data.text });
+    for (const q of manifest.questions ?? []) list.push({ t: q.t, kind: "question", title: q.text });
     list.sort((a, b) => a.t - b.t);
     const seen = new Set<string>();
     const shown = list.filter((m) => {
@@ -701,15 +785,32 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   let searchTimer = 0;
   searchInput.addEventListener("input", () => {
     clearTimeout(searchTimer);
-    searchTimer = window.setTimeout(runSearch, 120);
+    searchTimer = window.setTimeout(() => void runSearch(), 120);
   });
-  function runSearch(): void {
+  // The search reads every event: fetched on its first use (and again for a growing recording).
+  let allEvents: Promise<WireEvent[]> | null = null;
+  let allEventsAt = 0;
+  async function runSearch(): Promise<void> {
     const q = searchInput.value.trim().toLowerCase();
     if (!q) {
       searchResults.replaceChildren();
       setText(searchInfo, "");
       return;
     }
+    if (!allEvents || (manifest.status === "live" && allEventsAt < duration)) {
+      setText(searchInfo, "Searching the recording…");
+      allEventsAt = duration;
+      allEvents = api<{ events: WireEvent[] }>(`${base}/events`, token).then((r) => r.events);
+      allEvents.catch(() => (allEvents = null));
+    }
+    let events: WireEvent[];
+    try {
+      events = await allEvents;
+    } catch (err) {
+      setText(searchInfo, `The search failed: ${(err as Error).message}`);
+      return;
+    }
+    if (q !== searchInput.value.trim().toLowerCase()) return; // typed on meanwhile
     const deleted = new Set(events.filter((e) => e.type === "chat.deleted").map((e) => e.data.id));
     const hits: { t: number; who: string; text: string; kind: string }[] = [];
     for (const e of events) {
@@ -875,7 +976,11 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     const t = Math.max(0, Math.min(duration, Math.round(Number.isFinite(ms) ? ms : 0)));
     now = t;
     chatShown = SNAPSHOT_CHAT;
-    schedule(foldTo(t, false));
+    // Forward within the events here: fold on. Back, or beyond them: load the state there.
+    if (loaded && !loading && t >= foldedAt && t <= bufTo) {
+      schedule(foldTo(t, false));
+      maybeFetchMore();
+    } else void loadAt(t);
     lastSecond = -1;
     renderClock();
   }
@@ -887,6 +992,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     lastTs = ts;
     now = Math.min(duration, now + dt * speed);
     schedule(foldTo(now, true));
+    maybeFetchMore();
     renderClock();
     if (now >= duration) {
       pause();
@@ -931,26 +1037,20 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     if (playing) lastTs = performance.now();
   });
 
-  // A recording still being made grows: fetch what is new every 10 s.
+  // A recording still being made grows: read its manifest again every 10 s; the playhead's
+  // windows of events then reach further.
   if (manifest.status === "live") {
     const refresh = async () => {
       try {
-        const last = events.length ? events[events.length - 1] : null;
-        const [m, r] = await Promise.all([
-          api<Manifest>(base, token),
-          api<{ events: WireEvent[] }>(`${base}/events?from=${last ? last.t : 0}`, token),
-        ]);
-        const lastSeq = last ? last.seq : 0;
-        const fresh = r.events.filter((e) => e.seq > lastSeq);
-        if (fresh.length) {
-          events.push(...fresh);
-          indexTimes();
-        }
+        const m = await api<Manifest>(base, token);
         manifest.chapters = m.chapters;
         manifest.polls = m.polls;
+        manifest.questions = m.questions;
         manifest.pauses = m.pauses;
         manifest.duration_ms = m.duration_ms;
-        duration = Math.max(m.duration_ms, events.length ? prefixMax[events.length - 1] : 0);
+        manifest.status = m.status;
+        duration = Math.max(duration, m.duration_ms);
+        maybeFetchMore();
         timeline.max = String(duration);
         renderMarkers();
         renderChapters();
