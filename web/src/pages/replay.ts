@@ -191,8 +191,8 @@ function buildPlayer(manifest: Manifest): Player {
       foldTo(now, false);
       schedule(ALL);
       maybeFetchMore();
-      void loadOlder(g, t, "polls", v.more?.polls ?? 0);
-      void loadOlder(g, t, "questions", v.more?.questions ?? 0);
+      void loadOlder(g, "polls", v.more?.polls ?? 0);
+      void loadOlder(g, "questions", v.more?.questions ?? 0);
     } catch (err) {
       if (g !== gen) return;
       loading = 0;
@@ -202,8 +202,10 @@ function buildPlayer(manifest: Manifest): Player {
   }
 
   /** Polls and questions older than the bounded state carries, page by page, so the panels list
-   * every one shown at t (they are few; the chat pages only on demand). */
-  async function loadOlder(g: number, t: number, kind: "polls" | "questions", more: number): Promise<void> {
+   * every one shown at the playhead (they are few; the chat pages only on demand). A page is asked
+   * for as of the folded state's time and asked again if events were folded while it came (they
+   * may have changed the items it holds, and folds ignore items the state does not hold). */
+  async function loadOlder(g: number, kind: "polls" | "questions", more: number): Promise<void> {
     if (more <= 0) return;
     // The state holds the most recent ones (polls: and older open ones): page on from the oldest
     // of the recent run.
@@ -211,9 +213,11 @@ function buildPlayer(manifest: Manifest): Player {
       .map((x) => x.seq)
       .sort((a, b) => b - a);
     let before = held.length ? held[Math.min(held.length, kind === "polls" ? SNAPSHOT_POLLS : SNAPSHOT_QUESTIONS) - 1] : state.seq + 1;
-    for (;;) {
-      const r = await api<any>(`${base}/state/${kind}?t=${t}&before=${before}&limit=100`, token).catch(() => null);
+    for (let tries = 0; ; ) {
+      const seq = state.seq;
+      const r = await api<any>(`${base}/state/${kind}?t=${state.t}&before=${before}&limit=100`, token).catch(() => null);
       if (!r || g !== gen) return;
+      if (state.seq !== seq && ++tries < 5) continue;
       mergeReply(state, kind === "polls" ? "poll.history" : "qa.history", r, null);
       schedule([kind === "polls" ? "polls" : "qa"]);
       const page: { seq: number }[] = kind === "polls" ? r.polls : r.questions;
