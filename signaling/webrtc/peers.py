@@ -203,6 +203,8 @@ class Media:
         if bad:
             raise MediaError("bad_label", f"unknown track label {bad[0]!r}; use one of {', '.join(LABELS)}")
         wanted = self._labels(description, labels)
+        if not wanted:
+            raise MediaError("nothing_published", "the offer sends no audio or video (use unpublish to stop)")
 
         old = self._publishers.get(publisher_id)
         fingerprint = _fingerprint(offer_sdp)
@@ -271,10 +273,13 @@ class Media:
         viewer = self._viewers.get(viewer_id)
         if viewer is None:
             raise MediaError("not_viewing", "no media offer is waiting for this viewer")
-        self._parse(answer_sdp, "answer")
+        description = self._parse(answer_sdp, "answer")
         async with viewer.lock:
             if viewer.pc.signalingState != "have-local-offer":
                 raise MediaError("no_offer", "no media offer is waiting for an answer")
+            offered = self._parse(viewer.pc.localDescription.sdp, "offer")
+            if [m.rtp.muxId for m in description.media] != [m.rtp.muxId for m in offered.media]:
+                raise MediaError("bad_sdp", "the answer does not answer the offer's media sections")
             try:
                 await viewer.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
             except Exception as exc:
