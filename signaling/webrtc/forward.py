@@ -178,6 +178,7 @@ class Slot:
         self.codec = codec
         self.clock_rate = clock_rate
         self.time_base = fractions.Fraction(1, clock_rate)
+        self.caps: list[Any] = []  # viewer-side codec preferences that match this track's codec
         self.ended = False
         self.frames = 0
         self.keyframes_requested = 0

@@ -398,7 +398,7 @@ class Media:
                     self._epoch,
                     self._subscribers,
                 )
-                slot.caps = _capabilities_for(codec, tap.kind)  # type: ignore[attr-defined]
+                slot.caps = _capabilities_for(codec, tap.kind)
                 self._slots[track_id] = slot
                 changed = True
             if slot.tap is not tap:
@@ -455,7 +455,7 @@ class Media:
             if out is None:
                 track = ForwardTrack(slot.kind, slot.codec)
                 transceiver = viewer.pc.addTransceiver(track, direction="sendonly")
-                transceiver.setCodecPreferences(slot.caps)  # type: ignore[attr-defined]
+                transceiver.setCodecPreferences(slot.caps)
                 hook_sender(transceiver.sender, track)
                 out = _Outgoing(transceiver, track)
             else:

@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import time
 
+from aiortc import RTCRtpSender, RTCSessionDescription
+
 from signaling.webrtc import Media
 from tests.webrtc.helpers import CounterVideo, Publisher, Viewer, Viewers, eventually
 
@@ -185,4 +187,42 @@ async def test_a_viewers_picture_loss_asks_the_publisher_for_a_key_frame() -> No
         assert room.media.stats()["tracks"]["trainer:camera"]["keyframes_requested"] > requested
     finally:
         unsubscribe()
+        await room.close()
+
+
+async def test_a_screen_share_starts_and_stops_on_the_same_connection() -> None:
+    room = Room()
+    try:
+        publisher = await room.publisher("trainer")
+        viewer = await room.viewer("v")
+        await viewer.wait_video(5)
+        offers = room.offers.get("v", 0)
+        # Share the screen: a third track, negotiated on the publisher's existing connection.
+        screen = CounterVideo(start=50000)
+        transceiver = publisher.pc.addTransceiver(screen, direction="sendonly")
+        caps = RTCRtpSender.getCapabilities("video").codecs
+        transceiver.setCodecPreferences([c for c in caps if c.mimeType in ("video/VP8", "video/rtx")])
+        pc_before = room.media._publishers["trainer"].pc
+        await publisher.pc.setLocalDescription(await publisher.pc.createOffer())
+        answer = await room.media.publish("trainer", publisher.pc.localDescription.sdp, {screen.id: "screen"})
+        await publisher.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        assert room.media._publishers["trainer"].pc is pc_before, "renegotiated, not restarted"
+        assert [t["id"] for t in room.media.tracks()] == ["trainer:mic", "trainer:camera", "trainer:screen"]
+        await eventually(lambda: room.offers.get("v", 0) > offers, what="re-offer with the screen")
+        await eventually(lambda: any(c >= 50000 for c in viewer.counters), what="screen frames")
+        camera = [c for c in viewer.counters if c < 50000]
+        screen_frames = [c for c in viewer.counters if c >= 50000]
+        assert increasing(camera) and increasing(screen_frames)
+        # Stop sharing: the track ends and the viewer is re-offered without it.
+        offers = room.offers["v"]
+        transceiver.direction = "inactive"
+        await publisher.pc.setLocalDescription(await publisher.pc.createOffer())
+        answer = await room.media.publish("trainer", publisher.pc.localDescription.sdp)
+        await publisher.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        assert [t["id"] for t in room.media.tracks()] == ["trainer:mic", "trainer:camera"]
+        await eventually(lambda: room.offers["v"] > offers, what="re-offer without the screen")
+        count = len(viewer.counters)
+        await viewer.wait_video(10)
+        assert all(c < 50000 for c in viewer.counters[count + 2 :])
+    finally:
         await room.close()
