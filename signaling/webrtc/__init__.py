@@ -32,7 +32,8 @@ Recorder interface
     access unit, one Opus packet), ``time_base`` is 1/clock rate (1/90000 video, 1/48000 Opus). ``pts``
     never goes back within a track id, also across publisher restarts and device switches, and is
     anchored on a clock shared by all tracks of one ``Media``: a track's first frame has
-    ``pts * time_base`` ≈ seconds since the ``Media`` was created, so tracks line up with each other.
+    ``pts * time_base`` ≈ seconds since ``media.epoch`` (``time.monotonic()`` when the ``Media`` was
+    created), so tracks line up with each other and with the session clock.
     A track has ended when it leaves ``on_tracks``' list. Video starts being useful at the first
     ``keyframe``; ``media.request_keyframe(track_id)`` asks the publisher for one.
 

@@ -150,6 +150,11 @@ class Media:
         self._closed = False
 
     # -- public API ---------------------------------------------------------------------------------
+    @property
+    def epoch(self) -> float:
+        """``time.monotonic()`` when this Media started: ``pts * time_base`` counts from here."""
+        return self._epoch
+
     def tracks(self) -> list[dict[str, str]]:
         """Live tracks: ``{"id", "publisher", "label", "kind", "codec"}`` each, in publish order."""
         return [

@@ -44,7 +44,10 @@ class Room:
 
 
 def increasing(values: list[int]) -> bool:
-    return all(b > a for a, b in itertools.pairwise(values))
+    ok = all(b > a for a, b in itertools.pairwise(values))
+    if not ok:
+        print("not increasing:", values)
+    return ok
 
 
 async def test_a_late_joiner_sees_video_within_a_second() -> None:
@@ -154,7 +157,9 @@ async def test_viewer_churn() -> None:
             churners = [await room.viewer(f"c{round_}-{i}") for i in range(2)]
             await asyncio.gather(*(c.wait_video(3, timeout=5) for c in churners))
             for churner in churners:
-                assert await room.media.leave(churner.id)
+                assert await room.media.leave(churner.id), (
+                    f"{churner.id} left already: {churner.pc.connectionState}"
+                )
                 await churner.close()
                 del room.viewers.by_id[churner.id]
         # Watching again with the same id replaces the old connection.
