@@ -5,7 +5,7 @@ publisher (synthetic moving video, encoded once by aiortc's VP8 encoder, plus a 
 viewers that count frames without decoding (their receivers are tapped too). The server's CPU time
 is read from /proc over a window with the publisher alone and with N viewers.
 
-    .venv/bin/python bench/webrtc_forward.py --viewers 10 30 --seconds 10
+    BENCH_SIZE=1280x720 .venv/bin/python bench/webrtc_forward.py --viewers 10 30 --seconds 10
 
 Not the issue's full benchmark (no stock MediaRelay comparison, no pinning to cores).
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import subprocess
@@ -24,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+WIDTH, HEIGHT = (int(v) for v in os.environ.get("BENCH_SIZE", "1280x720").split("x"))
 
 
 def free_port() -> int:
@@ -63,8 +65,14 @@ async def serve(port: int) -> None:
             return web.json_response({})
         if op == "cpu":
             t = os.times()
+            connected = sum(v.pc.connectionState == "connected" for v in media._viewers.values())
             return web.json_response(
-                {"cpu": t.user + t.system, "wall": time.monotonic(), "stats": media.stats()}
+                {
+                    "cpu": t.user + t.system,
+                    "wall": time.monotonic(),
+                    "stats": media.stats(),
+                    "connected": connected,
+                }
             )
         raise web.HTTPNotFound()
 
@@ -93,19 +101,24 @@ async def publish(url: str) -> None:
     from tests.webrtc.helpers import ToneAudio, no_stun
 
     class Moving(VideoStreamTrack):
-        """720p, a noisy texture sliding sideways: real work for the encoder, a real bitrate."""
+        """A textured pattern sliding sideways: real work for the encoder, a real bitrate."""
 
         def __init__(self) -> None:
             super().__init__()
+            # Smooth stripes with some texture: compressible like a camera picture, unlike pure noise
+            # (whose key frames make the encoder's rate control drop frames).
             rng = np.random.default_rng(1)
-            self.texture = rng.integers(16, 235, (720 * 3 // 2, 1280 + 1280), dtype=np.uint8)
+            x = np.arange(WIDTH * 2)
+            rows = np.arange(HEIGHT * 3 // 2)[:, None]
+            smooth = 128 + 60 * np.sin(x / 37.0) * np.cos(rows / 23.0)
+            self.texture = (smooth + rng.integers(-6, 6, smooth.shape)).clip(16, 235).astype(np.uint8)
             self.x = 0
 
         async def recv(self) -> VideoFrame:
             pts, time_base = await self.next_timestamp()
-            self.x = (self.x + 4) % 1280
+            self.x = (self.x + 4) % WIDTH
             frame = VideoFrame.from_ndarray(
-                np.ascontiguousarray(self.texture[:, self.x : self.x + 1280]), format="yuv420p"
+                np.ascontiguousarray(self.texture[:, self.x : self.x + WIDTH]), format="yuv420p"
             )
             frame.pts = pts
             frame.time_base = time_base
@@ -139,11 +152,29 @@ async def view(url: str, count: int) -> None:
     await asyncio.gather(*(one(i) for i in range(count)))
 
 
-async def measure(url: str, seconds: float) -> tuple[float, dict]:
+def frames(reply: dict) -> int:
+    return reply["stats"]["tracks"].get("bench:camera", {}).get("frames", 0)
+
+
+def size(reply: dict) -> int:
+    return reply["stats"]["tracks"].get("bench:camera", {}).get("bytes", 0)
+
+
+def sent(stats: dict) -> int:
+    return sum(v.get("bench:camera", 0) for v in stats["viewers"].values())
+
+
+async def measure(url: str, seconds: float) -> tuple[float, dict, int, int]:
+    """Server CPU (cores), its stats, video frames published and handed to senders in the window."""
     start = await post(url, "cpu")
     await asyncio.sleep(seconds)
     end = await post(url, "cpu")
-    return (end["cpu"] - start["cpu"]) / (end["wall"] - start["wall"]), end["stats"]
+    cpu = (end["cpu"] - start["cpu"]) / (end["wall"] - start["wall"])
+    published = (
+        end["stats"]["tracks"]["bench:camera"]["frames"] - start["stats"]["tracks"]["bench:camera"]["frames"]
+    )
+    kbps = (size(end) - size(start)) * 8 / 1000 / (end["wall"] - start["wall"])
+    return cpu, end["stats"] | {"kbps": kbps}, published, sent(end["stats"]) - sent(start["stats"])
 
 
 async def main() -> None:
@@ -176,17 +207,26 @@ async def main() -> None:
             except Exception:
                 await asyncio.sleep(0.1)
         procs.append(subprocess.Popen([*me, "--role", "publisher", "--url", url]))
-        await asyncio.sleep(3)
-        base, stats = await measure(url, args.seconds)
-        print(f"publisher only: server {base:.3f} core; {json.dumps(stats['tracks'])}")
+        while frames(await post(url, "cpu")) < 30:
+            await asyncio.sleep(0.2)
+        base, stats, published, _ = await measure(url, args.seconds)
+        print(
+            f"publisher only: server {base:.3f} core, {published / args.seconds:.1f} video frames/s, "
+            f"{stats['kbps']:.0f} kbit/s"
+        )
         for n in args.viewers:
             viewers = subprocess.Popen([*me, "--role", "viewers", "--url", url, "--count", str(n)])
-            await asyncio.sleep(3 + n * 0.1)
-            cpu, stats = await measure(url, args.seconds)
-            sent = sum(v.get("bench:camera", 0) for v in stats["viewers"].values())
+            for _ in range(600):
+                if (await post(url, "cpu"))["connected"] == n:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(2)
+            cpu, stats, published, handed = await measure(url, args.seconds)
             print(
-                f"{n} viewers ({len(stats['viewers'])} connected, {sent} video frames handed to senders): "
-                f"server {cpu:.3f} core, {(cpu - base) / n:.4f} core per viewer"
+                f"{n} viewers: server {cpu:.3f} core, {(cpu - base) / n:.4f} core per viewer; "
+                f"per viewer {handed / n:.0f} of {published} video frames handed to its sender "
+                f"({published / args.seconds:.1f} frames/s, {stats['kbps']:.0f} kbit/s); "
+                f"key frames requested {stats['tracks']['bench:camera']['keyframes_requested']}"
             )
             viewers.terminate()
             viewers.wait()

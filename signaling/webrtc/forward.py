@@ -181,6 +181,7 @@ class Slot:
         self.caps: list[Any] = []  # viewer-side codec preferences that match this track's codec
         self.ended = False
         self.frames = 0
+        self.bytes = 0
         self.keyframes_requested = 0
         self._epoch = epoch
         self._subscribers = subscribers
@@ -229,6 +230,7 @@ class Slot:
         packet.pts = pts
         packet.time_base = self.time_base
         self.frames += 1
+        self.bytes += len(data)
         nxt = self._loop.create_future()
         self._head.set_result(_Node(packet, keyframe, nxt, self.frames))
         self._head = nxt

@@ -181,6 +181,7 @@ class Media:
             "tracks": {
                 s.id: {
                     "frames": s.frames,
+                    "bytes": s.bytes,
                     "keyframes_requested": s.keyframes_requested,
                     "tapped": s.tap.frames if s.tap else 0,
                 }
