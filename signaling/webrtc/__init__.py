@@ -14,8 +14,11 @@ Peers (``peers.py``)
       carrying every live track); ``await media.answer(viewer_id, answer_sdp)`` completes it. When
       tracks come and go the server re-offers through ``on_offer(viewer_id, sdp)`` (a coroutine
       function) and expects ``answer`` again. ``await media.leave(viewer_id)`` closes the viewer.
-    - ``await media.candidate(peer_id, "candidate:...", sdp_mid)`` adds a trickled ICE candidate (the
-      server's own SDP already holds all of its candidates).
+    - ``media.mids(viewer_id)`` maps the mids of the viewer's latest offer to track ids, so the client
+      knows which received track is whose camera, screen or voice (send it along with the offer).
+    - ``await media.candidate(peer_id, "candidate:...", sdp_mid, viewer=False)`` adds a trickled ICE
+      candidate from a publisher (``viewer=True``: from a viewer); the server's own SDP already holds
+      all of its candidates.
     - ``on_tracks(tracks)`` is called with the full list of live tracks whenever it changes, each
       ``{"id": "<publisher>:<label>", "publisher", "label", "kind": "audio"|"video", "codec"}``.
     - Bad input raises :class:`MediaError` (``code``, ``message``) and changes nothing.

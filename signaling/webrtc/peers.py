@@ -175,6 +175,14 @@ class Media:
 
         return unsubscribe
 
+    def mids(self, viewer_id: str) -> dict[str, str]:
+        """mid -> track id of what the viewer's connection carries now (after ``view`` or an
+        ``on_offer``), so the client knows which received track is whose camera, screen or voice."""
+        viewer = self._viewers.get(viewer_id)
+        if viewer is None:
+            return {}
+        return {o.transceiver.mid: sid for sid, o in viewer.out.items() if o.transceiver.mid is not None}
+
     def stats(self) -> dict[str, Any]:
         """Counters for tests and benchmarks."""
         return {
@@ -198,7 +206,8 @@ class Media:
         """Answer a publisher's offer; returns the answer SDP.
 
         ``labels`` maps a track id (msid) or mid to ``mic``/``camera``/``screen``; unlabelled audio is
-        ``mic``, the first unlabelled video ``camera`` and the next ``screen``. An offer from the same
+        ``mic``, a renegotiated track keeps its label, other video takes ``camera`` (if free) then
+        ``screen``. An offer from the same
         peer connection (same DTLS fingerprint) renegotiates it; one from a new peer connection
         replaces the old one (publisher restart) and its tracks take over the same track ids.
         """
@@ -208,13 +217,15 @@ class Media:
         bad = sorted(set(labels.values()) - set(LABELS))
         if bad:
             raise MediaError("bad_label", f"unknown track label {bad[0]!r}; use one of {', '.join(LABELS)}")
-        wanted = self._labels(description, labels)
+        old = self._publishers.get(publisher_id)
+        fingerprint = _fingerprint(offer_sdp)
+        renegotiate = old is not None and old.fingerprint == fingerprint and old.pc.signalingState == "stable"
+        known = {mid: label for mid, (label, _tap) in old.taps.items()} if renegotiate and old else {}
+        wanted = self._labels(description, labels, known)
         if not wanted:
             raise MediaError("nothing_published", "the offer sends no audio or video (use unpublish to stop)")
 
-        old = self._publishers.get(publisher_id)
-        fingerprint = _fingerprint(offer_sdp)
-        if old is not None and old.fingerprint == fingerprint and old.pc.signalingState == "stable":
+        if renegotiate and old is not None:
             pub = old
         else:
             pub = _Publisher(publisher_id, self._new_pc(), fingerprint)
@@ -294,9 +305,12 @@ class Media:
         if viewer.dirty:
             self._spawn(self._renegotiate(viewer))
 
-    async def candidate(self, peer_id: str, candidate: str, sdp_mid: str | None = None) -> None:
-        """A trickled ICE candidate (``candidate:...`` line) from a publisher or viewer."""
-        peer = self._publishers.get(peer_id) or self._viewers.get(peer_id)
+    async def candidate(
+        self, peer_id: str, candidate: str, sdp_mid: str | None = None, *, viewer: bool = False
+    ) -> None:
+        """A trickled ICE candidate (``candidate:...`` line) from a publisher (or, with
+        ``viewer=True``, a viewer: one participant may be both)."""
+        peer = self._viewers.get(peer_id) if viewer else self._publishers.get(peer_id)
         if peer is None:
             raise MediaError("not_connected", "no media connection for this candidate")
         try:
@@ -338,21 +352,33 @@ class Media:
         except Exception as exc:
             raise MediaError("bad_sdp", f"the {kind} cannot be parsed: {exc}") from exc
 
-    def _labels(self, description: aiortc_sdp.SessionDescription, labels: dict[str, str]) -> dict[str, str]:
-        """mid -> label for every m-line the publisher sends on."""
-        out: dict[str, str] = {}
-        videos = 0
-        for media in description.media:
-            if media.kind not in ("audio", "video"):
-                continue
-            if media.port == 0 or media.direction not in ("sendonly", "sendrecv"):
-                continue
+    def _labels(
+        self, description: aiortc_sdp.SessionDescription, labels: dict[str, str], known: dict[str, str]
+    ) -> dict[str, str]:
+        """mid -> label for every m-line the publisher sends on.
+
+        A label given for the mid or track id wins, then the label the mid had before (renegotiation),
+        then ``mic`` for audio and the first of ``camera``, ``screen`` not taken for video.
+        """
+        sending = [
+            m
+            for m in description.media
+            if m.kind in ("audio", "video") and m.port != 0 and m.direction in ("sendonly", "sendrecv")
+        ]
+        chosen: dict[str, str | None] = {}
+        for media in sending:
             mid = media.rtp.muxId
-            label = labels.get(mid) or labels.get(description.webrtc_track_id(media) or "")
+            chosen[mid] = (
+                labels.get(mid) or labels.get(description.webrtc_track_id(media) or "") or known.get(mid)
+            )
+        out: dict[str, str] = {}
+        for media in sending:
+            mid = media.rtp.muxId
+            label = chosen[mid]
             if label is None:
-                label = "mic" if media.kind == "audio" else "camera" if videos == 0 else "screen"
-            if media.kind == "video":
-                videos += 1
+                taken = set(chosen.values()) | set(out.values())
+                free = [x for x in ("camera", "screen") if x not in taken]
+                label = "mic" if media.kind == "audio" else free[0] if free else "screen"
             if (label == "mic") != (media.kind == "audio"):
                 raise MediaError("bad_label", f"a {media.kind} track cannot be the {label}")
             if label in out.values():

@@ -36,6 +36,13 @@ async def test_three_viewers_get_the_publishers_frames_in_order() -> None:
             await asyncio.gather(*(v.wait_video(45) for v in watchers))
             for viewer in watchers:
                 assert_in_order(viewer)
+                # The client learns which received track is which from the mids.
+                mids = media.mids(viewer.id)
+                kinds = {t.mid: t.kind for t in viewer.pc.getTransceivers()}
+                assert {mid: kinds[mid] for mid in mids} == {
+                    mid: "audio" if track == "trainer:mic" else "video" for mid, track in mids.items()
+                }
+                assert sorted(mids.values()) == ["trainer:camera", "trainer:mic"]
                 assert viewer.audio_loud > 0, f"{viewer.id} heard no tone ({viewer.audio_frames} frames)"
             stats = media.stats()
             camera = stats["tracks"]["trainer:camera"]

@@ -58,6 +58,15 @@ async def test_bad_offers_and_answers_change_nothing() -> None:
             with pytest.raises(MediaError) as err:
                 await media.answer("v", pc.localDescription.sdp)
             assert err.value.code == "no_offer"
+            # Trickled candidates go to the publisher's or the viewer's connection.
+            mid = next(iter(media.mids("v")))
+            await media.candidate("v", "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", mid, viewer=True)
+            with pytest.raises(MediaError) as err:
+                await media.candidate("v", "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", mid)
+            assert err.value.code == "not_connected"
+            with pytest.raises(MediaError) as err:
+                await media.candidate("p", "candidate:nonsense", mid)
+            assert err.value.code == "bad_candidate"
         finally:
             await publisher.close()
             await pc.close()
