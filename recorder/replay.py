@@ -65,7 +65,6 @@ class Recording:
     """One session's recording. Methods do blocking file I/O: call them off the event loop."""
 
     _timeline: Timeline | None = None  # the bounded state at any time (`timeline.py`), built on use
-    _report: ReportFold | None = None  # the engagement report's fold (`report.py`), extended on use
 
     def __init__(self, root: Path, session_id: str) -> None:
         self.id = session_id
@@ -126,7 +125,6 @@ class Recording:
         self._snapshots, self._snap_end = [], 0
         self._checkpoints, self._checkpoint_seq = None, -1
         self._timeline = None  # folded from the old bytes
-        self._report = None
 
     def _refresh_snapshots(self) -> None:
         """Index the snapshots not yet seen (their metas only; states are read when used) that
@@ -175,32 +173,15 @@ class Recording:
 
     def visible(self, event: Event) -> bool:
         """Is this event part of the replay (not said while recording was paused)?"""
-        return self._visible(event.seq, event.type)
-
-    def _visible(self, seq: int, type_: str) -> bool:
-        if not self.index.pause_seqs or type_ in STRUCTURAL:
+        if not self.index.pause_seqs or event.type in STRUCTURAL:
             return True
-        return not any(lo < seq and (hi is None or seq < hi) for lo, hi in self.index.pause_seqs)
+        return not any(lo < event.seq and (hi is None or event.seq < hi) for lo, hi in self.index.pause_seqs)
 
-    def report_fold(self, chunk: int = 20_000) -> ReportFold:
-        """The engagement report's fold, extended to the end of the log read so far: only the
-        events since the last call are read (a live session's report stays cheap)."""
-        ix = self.refresh()
-        fold = self._report
-        if fold is None or fold.pos > len(ix.seqs):
-            fold = self._report = ReportFold()
-        with open(self.path, "rb") as f:
-            while fold.pos < len(ix.seqs):
-                lo, hi = fold.pos, min(fold.pos + chunk, len(ix.seqs))
-                start = ix.offsets[lo]
-                stop = ix.offsets[hi] if hi < len(ix.offsets) else ix.end
-                f.seek(start)
-                for _, _, payload in iter_records(f.read(stop - start)):
-                    seq, t, type_, actor, data = codec.unpackb(payload)["e"]
-                    fold.add(seq, t, type_, actor, data, self._visible(seq, type_))
-                if fold.pos == lo:  # the log shrank under us: the next refresh will tell
-                    break
-        return fold
+    def report_fold(self) -> ReportFold:
+        """The engagement report's fold, up to the end of the log read so far. It is part of the
+        index (`index.py`): the recorder saves it as it writes, so a reader loads it with the
+        index and folds only the events written after that."""
+        return self.refresh().report
 
     def window(self, t_from: int, t_to: int, audience: str = "learner") -> list[dict[str, Any]]:
         """Events with t_from <= t <= t_to, in order, as the audience sees them in the replay."""

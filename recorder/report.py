@@ -1,12 +1,16 @@
 """The engagement report: who attended and for how long, who took part and how, what replay
 viewers watched. Folded from the recording, nothing kept beside it.
 
-`ReportFold` folds the session's events one at a time (no I/O, no clock): a recording keeps one and
-extends it with whatever the log gained since the last report, so a report on a live session costs
-the events since the previous one. `report()` renders the fold at a session time `now_t` (the end
-of an ended session, the live clock of a running one) together with what replay viewers added
-(`recorder/interactive.py`): that part is a fold too, over the stored progress reports, quiz answers
-and questions, done when the report is asked for.
+`ReportFold` folds the session's events one at a time (no I/O, no clock). It lives in the
+recording's index (`recorder/index.py`): the recorder's writer folds each event as it indexes it
+and saves the fold with the index, and a reader loads it and folds only what was written after, so
+a report costs about what opening the manifest does, however long the session, and a live
+session's next report only the events since the last.
+
+`report()` renders the fold at a session time `now_t` (the end of an ended session, the live clock
+of a running one) together with what replay viewers added (`recorder/interactive.py`): that part
+is a fold too, over the stored progress reports, quiz answers and questions, done when the report
+is asked for.
 
 Rules (documented in docs/protocol.md, "Engagement report"):
 - The session runs from `session.started` (or t = 0) to `session.ended` (or `now_t`); time present
@@ -22,6 +26,7 @@ Rules (documented in docs/protocol.md, "Engagement report"):
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,10 +45,22 @@ ACTIVITY = {
 }
 KINDS = ("chat", "questions", "upvotes", "votes", "reactions", "hands")
 PERSONAL = ("chat", "questions", "upvotes", "reactions", "hands")  # counted per person
+_KIND_AT = {kind: i for i, kind in enumerate(KINDS)}
+_STATUS = {"qa.answered": "answered", "qa.dismissed": "dismissed", "qa.reopened": "open"}
 
 
 class _Person:
-    __slots__ = ("counts", "id", "joins", "name", "role", "upvotes_received", "votes")
+    __slots__ = (
+        "counts",
+        "id",
+        "joins",
+        "name",
+        "poll_votes",
+        "quiz_answered",
+        "quiz_correct",
+        "role",
+        "upvotes_received",
+    )
 
     def __init__(self, pid: str, name: str, role: str) -> None:
         self.id = pid
@@ -51,12 +68,39 @@ class _Person:
         self.role = role
         self.joins: list[list[int | None]] = []  # [joined t, left t or None]
         self.counts = dict.fromkeys(PERSONAL, 0)
-        self.votes: dict[str, list[int]] = {}  # non-anonymous poll -> last choices
         self.upvotes_received = 0
+        self.poll_votes = 0  # polls voted in (non-anonymous)
+        self.quiz_answered = 0  # of those, quizzes
+        self.quiz_correct = 0  # quizzes whose last choices are the correct ones
+
+    def dump(self) -> list[Any]:
+        return [
+            self.name,
+            self.role,
+            self.joins,
+            [self.counts[k] for k in PERSONAL],
+            self.upvotes_received,
+            self.poll_votes,
+            self.quiz_answered,
+            self.quiz_correct,
+        ]
+
+    @classmethod
+    def load(cls, pid: str, d: list[Any]) -> _Person:
+        p = cls(pid, d[0], d[1])
+        p.joins = d[2]
+        p.counts = dict(zip(PERSONAL, d[3], strict=True))
+        p.upvotes_received, p.poll_votes, p.quiz_answered, p.quiz_correct = d[4:8]
+        return p
 
 
 class ReportFold:
-    """The report's fold over the session's events, in order. `pos` counts the events folded."""
+    """The report's fold over the session's events, in order. `pos` counts the events folded.
+
+    Its state stays small whatever the session's length (it is saved with the recording's index,
+    `recorder/index.py`): per person counters and stretches online, per poll and question a few
+    fields, per minute the activity; quiz scores are kept as counts, updated from each vote's
+    `previous` choices, and the learners eligible for a poll are a set only while it is open."""
 
     def __init__(self) -> None:
         self.pos = 0
@@ -65,49 +109,52 @@ class ReportFold:
         self.last_t = 0
         self.people: dict[str, _Person] = {}
         self.online: set[str] = set()  # learners online now
-        self.attendance: list[tuple[int, int]] = [(0, 0)]  # (t, learners online from t on)
+        self.attendance: list[list[int]] = [[0, 0]]  # [t, learners online from t on]
         self.polls: dict[str, dict[str, Any]] = {}
+        self.open_polls: dict[str, set[str]] = {}  # poll -> learners online while it is open
         self.questions: dict[str, dict[str, Any]] = {}
-        self.activity: dict[int, dict[str, int]] = {}  # minute -> kind -> count
+        self.activity: dict[int, list[int]] = {}  # minute -> counts in KINDS order
 
     def add(
         self, seq: int, t: int, type_: str, actor: str | None, data: dict[str, Any], visible: bool
     ) -> None:
         """Fold one event (`visible`: not said while recording was paused)."""
         self.pos += 1
-        self.last_t = max(self.last_t, t)
+        if t > self.last_t:
+            self.last_t = t
         if type_ == "participant.joined":
             self._joined(t, data)
-        elif type_ == "participant.left":
+            return
+        if type_ == "participant.left":
             self._left(t, data["id"])
-        elif type_ == "session.started":
+            return
+        if type_ == "session.started":
             if self.started_t is None:
                 self.started_t = t
-        elif type_ == "session.ended":
+            return
+        if type_ == "session.ended":
             self.ended_t = t
             for pid in list(self.online) + [p for p, x in self.people.items() if x.role != "learner"]:
                 self._left(t, pid)
-        elif not visible:
+            for poll_id in list(self.open_polls):
+                self._close(poll_id)
             return
-        elif type_ == "poll.opened":
-            self.polls[data["id"]] = {
-                "id": data["id"],
-                "question": data["question"],
-                "t": t,
-                "quiz": data.get("correct") is not None,
-                "correct": data.get("correct"),
-                "anonymous": bool(data.get("anonymous")),
-                "closed_t": None,
-                "voters": 0,
-                "eligible": set(self.online),
-            }
-        elif type_ == "poll.closed":
-            poll = self.polls.get(data["poll_id"])
-            if poll is not None and poll["closed_t"] is None:
-                poll["closed_t"] = t
-        elif type_ == "qa.asked":
+        if not visible:
+            return
+        kind = ACTIVITY.get(type_)
+        if kind is None:
+            self._other(t, type_, actor, data)
+            return
+        minute = self.activity.get(t // MINUTE)
+        if minute is None:
+            minute = self.activity[t // MINUTE] = [0] * len(KINDS)
+        minute[_KIND_AT[kind]] += 1
+        person = self.people.get(actor) if actor else None
+        if type_ == "poll.voted":
+            self._voted(person, data)
+            return
+        if type_ == "qa.asked":
             self.questions[data["id"]] = {
-                "id": data["id"],
                 "text": data["text"],
                 "author": actor,
                 "name": None if data.get("anonymous") else data.get("name"),
@@ -116,40 +163,62 @@ class ReportFold:
                 "t": t,
                 "seq": seq,
             }
-        elif type_ in ("qa.answered", "qa.dismissed", "qa.reopened"):
-            q = self.questions.get(data["id"])
-            if q is not None:
-                q["status"] = {"qa.answered": "answered", "qa.dismissed": "dismissed"}.get(type_, "open")
-        kind = ACTIVITY.get(type_)
-        if kind is None and type_ != "qa.unvoted":
-            return
-        person = self.people.get(actor or "")
-        if type_ == "poll.voted":
-            poll = self.polls.get(data["poll_id"])
-            if poll is not None:
-                poll["voters"] = data.get("voters", poll["voters"])
-                if poll["anonymous"]:
-                    person = None  # counted for the poll and the timeline, never for a person
-        elif type_ in ("qa.upvoted", "qa.unvoted"):
-            q = self.questions.get(data["id"])
-            if q is not None:
-                q["votes"] = data["votes"]
-                author = self.people.get(q["author"] or "")
-                if author is not None:
-                    author.upvotes_received += 1 if type_ == "qa.upvoted" else -1
-            if type_ == "qa.unvoted":
-                if person is not None:
-                    person.counts["upvotes"] -= 1
-                return
-        assert kind is not None
-        minute = self.activity.setdefault(t // MINUTE, dict.fromkeys(KINDS, 0))
-        minute[kind] += 1
-        if person is None:
-            return
-        if type_ == "poll.voted":
-            person.votes[data["poll_id"]] = list(data["choices"])
-        else:
+        elif type_ == "qa.upvoted":
+            self._upvote(data, 1)
+        if person is not None:
             person.counts[kind] += 1
+
+    def _other(self, t: int, type_: str, actor: str | None, data: dict[str, Any]) -> None:
+        if type_ == "poll.opened":
+            self.polls[data["id"]] = {
+                "question": data["question"],
+                "t": t,
+                "correct": data.get("correct"),
+                "anonymous": bool(data.get("anonymous")),
+                "voters": 0,
+                "eligible": len(self.online),
+            }
+            self.open_polls[data["id"]] = set(self.online)
+        elif type_ == "poll.closed":
+            self._close(data["poll_id"])
+        elif type_ == "qa.unvoted":
+            self._upvote(data, -1)
+            person = self.people.get(actor) if actor else None
+            if person is not None:
+                person.counts["upvotes"] -= 1
+        elif type_ in _STATUS:
+            q = self.questions.get(data["id"])
+            if q is not None:
+                q["status"] = _STATUS[type_]
+
+    def _close(self, poll_id: str) -> None:
+        eligible = self.open_polls.pop(poll_id, None)
+        if eligible is not None:
+            self.polls[poll_id]["eligible"] = len(eligible)
+
+    def _voted(self, person: _Person | None, data: dict[str, Any]) -> None:
+        poll = self.polls.get(data["poll_id"])
+        if poll is None:
+            return
+        poll["voters"] = data.get("voters", poll["voters"])
+        if person is None or poll["anonymous"]:
+            return  # counted for the poll and the timeline, never for a person
+        previous = data.get("previous")
+        correct = poll["correct"]
+        if previous is None:
+            person.poll_votes += 1
+        if correct is not None:
+            person.quiz_answered += previous is None
+            person.quiz_correct += (data["choices"] == correct) - (previous == correct)
+
+    def _upvote(self, data: dict[str, Any], by: int) -> None:
+        q = self.questions.get(data["id"])
+        if q is None:
+            return
+        q["votes"] = data["votes"]
+        author = self.people.get(q["author"]) if q["author"] else None
+        if author is not None:
+            author.upvotes_received += by
 
     def _joined(self, t: int, data: dict[str, Any]) -> None:
         pid = data["id"]
@@ -162,9 +231,8 @@ class ReportFold:
         if person.role == "learner" and pid not in self.online:
             self.online.add(pid)
             self._attendance(t)
-            for poll in self.polls.values():
-                if poll["closed_t"] is None:
-                    poll["eligible"].add(pid)
+            for eligible in self.open_polls.values():
+                eligible.add(pid)
 
     def _left(self, t: int, pid: str) -> None:
         person = self.people.get(pid)
@@ -176,9 +244,38 @@ class ReportFold:
 
     def _attendance(self, t: int) -> None:
         if self.attendance[-1][0] == t:
-            self.attendance[-1] = (t, len(self.online))
+            self.attendance[-1][1] = len(self.online)
         else:
-            self.attendance.append((t, len(self.online)))
+            self.attendance.append([t, len(self.online)])
+
+    # -- saved with the index -------------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "pos": self.pos,
+            "span": [self.started_t, self.ended_t, self.last_t],
+            "people": {pid: p.dump() for pid, p in self.people.items()},
+            "online": sorted(self.online),
+            "attendance": self.attendance,
+            "polls": self.polls,
+            "open": {poll: sorted(ids) for poll, ids in self.open_polls.items()},
+            "questions": self.questions,
+            "activity": list(self.activity.items()),
+        }
+
+    @classmethod
+    def load(cls, d: dict[str, Any]) -> ReportFold:
+        f = cls()
+        f.pos = d["pos"]
+        f.started_t, f.ended_t, f.last_t = d["span"]
+        f.people = {pid: _Person.load(pid, p) for pid, p in d["people"].items()}
+        f.online = set(d["online"])
+        f.attendance = d["attendance"]
+        f.polls = d["polls"]
+        f.open_polls = {poll: set(ids) for poll, ids in d["open"].items()}
+        f.questions = d["questions"]
+        f.activity = {m: counts for m, counts in d["activity"]}
+        return f
 
     # -- rendering ------------------------------------------------------------------------------
 
@@ -199,12 +296,14 @@ class ReportFold:
         names = names or {}
         start, end = self.span(now_t)
         duration = end - start
-        quiz_polls = {p["id"]: p["correct"] for p in self.polls.values() if p["quiz"] and not p["anonymous"]}
+        quiz_polls = {
+            pid: p["correct"]
+            for pid, p in self.polls.items()
+            if p["correct"] is not None and not p["anonymous"]
+        }
         participants = []
         for person in self.people.values():
             present = sum(_overlap(a, b if b is not None else end, start, end) for a, b in person.joins)
-            correct = sum(1 for pid, c in person.votes.items() if pid in quiz_polls and c == quiz_polls[pid])
-            answered = sum(1 for pid in person.votes if pid in quiz_polls)
             participants.append(
                 {
                     "id": person.id,
@@ -215,34 +314,36 @@ class ReportFold:
                     "present_share": _share(present, duration),
                     **person.counts,
                     "upvotes_received": person.upvotes_received,
-                    "poll_votes": len(person.votes),
-                    "quiz_correct": correct,
-                    "quiz_answered": answered,
+                    "poll_votes": person.poll_votes,
+                    "quiz_correct": person.quiz_correct,
+                    "quiz_answered": person.quiz_answered,
                     "quiz_total": len(quiz_polls),
-                    "quiz_score": _share(correct, len(quiz_polls)),
+                    "quiz_score": _share(person.quiz_correct, len(quiz_polls)),
                 }
             )
         learners = [p for p in participants if p["role"] == "learner"]
         curve = self._curve(start, end)
         polls = []
-        for poll in self.polls.values():
-            eligible = len(poll["eligible"])
+        for poll_id, poll in self.polls.items():
+            eligible = len(self.open_polls[poll_id]) if poll_id in self.open_polls else poll["eligible"]
             polls.append(
                 {
-                    "id": poll["id"],
+                    "id": poll_id,
                     "question": poll["question"],
                     "t": poll["t"],
-                    "quiz": poll["quiz"],
+                    "quiz": poll["correct"] is not None,
                     "anonymous": poll["anonymous"],
                     "voters": poll["voters"],
                     "eligible": eligible,
                     "participation": _share(poll["voters"], eligible),
                 }
             )
-        top = sorted(
-            (q for q in self.questions.values() if q["votes"] > 0), key=lambda q: (-q["votes"], q["seq"])
-        )[:TOP_QUESTIONS]
-        totals = {kind: sum(m[kind] for m in self.activity.values()) for kind in KINDS}
+        top = heapq.nsmallest(
+            TOP_QUESTIONS,
+            ((qid, q) for qid, q in self.questions.items() if q["votes"] > 0),
+            key=lambda item: (-item[1]["votes"], item[1]["seq"]),
+        )
+        totals = {kind: sum(m[i] for m in self.activity.values()) for i, kind in enumerate(KINDS)}
         out = {
             "session": {
                 "start_t": start,
@@ -263,14 +364,14 @@ class ReportFold:
             "timeline": self._timeline(start, end, curve),
             "top_questions": [
                 {
-                    "id": q["id"],
+                    "id": qid,
                     "text": q["text"],
                     "name": names.get(q["author"] or "", q["name"]) if q["name"] is not None else None,
                     "votes": q["votes"],
                     "status": q["status"],
                     "t": q["t"],
                 }
-                for q in top
+                for qid, q in top
             ],
         }
         out["replay"] = replay_viewers(replay or {}, quiz_polls)
@@ -297,8 +398,11 @@ class ReportFold:
             for m in range(t // MINUTE, max(t, until - 1) // MINUTE + 1):
                 if m in peaks:
                     peaks[m] = max(peaks[m], n)
-        zero = dict.fromkeys(KINDS, 0)
-        return [{"minute": m, "attendance": peaks[m], **self.activity.get(m, zero)} for m in peaks]
+        zero = [0] * len(KINDS)
+        return [
+            {"minute": m, "attendance": peaks[m], **dict(zip(KINDS, self.activity.get(m, zero), strict=True))}
+            for m in peaks
+        ]
 
 
 def _overlap(a: int, b: int, lo: int, hi: int) -> int:

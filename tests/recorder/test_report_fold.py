@@ -8,6 +8,8 @@ import io
 import random
 from typing import Any
 
+import msgpack
+
 from recorder.report import MINUTE, ReportFold, merge, replay_viewers, report_csv
 
 
@@ -88,12 +90,12 @@ def test_participation_counts_polls_and_quiz_scores():
     s(163, "qa.unvoted", "c", id="q2", votes=0)
     quiz = dict(options=["3", "4"], multiple=False, anonymous=False, quiz=True, correct=[1])
     s(200, "poll.opened", "T", id="p1", question="2+2?", **quiz)
-    s(210, "poll.voted", "a", poll_id="p1", choices=[0], anonymous=False, voters=1)
-    s(211, "poll.voted", "a", poll_id="p1", choices=[1], anonymous=False, voters=1)  # changed
-    s(212, "poll.voted", "b", poll_id="p1", choices=[0], anonymous=False, voters=2)
+    s(210, "poll.voted", "a", poll_id="p1", choices=[0], previous=None, anonymous=False, voters=1)
+    s(211, "poll.voted", "a", poll_id="p1", choices=[1], previous=[0], anonymous=False, voters=1)  # changed
+    s(212, "poll.voted", "b", poll_id="p1", choices=[0], previous=None, anonymous=False, voters=2)
     s(220, "poll.closed", "T", poll_id="p1")
     s(230, "poll.opened", "T", id="p2", question="Mood?", options=["x", "y"], anonymous=True, correct=None)
-    s(231, "poll.voted", "c", poll_id="p2", choices=[0], anonymous=True, voters=1)
+    s(231, "poll.voted", "c", poll_id="p2", choices=[0], previous=None, anonymous=True, voters=1)
     s(300, "session.ended", "T", reason="trainer")
     r = s.fold.report(0)
     a, b, c = (person(r, x) for x in "abc")
@@ -197,3 +199,33 @@ def test_csv_neutralises_formulas():
     rows = list(csv.reader(io.StringIO(report_csv(r).decode())))
     assert rows[1][2] == "'=HYPERLINK(1)" and rows[2][2] == "'+SUM(1)"
     assert rows[1][7] == "10"  # numbers stay numbers
+
+
+def test_a_saved_fold_goes_on_where_it_stopped():
+    """The fold is saved with the index (msgpack) and extended after loading: the same report as
+    one that never stopped, at every cut."""
+    events: list[tuple[int, str, str | None, dict[str, Any]]] = [
+        (0, "session.started", "T", {}),
+        (0, "participant.joined", "a", {"id": "a", "name": "Ada", "role": "learner"}),
+        (5, "poll.opened", "T", {"id": "p1", "question": "?", "options": ["x", "y"], "correct": [0]}),
+        (6, "participant.joined", "b", {"id": "b", "name": "Bob", "role": "learner"}),
+        (7, "poll.voted", "b", {"poll_id": "p1", "choices": [0], "previous": None, "voters": 1}),
+        (8, "qa.asked", "a", {"id": "q1", "text": "Why?", "anonymous": False, "name": "Ada"}),
+        (9, "qa.upvoted", "b", {"id": "q1", "votes": 1}),
+        (MINUTE, "participant.left", "a", {"id": "a"}),
+        (MINUTE + 1, "poll.closed", "T", {"poll_id": "p1"}),
+        (MINUTE + 2, "chat.message", "b", {"id": "m1", "text": "bye", "name": "Bob", "role": "learner"}),
+        (MINUTE + 3, "session.ended", None, {"reason": "trainer"}),
+    ]
+    whole = ReportFold()
+    for seq, (t, type_, actor, data) in enumerate(events, 1):
+        whole.add(seq, t, type_, actor, data, True)
+    for cut in range(len(events) + 1):
+        fold = ReportFold()
+        for seq, (t, type_, actor, data) in enumerate(events[:cut], 1):
+            fold.add(seq, t, type_, actor, data, True)
+        fold = ReportFold.load(msgpack.unpackb(msgpack.packb(fold.dump()), strict_map_key=False))
+        assert fold.pos == cut
+        for seq, (t, type_, actor, data) in enumerate(events[cut:], cut + 1):
+            fold.add(seq, t, type_, actor, data, True)
+        assert fold.report(0) == whole.report(0), cut
