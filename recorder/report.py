@@ -304,6 +304,7 @@ class ReportFold:
         participants = []
         for person in self.people.values():
             present = sum(_overlap(a, b if b is not None else end, start, end) for a, b in person.joins)
+            quizzes = len(quiz_polls) if person.role == "learner" else 0  # trainers do not vote
             participants.append(
                 {
                     "id": person.id,
@@ -317,8 +318,8 @@ class ReportFold:
                     "poll_votes": person.poll_votes,
                     "quiz_correct": person.quiz_correct,
                     "quiz_answered": person.quiz_answered,
-                    "quiz_total": len(quiz_polls),
-                    "quiz_score": _share(person.quiz_correct, len(quiz_polls)),
+                    "quiz_total": quizzes,
+                    "quiz_score": _share(person.quiz_correct, quizzes),
                 }
             )
         learners = [p for p in participants if p["role"] == "learner"]

@@ -59,11 +59,18 @@ async def test_report_page_sorts_and_draws(server, browser, problems):
 
     # The charts: attendance as an area, activity as one bar per minute of the session.
     report = await page.evaluate("() => window.classcast.view()")
-    await expect(page.locator(tid("attendance-chart") + " path.area")).to_have_count(1)
-    bars = page.locator(tid("activity-chart") + " rect.bar")
+    await expect(page.locator(tid("attendance-chart") + " path.chart-area")).to_have_count(1)
+    bars = page.locator(tid("activity-chart") + " rect.chart-bar")
     await expect(bars).to_have_count(len(report["timeline"]))
     assert sum(m["chat"] for m in report["timeline"]) == sum(chats.values())
-    fill = "() => getComputedStyle(document.querySelector('.chart .bar')).fill"
+    # The tallest bar fills the plot's height (a stylesheet rule for another `.bar` once squashed it).
+    tallest = await page.evaluate(
+        """() => { const c = document.querySelector('[data-testid="activity-chart"]');
+        const bars = [...c.querySelectorAll('rect.chart-bar')].map((b) => b.getBoundingClientRect().height);
+        return Math.max(...bars) / c.getBoundingClientRect().height; }"""
+    )
+    assert tallest > 0.7, tallest
+    fill = "() => getComputedStyle(document.querySelector('.chart .chart-bar')).fill"
     assert await page.evaluate(fill) == "rgb(29, 78, 216)"  # --primary, light
     await page.emulate_media(color_scheme="dark")
     assert await page.evaluate(fill) == "rgb(59, 130, 246)"  # --primary, dark

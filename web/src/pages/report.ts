@@ -70,6 +70,16 @@ interface Report {
 let current: Report | null = null;
 expose({ view: () => current, you: null, status: () => "live" });
 
+/** A length of time: tenths of a second under 10 s, else as `duration` says it. */
+function span(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : duration(ms);
+}
+
+/** m:ss, or m:ss.t when the interval is shorter than a few seconds. */
+function at(ms: number, precise: boolean): string {
+  return precise ? `${shortTime(ms)}.${Math.floor((ms % 1000) / 100)}` : shortTime(ms);
+}
+
 function percent(share: number | null): string {
   return share === null ? "—" : `${Math.round(share * 1000) / 10}%`;
 }
@@ -194,18 +204,18 @@ function chart(label: string, testid: string, values: { minute: number; value: n
   const y = (v: number) => PAD.top + ih - (v * ih) / max;
   // Grid and y labels: 0, half, max.
   for (const v of [0, Math.round(max / 2), max]) {
-    el.appendChild(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: y(v), y2: y(v), class: "grid" }));
-    el.appendChild(svg("text", { x: PAD.left - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, String(v)));
+    el.appendChild(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: y(v), y2: y(v), class: "chart-grid" }));
+    el.appendChild(svg("text", { x: PAD.left - 6, y: y(v) + 4, class: "chart-axis", "text-anchor": "end" }, String(v)));
   }
   // x labels: about six minutes marks.
   const step = Math.max(1, Math.ceil(n / 6));
   for (let i = 0; i < values.length; i += step) {
-    el.appendChild(svg("text", { x: x(i) + 2, y: H - 6, class: "axis" }, `${values[i].minute} min`));
+    el.appendChild(svg("text", { x: x(i) + 2, y: H - 6, class: "chart-axis" }, `${values[i].minute} min`));
   }
   if (kind === "bars") {
     const bw = Math.max(1, iw / n - 2);
     values.forEach((v, i) => {
-      const bar = svg("rect", { x: x(i) + 1, y: y(v.value), width: bw, height: Math.max(0, PAD.top + ih - y(v.value)), class: "bar" });
+      const bar = svg("rect", { x: x(i) + 1, y: y(v.value), width: bw, height: Math.max(0, PAD.top + ih - y(v.value)), class: "chart-bar" });
       bar.appendChild(svg("title", {}, `minute ${v.minute}: ${v.value}`));
       el.appendChild(bar);
     });
@@ -213,7 +223,7 @@ function chart(label: string, testid: string, values: { minute: number; value: n
     let d = `M ${x(0)} ${y(0)}`;
     values.forEach((v, i) => (d += ` L ${x(i)} ${y(v.value)} L ${x(i + 1)} ${y(v.value)}`));
     d += ` L ${x(values.length)} ${y(0)} Z`;
-    el.appendChild(svg("path", { d, class: "area" }));
+    el.appendChild(svg("path", { d, class: "chart-area" }));
   }
   return el;
 }
@@ -243,7 +253,7 @@ const people = new SortTable<Participant>(
     { key: "name", label: "Name", value: (p) => p.name },
     { key: "role", label: "Role", value: (p) => p.role },
     { key: "joins", label: "Joins", value: (p) => p.joins.length, numeric: true },
-    { key: "present", label: "Present", value: (p) => p.present_ms, text: (p) => duration(p.present_ms), numeric: true },
+    { key: "present", label: "Present", value: (p) => p.present_ms, text: (p) => span(p.present_ms), numeric: true },
     { key: "share", label: "Share", value: (p) => p.present_share ?? -1, text: (p) => percent(p.present_share), numeric: true },
     { key: "chat", label: "Chat", value: (p) => p.chat, numeric: true },
     { key: "questions", label: "Questions", value: (p) => p.questions, numeric: true },
@@ -268,13 +278,13 @@ const people = new SortTable<Participant>(
 const viewers = new SortTable<Viewer>(
   [
     { key: "name", label: "Name", value: (v) => v.name },
-    { key: "watched", label: "Watched", value: (v) => v.watched_ms, text: (v) => duration(v.watched_ms), numeric: true },
+    { key: "watched", label: "Watched", value: (v) => v.watched_ms, text: (v) => span(v.watched_ms), numeric: true },
     { key: "share", label: "Share", value: (v) => v.watched_share ?? -1, text: (v) => percent(v.watched_share), numeric: true },
     {
       key: "parts",
       label: "Parts watched",
       value: (v) => v.watched.length,
-      text: (v) => v.watched.map(([a, b]) => `${shortTime(a)}–${shortTime(b)}`).join(", ") || "—",
+      text: (v) => v.watched.map(([a, b]) => `${at(a, b - a < 10_000)}–${at(b, b - a < 10_000)}`).join(", ") || "—",
       numeric: true,
     },
     {
