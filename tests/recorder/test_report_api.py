@@ -18,7 +18,7 @@ from classroom.client import ClassroomClient
 from recorder import api as recorder_api
 
 from ..conftest import ADMIN_KEY, barrier
-from .test_replay_features import call, fails, ok, tick, token_of
+from .test_replay_features import _paused_session, call, fails, ok, tick, token_of
 
 SPEED = 2  # Vera plays at 2x: each one-second report covers two seconds of the recording
 
@@ -338,3 +338,16 @@ async def test_progress_is_bounded_in_rate_and_size(server, monkeypatch: pytest.
     await fails(server, "POST", mine, viewer["token"], 409, "limit_reached", json={"from": 200, "to": 201})
     r = await report(server, rid)
     assert r["replay"]["viewers"][0]["watched"] == [[0, accepted], [100, 102]]
+
+
+async def test_what_was_said_off_the_record_counts_nowhere(server):
+    """Ada chats before, during and after a recording pause: the report counts the two on the
+    record, like the replay and its manifest, and her presence all along."""
+    info, trainer, _ada, _secret, _times = await _paused_session(server)
+    r = await report(server, info["id"])
+    ada = next(p for p in r["participants"] if p["name"] == "Ada")
+    assert ada["chat"] == 2 and r["totals"]["chat"] == 2
+    manifest = await ok(server, "GET", f"/api/recordings/{info['id']}", ADMIN_KEY)
+    assert manifest["counts"]["chat"] == 2
+    joined = joins_seen(trainer, ada["id"])
+    assert ada["joins"] == [{"joined": joined[0]["joined"], "left": r["session"]["end_t"]}]
