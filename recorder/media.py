@@ -342,7 +342,7 @@ class _Muxer:
         with _writing_lock:
             _writing.add(path)
         try:
-            _write_json(sidecar, _sidecar(f, "recording"))  # before the file: a crash finds both
+            _write_json(sidecar, _sidecar(f, "recording"), sync=False)  # before the file: a crash finds both
             container = av.open(
                 str(path),
                 "w",
@@ -479,12 +479,14 @@ def _sidecar(f: _File, status: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _write_json(path: Path, body: dict[str, Any]) -> None:
+def _write_json(path: Path, body: dict[str, Any], sync: bool = True) -> None:
+    """Atomically; `sync`: and durably (not when a file opens: the packets are waiting)."""
     tmp = path.with_suffix(".json.tmp")
     with open(tmp, "w") as fh:
         json.dump(body, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if sync:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
