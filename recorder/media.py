@@ -36,6 +36,7 @@ recording's `media/` directory:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -330,7 +331,9 @@ class _Muxer:
         start_ms = min(t.first_session_ms for t in tracks)
         codecs = {t.codec for t in tracks}
         fmt = "webm" if codecs <= _WEBM_CODECS else "mkv"
-        safe = publisher if _SAFE.fullmatch(publisher) else f"p{abs(hash(publisher)) % 10**12}"
+        safe = publisher
+        if not _SAFE.fullmatch(publisher):  # not a name for a file: a stable digest of it
+            safe = "p" + hashlib.sha256(publisher.encode()).hexdigest()[:16]
         self.dir.mkdir(parents=True, exist_ok=True)
         n = 1
         while (self.dir / f"{start_ms:010d}-{safe}-{n}.json").exists():

@@ -206,3 +206,11 @@ def test_sidecar_says_where_the_file_is_on_the_session_clock(tmp_path: Path) -> 
     sidecar = json.loads((tmp_path / "media" / "0000000777-T9xk2Lq0-1.json").read_text())
     assert sidecar["start_ms"] == 777 and sidecar["file"] == "0000000777-T9xk2Lq0-1.webm"
     assert sidecar["status"] == "complete"
+
+
+def test_a_publisher_id_unfit_for_a_file_name_is_digested(tmp_path: Path) -> None:
+    entries = record(tmp_path, timeline(1.0), {"video": 5, "audio": 5}, publisher="../../etc/x y")
+    (m,) = entries
+    assert m["publisher"] == "../../etc/x y"
+    assert m["file"].startswith("0000000005-p") and m["file"].endswith("-1.webm")
+    assert sorted(p.parent for p in tmp_path.rglob("*.webm")) == [tmp_path / "media"]
