@@ -177,7 +177,9 @@ def test_a_full_queue_drops_without_blocking_and_video_waits_for_a_key_frame(
             deadline = time.monotonic() + 30
             while rec._queued_bytes and time.monotonic() < deadline:
                 time.sleep(0.005)
-    assert slowest < 0.05, slowest
+    # Never waiting for the stalled disk (held up to 30 s): a loaded machine may still preempt a
+    # call for tens of ms, so the bound is far from both.
+    assert slowest < 1.0, slowest
     # Frames 0-4 or 0-5 were queued (frame 0 may already be out of the queue, waiting at the
     # gate); then nothing until the key frame at 30, even though the queue drained at 20.
     assert accepted[: accepted.index(30)] in (list(range(5)), list(range(6))), accepted
