@@ -27,7 +27,7 @@ def run_until_killed(session_dir: Path, tmp_path: Path) -> float:
     """Start the recording child, kill it once it has handed over KILL_AT_MS of media; returns
     the media time of the last packet it handed over."""
     timeline = tmp_path / "timeline.pickle"
-    dump_timeline(timeline, 6.0)
+    dump_timeline(timeline, 5.0)  # the same media as the other tests
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.recorder.media_child", str(session_dir), str(timeline)],
