@@ -57,7 +57,7 @@ export function createTabs(opts: TabsOptions): Tabs {
   const tablist = h("div", { class: "tablist", role: "tablist", "aria-label": opts.label, "data-testid": "tablist" });
   const panels: Record<string, HTMLElement> = {};
   const tabs = new Map<string, HTMLButtonElement>();
-  const badges = new Map<string, { el: HTMLElement; num: HTMLElement; spoken: HTMLElement }>();
+  const badges = new Map<string, { el: HTMLElement; num: HTMLElement }>();
   const counts = new Map<string, { n: number | null; spoken: string }>();
   const unread = new Map<string, number>();
   const specs = new Map(opts.tabs.map((t) => [t.key, t]));
@@ -68,9 +68,8 @@ export function createTabs(opts: TabsOptions): Tabs {
     const tabId = `${id}-tab-${spec.key}`;
     const panelId = `${id}-panel-${spec.key}`;
     const num = h("span", { class: "tab-badge-num", "aria-hidden": "true" });
-    const spoken = h("span", { class: "sr-only" });
     const badge = h("span", { class: "tab-badge", "data-testid": "tab-badge", hidden: true }, num);
-    badges.set(spec.key, { el: badge, num, spoken });
+    badges.set(spec.key, { el: badge, num });
     const tab: HTMLButtonElement = h(
       "button",
       {
@@ -85,9 +84,8 @@ export function createTabs(opts: TabsOptions): Tabs {
         "data-key": spec.key,
         onclick: () => select(spec.key, true),
       },
-      h("span", { class: "tab-label" }, spec.label),
+      h("span", { class: "tab-name" }, spec.label),
       badge,
-      spoken,
     );
     tabs.set(spec.key, tab);
     tablist.appendChild(tab);
@@ -153,7 +151,8 @@ export function createTabs(opts: TabsOptions): Tabs {
     toggleClass(b.el, "tab-badge-unread", n > 0);
     toggleClass(b.el, "tab-badge-dot", n > 0 && dot);
     setText(b.num, text);
-    setText(b.spoken, spoken ? `, ${spoken}` : "");
+    // The name a screen reader hears: the label, then what the badge says ("Chat, 2 new").
+    setAttr(tabs.get(key)!, "aria-label", spoken ? `${specs.get(key)!.label}, ${spoken}` : null);
     setAttr(tabs.get(key)!, "data-unread", n > 0 ? String(n) : null);
   }
 
