@@ -221,7 +221,7 @@ function buildConsole(live: Live) {
   );
   const chapterCache = new Map<string, HTMLElement>();
 
-  // The board stays in view; everything else is a tab of the side panel (docs/architecture.md).
+  // The board stays in view; everything else is a tab of the side panel beside it.
   const boardArea = h(
     "div",
     { class: "col-main", "data-testid": "board-area" },
