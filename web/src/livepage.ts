@@ -5,7 +5,6 @@
 import { createBoard, type Board } from "./board";
 import { toast } from "./dom";
 import type { Live, Update } from "./live";
-import type { WireEvent } from "./reducer";
 import { view, type State } from "./reducer";
 import {
   createChat,
@@ -119,7 +118,7 @@ export function activityOf(u: Update, you: string | null | undefined): Map<strin
   const out = new Map<string, number>();
   if (u.snapshot || u.history) return out;
   const add = (k: string) => out.set(k, (out.get(k) ?? 0) + 1);
-  for (const e of u.events as WireEvent[]) {
+  for (const e of u.events) {
     if (you && e.actor === you) continue;
     const t = e.type;
     if (t === "chat.message") add("chat");
