@@ -10,9 +10,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .api import SESSIONS, SIGNER
 from .core import CommandError
 from .http import error_response
+from .keys import SESSIONS, SIGNER
 
 WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 
