@@ -115,7 +115,13 @@ def _recording_paths() -> dict[str, Any]:
             }
         },
         "/api/recordings/{id}": {
-            "get": _op("Manifest: duration, start, chapters, pauses, counts, media", ok, 401, 403, 404),
+            "get": _op(
+                "Manifest: duration, start, chapters, polls, questions, pauses, counts, media",
+                ok,
+                401,
+                403,
+                404,
+            ),
             "delete": _op(
                 "Delete a recording for good",
                 {"204": {"description": "Deleted"}},

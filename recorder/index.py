@@ -16,6 +16,8 @@ from typing import Any
 
 import msgpack
 
+from classroom.core.state import FIRST_PAGE
+
 from . import codec
 from .logfile import describe, frame, iter_records
 from .privacy import Aliases
@@ -50,7 +52,7 @@ _COUNTED = {
     "wb.element.added": "drawings",
     "reaction": "reactions",
 }
-VERSION = 2  # 2: the saved index is one CRC-framed record
+VERSION = 3  # 2: the saved index is one CRC-framed record; 3: chapters name pages by number, polls apart
 
 
 @dataclass
@@ -65,6 +67,9 @@ class Index:
     ended_wall_ms: int | None = None
     ended_t: int | None = None
     chapters: list[dict[str, Any]] = field(default_factory=list)
+    polls: list[dict[str, Any]] = field(default_factory=list)  # {t, id, question}, poll markers
+    questions: list[dict[str, Any]] = field(default_factory=list)  # {t, id, text}, question markers
+    pages: list[str] = field(default_factory=lambda: [FIRST_PAGE])  # whiteboard pages in order made
     counts: dict[str, int] = field(default_factory=dict)
     pauses: list[list[int | None]] = field(default_factory=list)  # [start_t, end_t or None]
     pause_seqs: list[list[int | None]] = field(default_factory=list)  # the same spans by seq
@@ -105,17 +110,29 @@ class Index:
         elif type_ == "session.ended":
             self.ended_wall_ms, self.ended_t = wall, t
         elif type_ == "chapter.marked":
-            self.chapters.append({"t": t, "kind": "mark", "title": data["title"]})
+            self.chapters.append({"t": t, "kind": "mark", "id": data["id"], "title": data["title"]})
         elif type_ == "poll.opened":
-            self.chapters.append({"t": t, "kind": "poll", "title": data["question"]})
+            self.polls.append({"t": t, "id": data["id"], "question": data["question"]})
+        elif type_ == "qa.asked":
+            self.questions.append({"t": t, "id": data["id"], "text": data["text"]})
+        elif type_ == "wb.page.added":
+            if data["page"] not in self.pages:
+                self.pages.append(data["page"])
         elif type_ == "wb.page.switched":
-            self.chapters.append({"t": t, "kind": "page", "title": f"Whiteboard page {data['page']}"})
+            page = data["page"]
+            self.chapters.append({"t": t, "kind": "page", "page": page, "title": self.page_title(page)})
         elif type_ == "recording.paused":
             self.pauses.append([t, None])
             self.pause_seqs.append([seq, None])
         elif type_ == "recording.resumed" and self.paused:
             self.pauses[-1][1] = t
             self.pause_seqs[-1][1] = seq
+
+    def page_title(self, page: str) -> str:
+        """What people call a page: its place among the pages ("Whiteboard page 2"), not its id."""
+        if page not in self.pages:
+            self.pages.append(page)  # a switch to a page never added: number it where it appears
+        return f"Whiteboard page {self.pages.index(page) + 1}"
 
     # -- saved beside the log ---------------------------------------------------------------------
 
@@ -131,6 +148,9 @@ class Index:
                     "started": self.started_wall_ms,
                     "ended": [self.ended_wall_ms, self.ended_t],
                     "chapters": self.chapters,
+                    "polls": self.polls,
+                    "questions": self.questions,
+                    "pages": self.pages,
                     "counts": self.counts,
                     "pauses": self.pauses,
                     "pause_seqs": self.pause_seqs,
@@ -158,7 +178,8 @@ class Index:
             return None
         ix.end, ix.crc, ix.header, ix.started_wall_ms = d["end"], d["crc"], d["header"], d["started"]
         ix.ended_wall_ms, ix.ended_t = d["ended"]
-        ix.chapters, ix.counts = d["chapters"], d["counts"]
+        ix.chapters, ix.polls, ix.questions = d["chapters"], d["polls"], d["questions"]
+        ix.pages, ix.counts = d["pages"], d["counts"]
         ix.pauses, ix.pause_seqs, ix.people = d["pauses"], d["pause_seqs"], d["people"]
         ix.aliases.names = d["aliases"]
         return ix

@@ -347,6 +347,8 @@ class Recording:
             "ended_at": ix.ended_wall_ms / 1000 if ix.ended_wall_ms else None,
             "duration_ms": duration,
             "chapters": [dict(c) for c in ix.chapters],
+            "polls": [dict(p) for p in ix.polls],
+            "questions": [dict(q) for q in ix.questions],
             "pauses": [list(p) for p in ix.pauses],
             "counts": {
                 "events": ix.counts.get("events", 0),

@@ -121,14 +121,21 @@ async def test_events_window_and_exports_hold_every_event_in_order(server):
 
     manifest = await _json(server, f"/api/recordings/{rid}", admin)
     assert manifest["status"] == "ended" and manifest["counts"]["chat"] == 2
-    kinds = [(c["kind"], c["title"].split(" w")[0]) for c in manifest["chapters"]]
-    assert kinds == [
-        ("mark", "Polls"),
-        ("poll", "2+2?"),
-        ("poll", "Mood?"),
-        ("page", "Whiteboard page"),
-        ("mark", "barrier"),
+    # Chapters are the trainer's marks and page changes, a page named by its place among the
+    # pages (its id kept for seeking); polls are listed apart, once each.
+    kinds = [(c["kind"], c["title"], c.get("page")) for c in manifest["chapters"]]
+    added = next(e for e in events if e["type"] == "wb.page.added")["data"]["page"]
+    assert kinds == [("mark", "Polls", None), ("page", "Whiteboard page 2", added), ("mark", "barrier", None)]
+    assert all(c["id"].startswith("c") for c in manifest["chapters"] if c["kind"] == "mark")
+    assert [p["question"] for p in manifest["polls"]] == ["2+2?", "Mood?"]
+    opened = {e["data"]["id"]: e["t"] for e in events if e["type"] == "poll.opened"}
+    assert {p["id"]: p["t"] for p in manifest["polls"]} == opened
+    asked = [
+        {"t": e["t"], "id": e["data"]["id"], "text": e["data"]["text"]}
+        for e in events
+        if e["type"] == "qa.asked"
     ]
+    assert asked and manifest["questions"] == asked
 
     status, ctype, raw = await _get(server, f"/api/recordings/{rid}/export/recording.json", admin)
     assert status == 200 and ctype.startswith("application/json")

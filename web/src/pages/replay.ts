@@ -1,8 +1,12 @@
-// The replay player (/s/{id}/replay?token=…): loads the recording's manifest and events, folds them
-// with the shared reducer up to the playhead (refolding from checkpoints kept every 500 events
-// when seeking back), and plays on its own clock. Chat, whiteboard, polls and Q&A show exactly as
-// they were at the current time. Viewers can answer the polls as a quiz and ask questions
-// anchored to a moment.
+// The replay player (/s/{id}/replay?token=…): loads the recording's manifest, then the bounded
+// state at the playhead (`GET …/state?t=`, what a live join gets) and the events of the next
+// WINDOW ms, which it folds with the shared reducer as it plays on its own clock, fetching the next
+// window ahead of the playhead. A seek back (or far ahead) loads the state there again, so opening
+// or seeking in a huge recording costs the same as in a short one. Older chat, polls and questions
+// come page by page (`state/chat|polls|questions`); a page the board switches to that the state
+// did not carry makes the player load the state at that moment. Chat, whiteboard, polls and Q&A
+// show exactly as they were at the current time. Viewers can answer the polls as a quiz and ask
+// questions anchored to a moment. Only the search reads every event, on its first use.
 import { createBoard } from "../board";
 import {
   ApiError,
@@ -26,7 +30,18 @@ import {
   toggleClass,
 } from "../dom";
 import { brand, expose, initPage, setTitle } from "../page";
-import { SNAPSHOT_CHAT, apply, empty, view, type State, type WireEvent } from "../reducer";
+import {
+  SNAPSHOT_CHAT,
+  SNAPSHOT_POLLS,
+  SNAPSHOT_QUESTIONS,
+  apply,
+  empty,
+  fromView,
+  mergeReply,
+  view,
+  type State,
+  type WireEvent,
+} from "../reducer";
 import {
   createChat,
   createParticipants,
@@ -44,7 +59,7 @@ initPage();
 const root = app();
 const { sessionId, token, params } = location_();
 const base = `/api/recordings/${encodeURIComponent(sessionId)}`;
-const CHECKPOINT_EVERY = 500;
+const WINDOW = 30_000; // the events fetched ahead of the playhead, per request
 const SPEEDS = [0.5, 1, 1.5, 2];
 const ALL: PanelKey[] = ["status", "chat", "people", "polls", "qa", "board", "chapters"];
 
@@ -70,7 +85,11 @@ interface Manifest {
   started_at: number | null;
   created_at: number;
   duration_ms: number;
-  chapters: { t: number; kind: string; title: string }[];
+  questions?: { t: number; id: string; text: string }[];
+  /** Trainer marks (`mark`, with `id`) and whiteboard page changes (`page`, with the `page` id). */
+  chapters: { t: number; kind: string; title: string; id?: string; page?: string }[];
+  /** Every poll opening: shown once, as a poll marker on the timeline. */
+  polls?: { t: number; id: string; question: string }[];
   pauses: [number, number | null][];
   counts: Record<string, number>;
   trainers: string[];
@@ -111,11 +130,8 @@ if (!sessionId || !token) {
 
 async function load(): Promise<void> {
   let manifest: Manifest;
-  let events: WireEvent[];
   try {
-    const [m, e] = await Promise.all([api<Manifest>(base, token), api<{ events: WireEvent[] }>(`${base}/events`, token)]);
-    manifest = m;
-    events = e.events;
+    manifest = await api<Manifest>(base, token);
   } catch (err) {
     const e = err as ApiError;
     const messages: Record<string, string> = {
@@ -129,59 +145,126 @@ async function load(): Promise<void> {
     errorPage(root, "The replay cannot be opened", messages[e.code] ?? e.message);
     return;
   }
-  player = buildPlayer(manifest, events);
-  loaded = true;
+  player = buildPlayer(manifest);
 }
 
-function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
+function buildPlayer(manifest: Manifest): Player {
   // -- folding -------------------------------------------------------------------------------------
+  // `state` is the server's bounded state at some time, plus the events of `buf` folded up to the
+  // playhead; `buf` holds every event with a t up to `bufTo` after that state (`cursor`: how many
+  // of them are folded). `gen` counts loads: a reply for an older one is dropped.
   let state = empty(sessionId, manifest.title, "on");
-  let cursor = 0; // events folded into `state`
-  const checkpoints = new Map<number, State>([[0, structuredClone(state)]]);
-  let prefixMax: number[] = [];
-  const indexTimes = () => {
-    prefixMax = new Array(events.length);
-    let m = 0;
-    events.forEach((e, i) => (prefixMax[i] = m = Math.max(m, e.t)));
-  };
-  indexTimes();
-  let duration = Math.max(manifest.duration_ms, events.length ? prefixMax[events.length - 1] : 0);
+  let buf: WireEvent[] = [];
+  let cursor = 0;
+  let bufTo = -1;
+  let gen = 0;
+  let loading = 0; // the gen of the load in flight (0: none)
+  let fetchingMore = false;
+  let foldedAt = 0; // the state holds every event up to this time
+  let retryAfter = 0; // after a failed request, the player asks again from this performance.now()
+  let duration = manifest.duration_ms;
   let now = 0;
   let playing = false;
   let speed = 1;
 
-  /** How many events happened at or before t. */
-  function countAt(t: number): number {
-    let lo = 0;
-    let hi = events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (prefixMax[mid] <= t) lo = mid + 1;
-      else hi = mid;
+  /** Up to where the events are all known: a live recording may still get events at its last ms. */
+  const knownEnd = () => (manifest.status === "live" ? duration - 1 : duration);
+
+  async function loadAt(t: number): Promise<void> {
+    const g = ++gen;
+    loading = g;
+    const to = Math.min(t + WINDOW, knownEnd());
+    try {
+      const [v, w] = await Promise.all([
+        api<any>(`${base}/state?t=${t}`, token),
+        to > t ? api<{ events: WireEvent[] }>(`${base}/events?from=${t + 1}&to=${to}`, token) : { events: [] },
+      ]);
+      if (g !== gen) return;
+      state = fromView(v, null);
+      foldedAt = t;
+      buf = w.events;
+      cursor = 0;
+      bufTo = Math.max(t, to);
+      loading = 0;
+      loaded = true;
+      retryAfter = 0;
+      foldTo(now, false);
+      schedule(ALL);
+      maybeFetchMore();
+      void loadOlder(g, "polls", v.more?.polls ?? 0);
+      void loadOlder(g, "questions", v.more?.questions ?? 0);
+    } catch (err) {
+      if (g !== gen) return;
+      loading = 0;
+      retryAfter = performance.now() + 5000;
+      toast(`This moment cannot be shown: ${(err as Error).message}`, "error");
     }
-    return lo;
+  }
+
+  /** Polls and questions older than the bounded state carries, page by page, so the panels list
+   * every one shown at the playhead (they are few; the chat pages only on demand). A page is asked
+   * for as of the folded state's time and asked again if events were folded while it came (they
+   * may have changed the items it holds, and folds ignore items the state does not hold). */
+  async function loadOlder(g: number, kind: "polls" | "questions", more: number): Promise<void> {
+    if (more <= 0) return;
+    // The state holds the most recent ones (polls: and older open ones): page on from the oldest
+    // of the recent run.
+    const held = [...((kind === "polls" ? state.polls : state.questions) as Map<string, { seq: number }>).values()]
+      .map((x) => x.seq)
+      .sort((a, b) => b - a);
+    let before = held.length ? held[Math.min(held.length, kind === "polls" ? SNAPSHOT_POLLS : SNAPSHOT_QUESTIONS) - 1] : state.seq + 1;
+    for (let tries = 0; ; ) {
+      const seq = state.seq;
+      const r = await api<any>(`${base}/state/${kind}?t=${state.t}&before=${before}&limit=100`, token).catch(() => null);
+      if (!r || g !== gen) return;
+      if (state.seq !== seq && ++tries < 5) continue;
+      mergeReply(state, kind === "polls" ? "poll.history" : "qa.history", r, null);
+      schedule([kind === "polls" ? "polls" : "qa"]);
+      const page: { seq: number }[] = kind === "polls" ? r.polls : r.questions;
+      if (!r.more || !page.length) return;
+      before = Math.min(...page.map((x) => x.seq));
+    }
+  }
+
+  /** Fetch the next window of events when the playhead nears the end of what is here. */
+  function maybeFetchMore(): void {
+    if (fetchingMore || loading || bufTo >= knownEnd() || now < bufTo - WINDOW / 2 || performance.now() < retryAfter) return;
+    fetchingMore = true;
+    const g = gen;
+    const from = bufTo + 1;
+    const to = Math.min(bufTo + WINDOW, knownEnd());
+    api<{ events: WireEvent[] }>(`${base}/events?from=${from}&to=${to}`, token)
+      .then((r) => {
+        if (g !== gen) return;
+        const last = buf.length ? buf[buf.length - 1].seq : state.seq;
+        buf.push(...r.events.filter((e) => e.seq > last));
+        bufTo = to;
+        if (playing) schedule(foldTo(now, true));
+      })
+      .catch(() => {
+        retryAfter = performance.now() + 5000; // then the next tick tries again
+      })
+      .finally(() => {
+        fetchingMore = false;
+        if (g === gen) maybeFetchMore();
+      });
   }
 
   function foldTo(t: number, floatReactions: boolean): Set<PanelKey> {
-    const target = countAt(t);
     const dirty = new Set<PanelKey>();
-    if (target < cursor) {
-      // Checkpoints exist for every multiple of CHECKPOINT_EVERY up to the furthest fold, since
-      // every fold runs forward from one of them.
-      let at = Math.floor(target / CHECKPOINT_EVERY) * CHECKPOINT_EVERY;
-      while (!checkpoints.has(at)) at -= CHECKPOINT_EVERY;
-      state = structuredClone(checkpoints.get(at)!);
-      cursor = at;
-      ALL.forEach((k) => dirty.add(k));
-    }
-    while (cursor < target) {
-      const e = events[cursor];
-      apply(state, e);
-      cursor++;
-      if (cursor % CHECKPOINT_EVERY === 0 && !checkpoints.has(cursor)) checkpoints.set(cursor, structuredClone(state));
+    foldedAt = Math.max(foldedAt, t);
+    while (cursor < buf.length && buf[cursor].t <= t) {
+      const e = buf[cursor++];
+      if (!apply(state, e)) continue;
       for (const k of panelsFor(e.type)) dirty.add(k);
       if (floatReactions && e.type === "reaction") reactions.float(e.data.emoji, state.participants.get(e.data.id)?.name);
     }
+    if (cursor > 5000) {
+      buf = buf.slice(cursor); // what is folded is not needed again: a seek back loads the state
+      cursor = 0;
+    }
+    // The board switched to a page the loaded state did not carry: load the state here, which does.
+    if (state.unloaded.has(state.current) && !loading && performance.now() >= retryAfter) void loadAt(Math.min(Math.floor(t), duration));
     return dirty;
   }
 
@@ -196,11 +279,19 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     active: () => false,
     seek: (t) => seek(t),
     earlier: {
-      has: () => state.chat.size > chatShown,
+      has: () => state.chat.size > chatShown || state.olderChat,
       load: async () => {
+        if (state.chat.size <= chatShown && state.olderChat) {
+          // Older messages than the loaded state holds: the next page, as they were at this time.
+          const g = gen;
+          const oldest = state.chat.values().next().value?.seq ?? state.seq + 1;
+          const r = await api<any>(`${base}/state/chat?t=${state.t}&before=${oldest}&limit=${SNAPSHOT_CHAT}`, token);
+          if (g !== gen) return false;
+          mergeReply(state, "chat.history", r, null);
+        }
         chatShown += SNAPSHOT_CHAT;
         schedule(new Set<PanelKey>(["chat"]));
-        return state.chat.size > chatShown;
+        return state.chat.size > chatShown || state.olderChat;
       },
     },
   };
@@ -212,7 +303,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     viewer = null;
   }
   const quizResults = new Map<string, QuizResult>();
-  const quizBoxes = new Map<string, (r: QuizResult | undefined) => void>();
+  const quizBoxes = new Map<string, () => void>();
 
   const chat = createChat(ctx);
   const people = createParticipants(ctx);
@@ -220,7 +311,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   const reactions = createReactions(ctx);
   const polls = createPolls(ctx, {
     extra: (p) => quizBox(p),
-    updateExtra: (p) => quizBoxes.get(p.id)?.(quizResults.get(p.id)),
+    updateExtra: (p) => quizBoxes.get(p.id)?.(),
   });
   const board = createBoard({
     getState: () => state,
@@ -273,6 +364,12 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   }
 
   // -- quiz -----------------------------------------------------------------------------------------
+  // A poll's class results (and its right answer) stay hidden until the viewer answers it as a quiz,
+  // so the replay never gives the answer away right above the question. After answering, the quiz
+  // box shows the viewer's answer, whether it was right and how the class answered; "Show results"
+  // reveals the results as they were at this moment without answering.
+  const revealed = new Set<string>(); // polls whose results the viewer chose to see unanswered
+  const resultsAt = new Map<string, boolean>(); // whether a poll's results were shared at the playhead
   function quizBox(p: any): HTMLElement {
     const inputs: HTMLInputElement[] = [];
     const fieldset = h("fieldset", { class: "choices" }, h("legend", { class: "quiz-title" }, p.quiz ? "Quiz: what is your answer?" : "What would you answer?"));
@@ -303,7 +400,9 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
           const vt = await viewerToken();
           const r = await api<QuizResult>(`${base}/quiz/${encodeURIComponent(p.id)}`, vt, { method: "POST", body: { choices } });
           quizResults.set(p.id, r);
-          paint(r);
+          revealed.delete(p.id); // the quiz box now shows the results
+          paint();
+          schedule(["polls"]);
         } catch (err) {
           toast((err as Error).message, "error");
         } finally {
@@ -311,17 +410,42 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
         }
       },
     });
-    const box = h("div", { class: "quiz", "data-testid": "quiz" }, fieldset, h("div", { class: "poll-actions" }, button), result);
-    let painted: QuizResult | undefined;
-    function paint(r: QuizResult | undefined): void {
-      if (r === painted) return;
-      painted = r;
+    const reveal: HTMLButtonElement = h("button", {
+      type: "button",
+      class: "btn btn-ghost",
+      "data-testid": "quiz-reveal",
+      "aria-pressed": "false",
+      text: "Show results",
+      onclick: () => {
+        if (revealed.has(p.id)) revealed.delete(p.id);
+        else revealed.add(p.id);
+        paint();
+        schedule(["polls"]);
+      },
+    });
+    const hiddenNote = h("p", { class: "muted quiz-hidden-note", "data-testid": "quiz-hidden-note" });
+    const box = h("div", { class: "quiz", "data-testid": "quiz" }, fieldset, h("div", { class: "poll-actions" }, button, reveal), hiddenNote, result);
+    let painted = "";
+    function paint(): void {
+      const r = quizResults.get(p.id);
+      const shared = !!resultsAt.get(p.id);
+      const open = revealed.has(p.id);
+      const key = JSON.stringify([r ?? null, shared, open]);
+      if (key === painted) return;
+      painted = key;
+      // Before an answer: offer the results (if the class saw them by now) without giving them away.
+      show(reveal, !r && shared);
+      setText(reveal, open ? "Hide results" : "Show results");
+      setAttr(reveal, "aria-pressed", open ? "true" : "false");
+      show(hiddenNote, !r && shared && !open);
+      setText(hiddenNote, "The class results are hidden until you answer.");
       if (!r) {
         result.replaceChildren();
         return;
       }
       inputs.forEach((x, i) => (x.checked = r.choices.includes(i)));
       const parts: HTMLElement[] = [];
+      parts.push(h("p", { "data-testid": "quiz-your-answer" }, `Your answer: ${r.choices.map((i) => p.options[i]).join(", ")}`));
       if (r.is_correct === true) parts.push(h("p", { class: "quiz-verdict good" }, "✓ Correct!"));
       else if (r.is_correct === false) parts.push(h("p", { class: "quiz-verdict bad" }, "✗ Not quite."));
       else parts.push(h("p", { class: "quiz-verdict" }, "Answer saved (this poll had no right answer)."));
@@ -332,11 +456,13 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
         (p.options as string[]).forEach((opt, i) => {
           const n = r.live!.counts[i] ?? 0;
           const pct = total ? Math.round((n / total) * 100) : 0;
+          const right = !!r.correct?.includes(i);
+          const yours = r.choices.includes(i);
           parts.push(
             h(
               "div",
-              { class: `bar-row${r.correct?.includes(i) ? " correct" : ""}`, "data-testid": "quiz-live-result" },
-              h("span", { class: "bar-label" }, opt),
+              { class: `bar-row${right ? " correct" : ""}${yours ? " chosen" : ""}`, "data-testid": "quiz-live-result" },
+              h("span", { class: "bar-label" }, h("span", { class: "opt" }, opt), h("span", { class: "mark" }, `${right ? " ✓ correct" : ""}${yours ? " · your answer" : ""}`)),
               h("span", { class: "bar", "aria-hidden": "true" }, h("span", { class: "fill", style: `width:${pct}%` })),
               h("span", { class: "bar-count" }, `${n} (${pct}%)`),
             ),
@@ -349,6 +475,16 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     }
     quizBoxes.set(p.id, paint);
     return box;
+  }
+
+  /** The polls as the polls panel shows them: results and the right answer only once revealed. */
+  function pollsShown(v: any): any {
+    resultsAt.clear();
+    const polls = (v.polls as any[]).map((p) => {
+      resultsAt.set(p.id, !!p.counts);
+      return revealed.has(p.id) ? p : { ...p, counts: null, correct: null };
+    });
+    return { ...v, polls };
   }
 
   if (viewer) {
@@ -551,33 +687,64 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   });
   const atStatus = h("p", { class: "at-status", "aria-live": "off" });
 
+  // Each thing on the timeline once, with one role: chapters (trainer marks and page changes, also
+  // in the chapter list), polls (also in the polls panel) and learners' questions. The legend says
+  // in words what each marker shape stands for.
+  const MARKER_KINDS: { kind: string; label: string; legend: string }[] = [
+    { kind: "mark", label: "Chapter", legend: "Chapter marked by the trainer" },
+    { kind: "page", label: "Page change", legend: "Whiteboard page change" },
+    { kind: "poll", label: "Poll", legend: "Poll opened" },
+    { kind: "question", label: "Question", legend: "Question asked" },
+  ];
+  const markerLabel = (kind: string) => MARKER_KINDS.find((k) => k.kind === kind)?.label ?? kind;
+  const legend = h("ul", { class: "marker-legend", "data-testid": "marker-legend", "aria-label": "Timeline markers" });
   function renderMarkers(): void {
-    const list: { t: number; kind: string; title: string }[] = manifest.chapters.map((c) => ({ ...c }));
-    for (const e of events) if (e.type === "qa.asked") list.push({ t: e.t, kind: "question", title: e.data.text });
+    const list: { t: number; kind: string; title: string }[] = manifest.chapters.map((c) => ({ t: c.t, kind: c.kind, title: c.title }));
+    for (const p of manifest.polls ?? []) list.push({ t: p.t, kind: "poll", title: p.question });
+    for (const q of manifest.questions ?? []) list.push({ t: q.t, kind: "question", title: q.text });
+    list.sort((a, b) => a.t - b.t);
     const seen = new Set<string>();
-    const kinds: Record<string, string> = { mark: "Chapter", poll: "Poll", page: "Whiteboard page", question: "Question" };
+    const shown = list.filter((m) => {
+      const k = `${m.kind}|${m.t}|${m.title}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
     markers.replaceChildren(
-      ...list
-        .filter((m) => {
-          const k = `${m.kind}|${m.t}|${m.title}`;
-          if (seen.has(k)) return false;
-          seen.add(k);
-          return true;
-        })
-        .map((m) =>
-          h("button", {
-            type: "button",
-            class: `marker marker-${m.kind}`,
-            "data-testid": "marker",
-            "data-t": m.t,
-            "data-kind": m.kind,
-            style: `left:${duration ? (m.t / duration) * 100 : 0}%`,
-            "aria-label": `${kinds[m.kind] ?? m.kind}: ${m.title}, at ${clock(m.t)}`,
-            title: `${clock(m.t)} · ${kinds[m.kind] ?? m.kind}: ${m.title}`,
-            onclick: () => seek(m.t),
-          }),
-        ),
+      ...shown.map((m) =>
+        h("button", {
+          type: "button",
+          class: `marker marker-${m.kind}`,
+          "data-testid": "marker",
+          "data-t": m.t,
+          "data-kind": m.kind,
+          style: `left:${duration ? (m.t / duration) * 100 : 0}%`,
+          "aria-label": `${markerLabel(m.kind)}: ${m.title}, at ${clock(m.t)}`,
+          title: `${clock(m.t)} · ${markerLabel(m.kind)}: ${m.title}`,
+          onclick: () => seek(m.t),
+        }),
+      ),
     );
+    const present = new Set(shown.map((m) => m.kind));
+    const items = MARKER_KINDS.filter((k) => present.has(k.kind)).map((k) =>
+      h(
+        "li",
+        { class: "legend-item", "data-testid": "legend-item", "data-kind": k.kind },
+        h("span", { class: `legend-swatch marker-${k.kind}`, "aria-hidden": "true" }),
+        k.legend,
+      ),
+    );
+    if (manifest.pauses.length)
+      items.push(
+        h(
+          "li",
+          { class: "legend-item", "data-testid": "legend-item", "data-kind": "pause" },
+          h("span", { class: "legend-swatch legend-pause", "aria-hidden": "true" }),
+          "Recording paused",
+        ),
+      );
+    legend.replaceChildren(...items);
+    show(legend, items.length > 0);
     pausesBar.replaceChildren(
       ...manifest.pauses.map(([a, b]) => {
         const end = b ?? duration;
@@ -598,9 +765,9 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
       ...manifest.chapters.map((c) => {
         const b = h(
           "button",
-          { type: "button", class: "chapter-btn", onclick: () => seek(c.t) },
+          { type: "button", class: "chapter-btn", "data-testid": "chapter", "data-kind": c.kind, "data-t": c.t, onclick: () => seek(c.t) },
           h("span", { class: "time" }, shortTime(c.t)),
-          h("span", { class: `kind kind-${c.kind}` }, c.kind === "mark" ? "Chapter" : c.kind === "poll" ? "Poll" : "Board"),
+          h("span", { class: `kind kind-${c.kind}` }, c.kind === "mark" ? "Chapter" : c.kind === "page" ? "Page" : c.kind),
           h("span", { class: "chapter-title" }, c.title),
         );
         chapterButtons.push({ t: c.t, el: b });
@@ -622,15 +789,32 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
   let searchTimer = 0;
   searchInput.addEventListener("input", () => {
     clearTimeout(searchTimer);
-    searchTimer = window.setTimeout(runSearch, 120);
+    searchTimer = window.setTimeout(() => void runSearch(), 120);
   });
-  function runSearch(): void {
+  // The search reads every event: fetched on its first use (and again for a growing recording).
+  let allEvents: Promise<WireEvent[]> | null = null;
+  let allEventsAt = 0;
+  async function runSearch(): Promise<void> {
     const q = searchInput.value.trim().toLowerCase();
     if (!q) {
       searchResults.replaceChildren();
       setText(searchInfo, "");
       return;
     }
+    if (!allEvents || (manifest.status === "live" && allEventsAt < duration)) {
+      setText(searchInfo, "Searching the recording…");
+      allEventsAt = duration;
+      allEvents = api<{ events: WireEvent[] }>(`${base}/events`, token).then((r) => r.events);
+      allEvents.catch(() => (allEvents = null));
+    }
+    let events: WireEvent[];
+    try {
+      events = await allEvents;
+    } catch (err) {
+      setText(searchInfo, `The search failed: ${(err as Error).message}`);
+      return;
+    }
+    if (q !== searchInput.value.trim().toLowerCase()) return; // typed on meanwhile
     const deleted = new Set(events.filter((e) => e.type === "chat.deleted").map((e) => e.data.id));
     const hits: { t: number; who: string; text: string; kind: string }[] = [];
     for (const e of events) {
@@ -698,6 +882,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
             "section",
             { class: "player", "aria-label": "Playback" },
             h("div", { class: "timeline" }, markers, h("div", { class: "track" }, pausesBar, timeline)),
+            legend,
             h(
               "div",
               { class: "player-row" },
@@ -783,7 +968,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
       const v = view({ ...state, pages: new Map(), chat: recent } as State, "learner", null);
       if (dirty.has("chat")) chat.render(v);
       if (dirty.has("people") || dirty.has("status")) people.render(v);
-      if (dirty.has("polls")) polls.render(v);
+      if (dirty.has("polls")) polls.render(pollsShown(v));
       if (dirty.has("qa")) qa.render(v);
     }
     if (dirty.has("board")) board.invalidate();
@@ -795,7 +980,11 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     const t = Math.max(0, Math.min(duration, Math.round(Number.isFinite(ms) ? ms : 0)));
     now = t;
     chatShown = SNAPSHOT_CHAT;
-    schedule(foldTo(t, false));
+    // Forward within the events here: fold on. Back, or beyond them: load the state there.
+    if (loaded && !loading && t >= foldedAt && t <= bufTo) {
+      schedule(foldTo(t, false));
+      maybeFetchMore();
+    } else void loadAt(t);
     lastSecond = -1;
     renderClock();
   }
@@ -807,6 +996,7 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     lastTs = ts;
     now = Math.min(duration, now + dt * speed);
     schedule(foldTo(now, true));
+    maybeFetchMore();
     renderClock();
     if (now >= duration) {
       pause();
@@ -851,25 +1041,20 @@ function buildPlayer(manifest: Manifest, events: WireEvent[]): Player {
     if (playing) lastTs = performance.now();
   });
 
-  // A recording still being made grows: fetch what is new every 10 s.
+  // A recording still being made grows: read its manifest again every 10 s; the playhead's
+  // windows of events then reach further.
   if (manifest.status === "live") {
     const refresh = async () => {
       try {
-        const last = events.length ? events[events.length - 1] : null;
-        const [m, r] = await Promise.all([
-          api<Manifest>(base, token),
-          api<{ events: WireEvent[] }>(`${base}/events?from=${last ? last.t : 0}`, token),
-        ]);
-        const lastSeq = last ? last.seq : 0;
-        const fresh = r.events.filter((e) => e.seq > lastSeq);
-        if (fresh.length) {
-          events.push(...fresh);
-          indexTimes();
-        }
+        const m = await api<Manifest>(base, token);
         manifest.chapters = m.chapters;
+        manifest.polls = m.polls;
+        manifest.questions = m.questions;
         manifest.pauses = m.pauses;
         manifest.duration_ms = m.duration_ms;
-        duration = Math.max(m.duration_ms, events.length ? prefixMax[events.length - 1] : 0);
+        manifest.status = m.status;
+        duration = Math.max(duration, m.duration_ms);
+        maybeFetchMore();
         timeline.max = String(duration);
         renderMarkers();
         renderChapters();
