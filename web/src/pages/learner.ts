@@ -176,7 +176,7 @@ function buildClassroom(live: Live) {
 
   // The media stage: empty and hidden until there is media to show (a later part fills it and
   // unhides it); until then the board has the room.
-  const media = h("div", { class: "media-stage", "data-testid": "media-stage", "aria-label": "Trainer's video", hidden: true });
+  const media = h("div", { class: "media-stage", "data-testid": "media-stage", role: "region", "aria-label": "Trainer's video", hidden: true });
   const stage = h("section", { class: "stage", "aria-label": "Stage" }, media, board.el, reactions.overlay);
   const tabs = createTabs({
     label: "Class panels",
