@@ -42,6 +42,8 @@ STATUS = {
     "session_live": 409,
     "recording_off": 409,
     "payload_too_large": 413,
+    "limit_reached": 409,
+    "rate_limited": 429,
     "internal_error": 500,
     "recording_damaged": 500,
     "storage_full": 503,

@@ -47,8 +47,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "No or invalid credentials",
         403: "Forbidden",
         404: "Not found",
-        409: "Conflict: recording_off (the session is recorded off: no replay), session_live (DELETE)",
+        409: "Conflict: recording_off (the session is recorded off: no replay), session_live (DELETE),"
+        " limit_reached (progress reports)",
         413: "Body over 256 KiB",
+        429: "Too fast (rate_limited)",
         500: "Server failure (internal_error, recording_damaged)",
         503: "The disk refuses writes (storage_full); nothing was created",
     }
@@ -88,8 +90,10 @@ def _query(name: str) -> dict[str, Any]:
     """A query parameter: `audience` (learner|trainer), else milliseconds; `!` marks required."""
     required = name.endswith("!")
     name = name.rstrip("!")
-    if name == "audience":
-        schema: dict[str, Any] = {"type": "string", "enum": ["learner", "trainer"], "default": "learner"}
+    if name == "format":
+        schema: dict[str, Any] = {"type": "string", "enum": ["json", "csv"], "default": "json"}
+    elif name == "audience":
+        schema = {"type": "string", "enum": ["learner", "trainer"], "default": "learner"}
     elif name == "before":
         schema = {"type": "integer", "minimum": 0, "description": "a seq: items older than this one"}
     elif name == "limit":
@@ -197,6 +201,53 @@ def _recording_paths() -> dict[str, Any]:
                 403,
                 404,
                 body={"type": "object", "properties": {"name": {"type": "string", "maxLength": 60}}},
+            ),
+        },
+        "/api/recordings/{id}/viewers/{viewer}/progress": {
+            "post": _op(
+                "A replay viewer's player reports the media-time interval [from, to) it played",
+                {"204": {"description": "Stored"}},
+                400,
+                401,
+                403,
+                404,
+                429,
+                params=("viewer",),
+                body={
+                    "type": "object",
+                    "required": ["from", "to"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "from": {"type": "integer", "minimum": 0, "description": "ms of the recording"},
+                        "to": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "after from, at most duration_ms",
+                        },
+                    },
+                },
+            ),
+        },
+        "/api/sessions/{id}/report": {
+            "get": _op(
+                "Engagement report: attendance, participation, polls, timeline, replay viewers (JSON or CSV)",
+                {
+                    "200": {
+                        "description": "JSON (msgpack with Accept: application/msgpack), or CSV with"
+                        " format=csv or Accept: text/csv",
+                        "content": {
+                            "application/json": {"schema": obj},
+                            "application/msgpack": {"schema": obj},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
+                400,
+                401,
+                403,
+                404,
+                params=("?format",),
+                security="trainer",
             ),
         },
         "/api/recordings/{id}/quiz": {

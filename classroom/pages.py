@@ -30,7 +30,12 @@ _ERROR = """<!doctype html>
 
 # Which token roles open which page. A learner's participant token also opens the replay, so a
 # learner can watch it from the "session ended" banner.
-_PAGES = {"join": ("learner", {"learner"}), "trainer": ("trainer", {"trainer"}), "replay": ("replay", None)}
+_PAGES = {
+    "join": ("learner", {"learner"}),
+    "trainer": ("trainer", {"trainer"}),
+    "replay": ("replay", None),
+    "report": ("report", {"trainer"}),  # the engagement report
+}
 
 
 def _html(text: str, status: int = 200) -> web.Response:

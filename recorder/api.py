@@ -3,6 +3,8 @@ exports, and what replay viewers add (quiz answers, time-anchored questions)."""
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +16,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from classroom.auth import same_secret
 from classroom.core import CommandError, clean_name
 from classroom.core.history import PAGE_LIMIT
-from classroom.core.limits import ANSWER_LEN, NAME_LEN, POLL_OPTIONS_MAX, QUESTION_LEN
+from classroom.core.limits import (
+    ANSWER_LEN,
+    NAME_LEN,
+    POLL_OPTIONS_MAX,
+    PROGRESS_RATE,
+    PROGRESS_REPORTS,
+    PROGRESS_VIEWERS,
+    QUESTION_LEN,
+)
+from classroom.core.ratelimit import TokenBucket
 from classroom.core.validation import Text, parse
 from classroom.http import bearer, int_param, read_json
 from classroom.keys import ADMIN_KEY, HUB, SESSIONS, SIGNER
 
-from . import exports
+from . import exports, report
 from .interactive import ReplayStore
 from .library import Library
 from .paths import valid_id
@@ -27,6 +38,7 @@ from .replay import Recording, RecordingError
 
 LIBRARY = web.AppKey("library", Library)
 REPLAY_STORE = web.AppKey("replay_store", ReplayStore)
+PROGRESS_BUCKETS = web.AppKey("progress_buckets", OrderedDict)
 
 END = 2**62  # the default `to`: the end of any recording; no query time may exceed it
 _MSGPACK = ("application/msgpack", "application/x-msgpack")
@@ -57,6 +69,12 @@ class QuestionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     t: int = Field(ge=0)
     text: Text(QUESTION_LEN)  # type: ignore[valid-type]
+
+
+class ProgressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    start: int = Field(alias="from", ge=0)
+    end: int = Field(alias="to", ge=0)
 
 
 class AnswerIn(BaseModel):
@@ -395,6 +413,76 @@ async def answer(request: web.Request) -> web.Response:
     return _respond(request, done)
 
 
+async def progress(request: web.Request) -> web.Response:
+    """A replay viewer's player says which media-time interval [from, to) it played."""
+    session_id, access = _recording(request)
+    _require_viewer(access)
+    if request.match_info["viewer"] != access.viewer:
+        raise CommandError("forbidden", "a viewer reports its own progress only")
+    body = parse(ProgressIn, await read_json(request))
+    if body.end <= body.start:
+        raise CommandError("out_of_range", "to: must be after from")
+    duration = (await _read(request, session_id, Recording.manifest))["duration_ms"]
+    if body.end > duration:
+        raise CommandError("out_of_range", f"to: the recording lasts {duration} ms")
+    buckets: OrderedDict[tuple[str, str], TokenBucket] = request.app[PROGRESS_BUCKETS]
+    key = (session_id, access.viewer)
+    now = int(time.monotonic() * 1000)
+    bucket = buckets.get(key)
+    if bucket is None:
+        bucket = buckets[key] = TokenBucket(PROGRESS_RATE, now)
+        while len(buckets) > PROGRESS_VIEWERS:
+            buckets.popitem(last=False)
+    buckets.move_to_end(key)
+    if not bucket.take(now):
+        raise CommandError("rate_limited", "progress reports come too fast; send one every few seconds")
+    stored = await request.app[REPLAY_STORE].progress(
+        session_id, access.viewer, body.start, body.end, PROGRESS_REPORTS
+    )
+    if not stored:
+        raise CommandError("limit_reached", f"a viewer may send at most {PROGRESS_REPORTS} progress reports")
+    return web.Response(status=204)
+
+
+_CSV_TYPES = ("text/csv",)
+
+
+async def session_report(request: web.Request) -> web.Response:
+    """The engagement report (`recorder/report.py`), as JSON or CSV: live while the session runs,
+    final once it ended."""
+    session_id, access = _recording(request)
+    _require_manager(access)
+    fmt = request.query.get("format")
+    if fmt is None:
+        fmt = "csv" if any(kind in request.headers.get("Accept", "") for kind in _CSV_TYPES) else "json"
+    if fmt not in ("json", "csv"):
+        raise CommandError("invalid_payload", "format: json or csv")
+    live = request.app[SESSIONS].live.get(session_id)
+    live_now = live.now() if live is not None and live.state.status == "live" else 0
+
+    viewers = await request.app[REPLAY_STORE].report_data(session_id)
+
+    def build(rec: Recording) -> dict[str, Any]:
+        # In the recording's reader thread (one at a time): the fold is extended in place.
+        fold = rec.report_fold()
+        m = rec.manifest()
+        names = rec.index.aliases.names if rec.anonymized else {}
+        out = fold.report(live_now, names, {**viewers, "duration_ms": m["duration_ms"]})
+        out["session"] = {"id": m["id"], "title": m["title"], "status": m["status"], **out["session"]}
+        return out
+
+    body = await _read(request, session_id, build)
+    if fmt == "csv":
+        return web.Response(
+            body=report.report_csv(body),
+            headers={
+                "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{session_id}-report.csv"',
+            },
+        )
+    return _respond(request, body)
+
+
 RECORDING_OFF = "the session was created with recording off: it has no replay"
 
 
@@ -437,3 +525,6 @@ def setup_replay_routes(app: web.Application) -> None:
     r.add_get("/api/recordings/{id}/questions", only(list_questions))
     r.add_post("/api/recordings/{id}/questions", only(ask))
     r.add_post("/api/recordings/{id}/questions/{qid}/answer", only(answer))
+    r.add_post("/api/recordings/{id}/viewers/{viewer}/progress", only(progress))
+    r.add_get("/api/sessions/{id}/report", only(session_report))
+    app[PROGRESS_BUCKETS] = OrderedDict()

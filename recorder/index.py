@@ -21,6 +21,7 @@ from classroom.core.state import FIRST_PAGE
 from . import codec
 from .logfile import describe, frame, iter_records
 from .privacy import Aliases
+from .report import ReportFold
 
 # Kept in a replay even while recording was paused: they carry structure, not what anyone said.
 STRUCTURAL = frozenset(
@@ -52,7 +53,8 @@ _COUNTED = {
     "wb.element.added": "drawings",
     "reaction": "reactions",
 }
-VERSION = 3  # 2: the saved index is one CRC-framed record; 3: chapters name pages by number, polls apart
+VERSION = 4  # 2: the saved index is one CRC-framed record; 3: chapters name pages by number,
+# polls apart; 4: with the engagement report's fold
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Index:
     pause_seqs: list[list[int | None]] = field(default_factory=list)  # the same spans by seq
     people: dict[str, dict[str, str]] = field(default_factory=dict)
     aliases: Aliases = field(default_factory=Aliases)
+    report: ReportFold = field(default_factory=ReportFold)  # the engagement report (`report.py`)
 
     @property
     def ended(self) -> bool:
@@ -91,13 +94,24 @@ class Index:
     def paused(self) -> bool:
         return bool(self.pause_seqs) and self.pause_seqs[-1][1] is None
 
-    def add(self, seq: int, t: int, type_: str, data: dict[str, Any], wall: int, offset: int) -> None:
+    def add(
+        self,
+        seq: int,
+        t: int,
+        type_: str,
+        data: dict[str, Any],
+        wall: int,
+        offset: int,
+        actor: str | None = None,
+    ) -> None:
         """Index one event whose record starts at `offset`."""
         self.seqs.append(seq)
         self.ts.append(t)
         self.offsets.append(offset)
         self.counts["events"] = self.counts.get("events", 0) + 1
-        if self.paused and type_ not in STRUCTURAL and type_ != "recording.resumed":
+        off_record = self.paused and type_ not in STRUCTURAL and type_ != "recording.resumed"
+        self.report.add(seq, t, type_, actor, data, not off_record)
+        if off_record:
             return  # off the record: neither counted nor a chapter
         counter = _COUNTED.get(type_)
         if counter:
@@ -156,6 +170,7 @@ class Index:
                     "pause_seqs": self.pause_seqs,
                     "people": self.people,
                     "aliases": self.aliases.names,
+                    "report": self.report.dump(),
                 },
                 use_bin_type=True,
             )
@@ -182,6 +197,9 @@ class Index:
         ix.pages, ix.counts = d["pages"], d["counts"]
         ix.pauses, ix.pause_seqs, ix.people = d["pauses"], d["pause_seqs"], d["people"]
         ix.aliases.names = d["aliases"]
+        ix.report = ReportFold.load(d["report"])
+        if ix.report.pos != n:
+            return None
         return ix
 
 
@@ -226,8 +244,8 @@ def extend(index: Index, data: bytes, base: int, *, live: bool) -> str | None:
         if "h" in rec:
             index.header = rec["h"]
             continue
-        seq, t, type_, _actor, d = rec["e"]
-        index.add(seq, t, type_, d, rec["w"], base + off)
+        seq, t, type_, actor, d = rec["e"]
+        index.add(seq, t, type_, d, rec["w"], base + off, actor)
     index.crc = zlib.crc32(memoryview(data)[:end], index.crc)
     index.end = base + end
     error = describe(data, end)

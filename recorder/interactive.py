@@ -1,5 +1,7 @@
-"""What replay viewers add after the session: quiz answers (per viewer) and questions anchored to
-a moment of the replay, which trainers answer for every later viewer. SQLite, off the loop."""
+"""What replay viewers add after the session: quiz answers (per viewer), questions anchored to
+a moment of the replay, which trainers answer for every later viewer, and the player's progress
+reports (which media-time intervals were played; the engagement report merges them). SQLite, off
+the loop."""
 
 from __future__ import annotations
 
@@ -27,6 +29,11 @@ CREATE TABLE IF NOT EXISTS questions (
     answer TEXT, answered_by TEXT, answered_at REAL
 );
 CREATE INDEX IF NOT EXISTS questions_by_recording ON questions (recording, t);
+CREATE TABLE IF NOT EXISTS progress (
+    recording TEXT NOT NULL, viewer TEXT NOT NULL, from_ms INTEGER NOT NULL, to_ms INTEGER NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS progress_by_viewer ON progress (recording, viewer);
 """
 
 
@@ -110,9 +117,51 @@ class ReplayStore:
     async def answer(self, recording: str, qid: str, text: str, by: str) -> dict[str, Any] | None:
         return await self._run(self._answer, recording, qid, text, by)
 
+    def _progress(self, recording: str, viewer: str, start: int, end: int, limit: int) -> bool:
+        with self._db:
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM progress WHERE recording = ? AND viewer = ?", (recording, viewer)
+            ).fetchone()
+            if n >= limit:
+                return False
+            self._db.execute(
+                "INSERT INTO progress VALUES (?, ?, ?, ?, ?)", (recording, viewer, start, end, time.time())
+            )
+        return True
+
+    async def progress(self, recording: str, viewer: str, start: int, end: int, limit: int) -> bool:
+        """Store one progress report, unless the viewer has sent `limit` already (False)."""
+        return await self._run(self._progress, recording, viewer, start, end, limit)
+
+    def _report_data(self, recording: str) -> dict[str, Any]:
+        db = self._db
+        viewers = [
+            {"id": r["id"], "name": r["name"], "created": r["created"]}
+            for r in db.execute(
+                "SELECT id, name, created FROM viewers WHERE recording = ? ORDER BY created, id", (recording,)
+            )
+        ]
+        progress: dict[str, list[tuple[int, int]]] = {}
+        for r in db.execute("SELECT viewer, from_ms, to_ms FROM progress WHERE recording = ?", (recording,)):
+            progress.setdefault(r["viewer"], []).append((r["from_ms"], r["to_ms"]))
+        quiz: dict[str, dict[str, list[int]]] = {}
+        for r in db.execute("SELECT viewer, poll, choices FROM quiz WHERE recording = ?", (recording,)):
+            quiz.setdefault(r["viewer"], {})[r["poll"]] = json.loads(r["choices"])
+        questions = [
+            {"viewer": r["viewer"], "t": r["t"], "text": r["text"]}
+            for r in db.execute(
+                "SELECT viewer, t, text FROM questions WHERE recording = ? ORDER BY t, created", (recording,)
+            )
+        ]
+        return {"viewers": viewers, "progress": progress, "quiz": quiz, "questions": questions}
+
+    async def report_data(self, recording: str) -> dict[str, Any]:
+        """Everything replay viewers added to a recording, for the engagement report."""
+        return await self._run(self._report_data, recording)
+
     def _forget(self, recording: str) -> None:
         with self._db:
-            for table in ("viewers", "quiz", "questions"):
+            for table in ("viewers", "quiz", "questions", "progress"):
                 self._db.execute(f"DELETE FROM {table} WHERE recording = ?", (recording,))
 
     async def forget(self, recording: str) -> None:

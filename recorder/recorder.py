@@ -583,7 +583,7 @@ class Recorder:
             for blob in _records(blobs):
                 record = codec.unpackb(blob[8:])
                 event = codec.event_from_record(record)
-                writer.index.add(event.seq, event.t, event.type, event.data, record["w"], offset)
+                writer.index.add(event.seq, event.t, event.type, event.data, record["w"], offset, event.actor)
                 offset += len(blob)
                 writer.index.end = offset
                 writer.log_since_snapshot += len(blob)

@@ -29,6 +29,7 @@ from .index import STRUCTURAL, Index
 from .logfile import iter_records
 from .paths import events_path, index_path, snapshots_path
 from .recorder import fits, read_snapshot, snapshot_metas
+from .report import ReportFold
 from .timeline import Timeline
 
 CHECKPOINT_EVENTS = 2000
@@ -175,6 +176,12 @@ class Recording:
         if not self.index.pause_seqs or event.type in STRUCTURAL:
             return True
         return not any(lo < event.seq and (hi is None or event.seq < hi) for lo, hi in self.index.pause_seqs)
+
+    def report_fold(self) -> ReportFold:
+        """The engagement report's fold, up to the end of the log read so far. It is part of the
+        index (`index.py`): the recorder saves it as it writes, so a reader loads it with the
+        index and folds only the events written after that."""
+        return self.refresh().report
 
     def window(self, t_from: int, t_to: int, audience: str = "learner") -> list[dict[str, Any]]:
         """Events with t_from <= t <= t_to, in order, as the audience sees them in the replay."""

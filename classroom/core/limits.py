@@ -46,6 +46,13 @@ class Rate:
     per_ms: int
 
 
+# A replay viewer's progress reports (POST .../viewers/{viewer}/progress): at most this many are
+# stored per viewer, and they come at most at this rate (a player reports every few seconds).
+PROGRESS_REPORTS = 10_000
+PROGRESS_RATE = Rate(30, 30_000)
+PROGRESS_VIEWERS = 10_000  # viewers whose rate buckets are kept in memory (least recent dropped)
+
+
 # Learners at one network address (when the edge says where they connect from) share this many
 # times one person's bucket of every kind: new identities from one learner link do not multiply it.
 ADDRESS_SHARE = 4

@@ -204,6 +204,7 @@ function buildConsole(live: Live) {
         h("p", { class: "muted" }, "Send the learner link to your participants. Each learner enters a name."),
         linkField("Learner link", "invite-url", info.join_url),
         ...(info.recording ? [linkField("Replay link", "invite-replay-url", info.replay_url)] : []),
+        ...(info.recording ? [h("a", { href: `/s/${encodeURIComponent(sessionId)}/report?token=${encodeURIComponent(token)}`, target: "_blank", rel: "noopener", class: "btn btn-small", "data-testid": "report-link" }, "Engagement report")] : []),
       );
     })
     .catch((err) => {
