@@ -431,7 +431,9 @@ export interface PollsOptions {
 
 export function createPolls(ctx: PanelCtx, popts: PollsOptions = {}): Panel {
   const { el } = panel("Polls", "polls-panel");
-  if (ctx.mode === "trainer") el.appendChild(createPollComposer(ctx));
+  const composer = ctx.mode === "trainer" ? createPollComposer(ctx) : null;
+  const drafts = ctx.mode === "trainer" ? createDrafts(ctx) : null;
+  if (composer && drafts) el.append(composer.el, drafts.el);
   const list = h("div", { class: "poll-list" });
   const empty = h(
     "p",
@@ -618,6 +620,8 @@ export function createPolls(ctx: PanelCtx, popts: PollsOptions = {}): Panel {
   return {
     el,
     render(v) {
+      composer?.render(v);
+      drafts?.render(v);
       const polls = [...(v.polls as any[])].reverse(); // newest first
       reconcile(list, cache, polls, (p) => p.id, create, (card, p) => update(card, p, v));
       show(empty, polls.length === 0);
@@ -625,7 +629,52 @@ export function createPolls(ctx: PanelCtx, popts: PollsOptions = {}): Panel {
   };
 }
 
-function createPollComposer(ctx: PanelCtx): HTMLElement {
+/** The trainer's prepared polls (`poll.draft`): open one once the class runs, or discard it. */
+function createDrafts(ctx: PanelCtx): Panel {
+  const list = h("ul", { class: "draft-list" });
+  const el = h("div", { class: "drafts", "data-testid": "poll-drafts", hidden: true }, h("h3", { class: "field-label" }, "Prepared polls"), list);
+  const cache = new Map<string, HTMLElement>();
+  const create = (d: any): HTMLElement => {
+    const open: HTMLButtonElement = h("button", {
+      type: "button",
+      class: "btn btn-primary btn-small",
+      "data-testid": "poll-draft-open",
+      text: "Open now",
+      "aria-label": `Open the poll: ${d.question}`,
+      onclick: () => void run(ctx, "poll.open_draft", { poll_id: d.id }, open).then((ack) => ack && toast("Poll opened.")),
+    });
+    const discard: HTMLButtonElement = h("button", {
+      type: "button",
+      class: "btn btn-small",
+      "data-testid": "poll-draft-discard",
+      text: "Discard",
+      "aria-label": `Discard the prepared poll: ${d.question}`,
+      onclick: () => void run(ctx, "poll.discard", { poll_id: d.id }, discard),
+    });
+    return h(
+      "li",
+      { class: "draft", "data-testid": "poll-draft", "data-id": d.id },
+      h("span", { class: "draft-question" }, d.question),
+      h("span", { class: "hint" }, (d.options as string[]).join(" · ")),
+      h("span", { class: "draft-actions" }, open, discard),
+    );
+  };
+  return {
+    el,
+    render(v) {
+      const items = v.drafts as any[];
+      reconcile(list, cache, items, (d) => d.id, create, (li) => {
+        const open = li.querySelector("[data-testid=poll-draft-open]") as HTMLButtonElement;
+        open.disabled = !ctx.active();
+        open.title = ctx.active() ? "" : "Opens once the class has started";
+        (li.querySelector("[data-testid=poll-draft-discard]") as HTMLButtonElement).disabled = v.status === "ended";
+      });
+      show(el, items.length > 0);
+    },
+  };
+}
+
+function createPollComposer(ctx: PanelCtx): Panel {
   const qId = nextId("pollq");
   const question = h("input", {
     id: qId,
@@ -649,6 +698,14 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
     },
   });
   const openBtn = h("button", { type: "submit", class: "btn btn-primary", "data-testid": "poll-open", text: "Open poll" });
+  const draftBtn = h("button", {
+    type: "button",
+    class: "btn",
+    "data-testid": "poll-save-draft",
+    text: "Save for later",
+    onclick: () => void submit(true),
+  });
+  const before = h("p", { class: "hint", hidden: true }, "The class has not started: save polls for later and open them once it runs.");
 
   function addOption(): void {
     if (options.childElementCount >= LIMITS.optionsMax) return;
@@ -708,7 +765,7 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
     anonymous.checked = false;
   }
 
-  async function submit(): Promise<void> {
+  async function submit(asDraft = false): Promise<void> {
     const q = question.value.trim();
     const rows = [...options.children].map((row) => ({
       text: (row.querySelector("[data-testid=poll-option]") as HTMLInputElement).value.trim(),
@@ -731,7 +788,7 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
     }
     const ack = await run(
       ctx,
-      "poll.open",
+      asDraft ? "poll.draft" : "poll.open",
       {
         question: q,
         options: kept.map((r) => r.text),
@@ -739,11 +796,11 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
         anonymous: anonymous.checked,
         correct: correct.length ? correct : null,
       },
-      openBtn,
+      asDraft ? draftBtn : openBtn,
     );
     if (ack) {
       reset();
-      toast("Poll opened.");
+      toast(asDraft ? "Poll saved for later." : "Poll opened.");
     }
   }
 
@@ -761,7 +818,8 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
       h("label", { class: "check" }, multiple, "Several answers"),
       h("label", { class: "check" }, anonymous, "Anonymous"),
     ),
-    openBtn,
+    before,
+    h("div", { class: "composer-row" }, openBtn, draftBtn),
   );
   multiple.addEventListener("change", () => {
     if (!multiple.checked) {
@@ -769,7 +827,14 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
       checked.slice(1).forEach((c) => (c.checked = false));
     }
   });
-  return form;
+  return {
+    el: form,
+    render(v) {
+      openBtn.disabled = !ctx.active();
+      draftBtn.disabled = v.status === "ended";
+      show(before, v.status === "created");
+    },
+  };
 }
 
 // -- Q&A --------------------------------------------------------------------------------------------
