@@ -87,3 +87,49 @@ async def test_primary_buttons_reach_aa_contrast_in_both_themes(server, browser,
         assert _contrast(fg, bg) >= 4.5, (scheme, "send", fg, bg)
         await context.close()
     assert problems.items == []
+
+
+AT_BOTTOM = "el => el.scrollHeight - el.scrollTop - el.clientHeight < 2"
+
+
+@needs_browser
+async def test_new_messages_hint_while_scrolled_up_and_earlier_messages_still_load(server, browser, problems):
+    info, trainer = await server.live_session("Busy chat")
+    for i in range(130):  # more than a join snapshot holds (100)
+        await trainer.request("chat.send", text=f"old {i}")
+    context, page = await _learner(browser, info["join_url"], "Ada", problems)
+    chat = page.locator(tid("chat-list"))
+    hint = page.locator(tid("chat-new-hint"))
+    await until(page, "v.chat.length === 100")
+    await expect(hint).to_be_hidden()
+
+    # Scrolling to the top loads the earlier messages: that is not news.
+    await chat.evaluate("el => { el.scrollTop = 0; }")
+    await until(page, "v.chat.length === 130")
+    await expect(page.locator(tid("chat-message")).first.locator(".text")).to_have_text("old 0")
+    await expect(hint).to_be_hidden()
+
+    # A message arrives while scrolled up: the hint says so; it takes one to the bottom.
+    await chat.evaluate("el => { el.scrollTop = 200; }")
+    await trainer.request("chat.send", text="fresh 1")
+    await until(page, "v.chat.length === 131")
+    await expect(hint).to_be_visible()
+    await expect(hint).to_have_text("New messages ↓")
+    assert not await chat.evaluate(AT_BOTTOM)
+    await hint.click()
+    await expect(hint).to_be_hidden()
+    assert await chat.evaluate(AT_BOTTOM)
+    await expect(page.locator(tid("chat-message")).last).to_be_in_viewport()
+
+    # Scrolling down by oneself hides it too; at the bottom, new messages just show.
+    await chat.evaluate("el => { el.scrollTop = 200; }")
+    await trainer.request("chat.send", text="fresh 2")
+    await expect(hint).to_be_visible()
+    await chat.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    await expect(hint).to_be_hidden()
+    await trainer.request("chat.send", text="fresh 3")
+    await until(page, "v.chat.length === 133")
+    await page.wait_for_function(f"() => ({AT_BOTTOM})(document.querySelector('[data-testid=chat-list]'))")
+    await expect(hint).to_be_hidden()
+    await context.close()
+    assert problems.items == []

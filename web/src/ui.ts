@@ -185,7 +185,21 @@ export function createChat(ctx: PanelCtx): Panel {
       toast("Could not load earlier messages; try again.", "error");
     }
   }
-  el.append(earlierBtn, list, empty);
+  // Scrolled up when new messages arrive: a hint over the list's bottom edge takes one back down.
+  const newHint: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "chat-new-hint",
+    "data-testid": "chat-new-hint",
+    text: "New messages ↓",
+    hidden: true,
+    onclick: () => {
+      list.scrollTop = list.scrollHeight;
+      pinToBottom = true;
+      newHint.hidden = true;
+    },
+  });
+  let newest = 0; // seq of the newest message rendered
+  el.append(earlierBtn, list, newHint, empty);
   const cache = new Map<string, HTMLElement>();
   let mutedNote: HTMLElement | null = null;
   let sendBtn: HTMLButtonElement | null = null;
@@ -240,6 +254,7 @@ export function createChat(ctx: PanelCtx): Panel {
   let pinToBottom = true;
   list.addEventListener("scroll", () => {
     pinToBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    if (pinToBottom) newHint.hidden = true;
     if (list.scrollTop < 40 && list.scrollHeight > list.clientHeight) void loadEarlier();
   });
 
@@ -303,6 +318,11 @@ export function createChat(ctx: PanelCtx): Panel {
         if (input) setAttr(input, "placeholder", v.status === "created" ? "Chat opens when the class starts" : "Write a message…");
       }
       show(earlierBtn, !!ctx.earlier?.has());
+      const last: number = v.chat.length ? v.chat[v.chat.length - 1].seq : 0;
+      // Older messages loaded above, or a deletion, are not news; a message below is.
+      if (last > newest && newest > 0 && !wasAtBottom) newHint.hidden = false;
+      if (!v.chat.length) newHint.hidden = true;
+      newest = Math.max(newest, last);
       if (anchor !== null) {
         list.scrollTop = list.scrollHeight - anchor; // the message read stays where it was
         anchor = null;
