@@ -1070,24 +1070,62 @@ export function createReactions(ctx: PanelCtx): Reactions {
     buttons.push(b);
     bar.appendChild(b);
   }
-  let live = 0;
-  return {
-    bar,
-    overlay,
-    float(emoji, name) {
-      if (live > 30) return;
-      live++;
+  // Reactions rise in lanes, so labels shown together never overlap: a lane takes its next
+  // reaction once the last one has risen past its own height (they rise at one steady speed:
+  // `reaction-rise` in styles.css, 260 px in 2.6 s) or, without motion, once it has gone. Its
+  // animation's own clock says how far it rose (it may start late on a busy page). More at once
+  // than the lanes take wait their turn (briefly; at most 30 shown or waiting).
+  const LANE_PX = 104; // a reaction is 100 px wide
+  const RISEN_MS = 750; // 75 px: more than a reaction's height
+  const stillQuery = window.matchMedia?.("(prefers-reduced-motion: reduce)");
+  const laneLast: (HTMLElement | null)[] = [];
+  const waiting: [string, string | undefined][] = [];
+  const born = new WeakMap<HTMLElement, number>();
+  let shown = 0;
+  let timer = 0;
+  const risen = (el: HTMLElement | null): boolean => {
+    if (!el || !el.isConnected) return true;
+    if (stillQuery?.matches) return false;
+    const anim = el.getAnimations?.()[0];
+    const ms = anim ? Number(anim.currentTime ?? 0) : performance.now() - (born.get(el) ?? 0);
+    return ms >= RISEN_MS;
+  };
+  function pump(): void {
+    timer = 0;
+    const width = overlay.clientWidth;
+    const lanes = Math.max(1, Math.floor(width / LANE_PX));
+    while (laneLast.length < lanes) laneLast.push(null);
+    const margin = Math.max(0, (width - lanes * LANE_PX) / 2);
+    while (waiting.length) {
+      const free: number[] = [];
+      for (let i = 0; i < lanes; i++) if (risen(laneLast[i])) free.push(i);
+      if (!free.length) break;
+      const lane = free[Math.floor(Math.random() * free.length)];
+      const [emoji, name] = waiting.shift()!;
+      shown++;
       const item = h(
         "span",
-        { class: "reaction-float", style: `left:${8 + Math.random() * 80}%` },
+        { class: "reaction-float", "data-testid": "reaction-float", style: `left:${Math.round(margin + lane * LANE_PX + 2)}px` },
         h("span", { class: "emoji" }, emoji),
         name ? h("span", { class: "who" }, name) : null,
       );
       overlay.appendChild(item);
+      laneLast[lane] = item;
+      born.set(item, performance.now());
       setTimeout(() => {
         item.remove();
-        live--;
+        shown--;
       }, 2600);
+    }
+    if (waiting.length) timer = window.setTimeout(pump, 60);
+  }
+  return {
+    bar,
+    overlay,
+    float(emoji, name) {
+      if (shown + waiting.length > 30) return;
+      waiting.push([emoji, name]);
+      if (!timer) pump();
     },
     setEnabled(on) {
       for (const b of buttons) if (b.disabled === on) b.disabled = !on;
