@@ -22,7 +22,7 @@ from .guard import Guard, bad_packet_rate, raise_nofile
 from .heap import HeapTrimmer, LongLived
 from .http import ServerLog, json_errors, security_headers
 from .hub import Hub
-from .pages import setup_pages
+from .pages import html_errors, setup_pages
 from .sessions import Sessions
 from .store import SessionStore
 from .websocket import Transports
@@ -86,7 +86,7 @@ def build_app(settings: Settings) -> web.Application:
         ping_timeout=10,
     )
     app = web.Application(
-        middlewares=[security_headers, json_errors],
+        middlewares=[security_headers, html_errors, json_errors],
         client_max_size=256 * 1024,
         # Whatever runs the app (run_app, an AppRunner): aiohttp's own error lines, throttled.
         handler_args={"logger": ServerLog(logging.getLogger("aiohttp.server"))},
