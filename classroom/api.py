@@ -13,14 +13,9 @@ from .core import CommandError
 from .core.limits import TITLE_LEN
 from .core.validation import Text, parse
 from .http import bearer, read_json
+from .keys import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER
 from .openapi import document
-from .sessions import Sessions
 from .store import SessionInfo
-
-SESSIONS = web.AppKey("sessions", Sessions)
-SIGNER = web.AppKey("signer", Signer)
-ADMIN_KEY = web.AppKey("admin_key", str)
-PUBLIC_URL = web.AppKey("public_url", str)
 
 
 class CreateSession(BaseModel):

@@ -1,4 +1,6 @@
-"""Assembles the server: aiohttp app, socket.io server, session registry, store."""
+"""The composition root: assembles the server from its packages (the classroom's registry and
+HTTP API, `signaling`'s real-time edge, `recorder`'s log and replay) and stops it gracefully. With
+`__main__.py`, the only module of `classroom/` that may import `signaling` or `recorder`."""
 
 from __future__ import annotations
 
@@ -13,24 +15,24 @@ from recorder.api import LIBRARY, REPLAY_STORE, setup_replay_routes
 from recorder.interactive import ReplayStore
 from recorder.library import Library
 from recorder.recorder import Recorder
+from signaling.fanout import FrameFanout
+from signaling.guard import Guard, bad_packet_rate, raise_nofile
+from signaling.hub import Hub
+from signaling.websocket import Transports
+from signaling.wire import JsonPacket
 
-from .api import ADMIN_KEY, PUBLIC_URL, SESSIONS, SIGNER, setup_routes
+from .api import setup_routes
 from .auth import Signer
 from .config import Settings
-from .fanout import FrameFanout
-from .guard import Guard, bad_packet_rate, raise_nofile
 from .heap import HeapTrimmer, LongLived
 from .http import ServerLog, json_errors, security_headers
-from .hub import Hub
+from .keys import ADMIN_KEY, HUB, PUBLIC_URL, SESSIONS, SIGNER
 from .pages import html_errors, setup_pages
 from .sessions import Sessions
 from .store import SessionStore
-from .websocket import Transports
-from .wire import JsonPacket
 
 log = logging.getLogger(__name__)
 
-HUB = web.AppKey("hub", Hub)
 # How the last stop went: {"saved": False} when events could not be saved (`serve` exits 3 then).
 STOPPED = web.AppKey("stopped", dict)
 CLOSING = {
@@ -107,7 +109,8 @@ def build_app(settings: Settings) -> web.Application:
     app[SIGNER] = signer
     app[ADMIN_KEY] = settings.admin_key
     app[PUBLIC_URL] = (settings.public_url or "").rstrip("/")
-    app[HUB] = Hub(sio, sessions, signer, transports.guard)
+    hub = Hub(sio, sessions, signer, transports.guard)
+    app[HUB] = hub
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store
     setup_routes(app)
@@ -124,7 +127,6 @@ def build_app(settings: Settings) -> web.Application:
         # connections: tell every client why, then close their sockets now rather than waiting
         # for them to time out. Their `participant.left` events go to the log before it closes.
         await sio.emit("closing", CLOSING)
-        hub = app[HUB]
         for sid in list(hub.connections):
             await sio.disconnect(sid)
         for sid in list(hub.connections):

@@ -21,7 +21,7 @@ from aiohttp.web_log import AccessLogger
 from aiohttp.web_protocol import RequestPayloadError
 
 from .core import CommandError
-from .guard import LogThrottle
+from .throttle import LogThrottle
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from recorder.recorder import Recorder, Recovered
-
 from .auth import new_id
 from .core import Audience, CommandError, Event, Outcome, SessionCore, project
-from .fanout import Delivery, Fanout
+from .ports import Delivery, EventLog, Fanout, Recovered
 from .store import SessionInfo
 from .tasks import cancel
 
@@ -31,7 +29,7 @@ class LiveSession:
         info: SessionInfo,
         fanout: Fanout,
         on_status: StatusHook,
-        recorder: Recorder | None,
+        recorder: EventLog | None,
         recovered: Recovered,
     ) -> None:
         self.id = info.id

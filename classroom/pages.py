@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .api import SESSIONS, SIGNER
 from .core import CommandError
 from .http import error_response, is_api
+from .keys import SESSIONS, SIGNER
 
 WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 

@@ -6,12 +6,10 @@ import asyncio
 import logging
 import time
 
-from recorder.recorder import Recorder, Recovered, StorageError
-
 from .auth import new_id
 from .core import SessionState
-from .fanout import Fanout
 from .live import LiveSession
+from .ports import EventLog, Fanout, Recovered, StorageError
 from .store import SessionInfo, SessionStore, storage_full
 
 log = logging.getLogger(__name__)
@@ -21,7 +19,7 @@ SAVE_GRACE = 5.0  # seconds a stop keeps retrying to save what is not yet on dis
 
 
 class Sessions:
-    def __init__(self, store: SessionStore, fanout: Fanout, recorder: Recorder, idle_timeout: float) -> None:
+    def __init__(self, store: SessionStore, fanout: Fanout, recorder: EventLog, idle_timeout: float) -> None:
         self.store = store
         self.recorder = recorder
         self.fanout = fanout

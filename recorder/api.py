@@ -11,13 +11,13 @@ import msgpack
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from classroom.api import ADMIN_KEY, SESSIONS, SIGNER
 from classroom.auth import same_secret
 from classroom.core import CommandError, clean_name
 from classroom.core.history import PAGE_LIMIT
 from classroom.core.limits import ANSWER_LEN, NAME_LEN, POLL_OPTIONS_MAX, QUESTION_LEN
 from classroom.core.validation import Text, parse
 from classroom.http import bearer, int_param, read_json
+from classroom.keys import ADMIN_KEY, HUB, SESSIONS, SIGNER
 
 from . import exports
 from .interactive import ReplayStore
@@ -299,23 +299,12 @@ async def delete(request: web.Request) -> web.Response:
     if status == "live":
         raise CommandError("session_live", "end the session before deleting its recording")
     if live is not None:
-        await _disconnect_everyone(request.app, session_id)
+        # Nobody keeps acting on a session that no longer exists (one not started yet, or ended).
+        await request.app[HUB].disconnect_session(session_id)
     await sessions.forget(session_id)
     await request.app[LIBRARY].delete(session_id)
     await request.app[REPLAY_STORE].forget(session_id)
     return web.Response(status=204)
-
-
-async def _disconnect_everyone(app: web.Application, session_id: str) -> None:
-    """Close the sockets still connected to a session being deleted (one not started yet, or
-    ended), so nobody keeps acting on a session that no longer exists."""
-    from classroom.app import HUB  # the app module imports this one
-
-    hub = app[HUB]
-    for sid, conn in list(hub.connections.items()):
-        if conn.session.id == session_id:
-            await hub.sio.disconnect(sid)
-            await hub.on_disconnect(sid)  # at once, whatever the socket's state
 
 
 async def add_viewer(request: web.Request) -> web.Response:

@@ -28,6 +28,7 @@ from typing import Any
 import msgpack
 
 from classroom.core import Event, SessionState, apply
+from classroom.ports import Recovered, StorageError
 
 from . import codec
 from . import index as index_file
@@ -49,21 +50,6 @@ SNAPSHOT_LOG_FRACTION = 1 / 8
 BACKLOG_BYTES = 4 * 1024 * 1024
 RETRY_SECONDS = 0.5
 COMPLAIN_SECONDS = 30.0  # while writes keep failing, how often the log says so again
-
-
-class StorageError(Exception):
-    """Events are live but not yet on disk; the recorder keeps retrying."""
-
-
-@dataclass
-class Recovered:
-    """A session rebuilt from its log: the state and the clocks of its last event."""
-
-    state: SessionState | None
-    last_t: int = 0
-    last_wall_ms: int = 0
-    events: int = 0
-    repaired: str | None = None  # what was cut from a torn tail, if anything
 
 
 @dataclass
@@ -285,6 +271,8 @@ def read_latest(root: Path, session_id: str, index: Index | None = None) -> Reco
 
 
 class Recorder:
+    """The session registry's `EventLog` (`classroom/ports.py`)."""
+
     def __init__(
         self, root: Path, snapshot_events: int = SNAPSHOT_EVENTS, snapshot_ms: int = SNAPSHOT_MS
     ) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from classroom.api import SIGNER
 from classroom.client import ClassroomClient, ClassroomError
+from classroom.keys import SIGNER
 
 
 async def _refused(link: str, name: str | None = "Eve") -> str:

@@ -6,7 +6,7 @@ import contextlib
 
 import socketio
 
-from classroom.api import SESSIONS
+from classroom.keys import SESSIONS
 
 from .conftest import barrier
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import socketio
 
-from classroom.app import SESSIONS
 from classroom.client import ClassroomClient
 from classroom.core.history import SNAPSHOT_BYTES
+from classroom.keys import SESSIONS
 
 from .conftest import Server, running_server
 

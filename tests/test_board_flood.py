@@ -10,8 +10,8 @@ import time
 import pytest
 
 import classroom.core.whiteboard as wb
-from classroom.api import SESSIONS
 from classroom.core.limits import Rate, Rates
+from classroom.keys import SESSIONS
 
 POINTS = [float(v) for i in range(500) for v in (i % 800, i % 450)]
 

@@ -10,8 +10,8 @@ import sqlite3
 
 import pytest
 
-from classroom.api import SESSIONS
 from classroom.client import ClassroomClient, ClassroomError
+from classroom.keys import SESSIONS
 
 from .conftest import running_server
 from .test_shutdown import fill, small_disk  # noqa: F401 - the fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from classroom.api import SESSIONS
-from classroom.fanout import event_frame, text_frame
+from classroom.keys import SESSIONS
+from signaling.fanout import event_frame, text_frame
 
 from .conftest import barrier
 

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from classroom.guard import Guard, LogThrottle, raise_nofile
+from classroom.throttle import LogThrottle
+from signaling.guard import Guard, raise_nofile
 
 
 def test_one_log_line_per_cause_and_then_how_many_were_held_back(caplog: pytest.LogCaptureFixture):

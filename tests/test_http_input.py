@@ -7,7 +7,7 @@ import logging
 
 from yarl import URL
 
-from classroom.api import SESSIONS
+from classroom.keys import SESSIONS
 from recorder.api import REPLAY_STORE
 
 from .recorder.test_replay_api import recorded_session, token_of

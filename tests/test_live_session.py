@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from classroom.api import SESSIONS
 from classroom.client import ClassroomError
+from classroom.keys import SESSIONS
 
 from .conftest import running_server
 

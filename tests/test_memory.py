@@ -8,7 +8,7 @@ import gc
 from engineio.packet import Packet
 
 from classroom.heap import HeapTrimmer, LongLived
-from classroom.websocket import LARGE_PACKET
+from signaling.websocket import LARGE_PACKET
 
 
 def large_packets() -> list[Packet]:

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from classroom.api import SESSIONS
-from classroom.app import HUB
 from classroom.client import ClassroomClient, ClassroomError
 from classroom.core.limits import Rate, Rates
+from classroom.keys import HUB, SESSIONS
 
 from .conftest import Server
 from .test_socket_garbage import RawSocket

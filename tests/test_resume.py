@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from classroom.api import SESSIONS
 from classroom.client import ClassroomClient
+from classroom.keys import SESSIONS
 
 from .conftest import barrier
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from classroom.sendqueue import SendQueue
+from signaling.sendqueue import SendQueue
 
 
 async def test_items_come_out_in_order_to_one_waiting_consumer():

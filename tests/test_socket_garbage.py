@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from classroom.api import SESSIONS
+from classroom.keys import SESSIONS
 
 from .conftest import Server
 

@@ -274,7 +274,8 @@ def commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, timeout=10).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "classroom", "recorder"], cwd=ROOT,
+        code = ["classroom", "signaling", "recorder"]
+        dirty = subprocess.run(["git", "status", "--porcelain", *code], cwd=ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
         return f"{head}{' (with local changes)' if dirty else ''}" if head else "unknown"
     except (OSError, subprocess.SubprocessError):

@@ -22,15 +22,15 @@ import socketio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from classroom import hub
-from classroom.api import SESSIONS
 from classroom.app import MAX_MESSAGE_BYTES
 from classroom.client import ClassroomClient
 from classroom.core import apply
 from classroom.core.errors import CODES
 from classroom.core.limits import Rate, Rates
 from classroom.core.registry import COMMANDS
+from classroom.keys import SESSIONS
 from classroom.live import LiveSession
+from signaling import hub
 
 from .conftest import LoopServer
 from .payloads import (

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from classroom.api import SESSIONS
 from classroom.client import ClassroomError
+from classroom.keys import SESSIONS
+from classroom.ports import StorageError
 from recorder import codec
 from recorder.logfile import iter_records, scan
 from recorder.paths import events_path
-from recorder.recorder import Recorder, StorageError
+from recorder.recorder import Recorder
 
 from ..conftest import running_server
 from ..disks import small_tmpfs

@@ -135,7 +135,7 @@ async def test_state_is_bounded_over_http_and_the_paging_routes_serve_the_rest(t
     data = tmp_path / "data"
     async with running_server(data) as server:
         info = await create(server, "Long")
-        from classroom.app import SESSIONS
+        from classroom.keys import SESSIONS
 
         live = await server.app[SESSIONS].get(info["id"])
         assert live is not None

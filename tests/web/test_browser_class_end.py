@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from classroom.api import SESSIONS
+from classroom.keys import SESSIONS
 
 from .conftest import needs_browser
 from .helpers import open_console, open_page, tid, until, view

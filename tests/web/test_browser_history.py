@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from classroom.app import SESSIONS
+from classroom.keys import SESSIONS
 
 from .conftest import needs_browser
 from .helpers import open_page, tid, until

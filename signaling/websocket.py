@@ -32,8 +32,10 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_socket import AsyncSocket
 
-from .guard import Guard, LogThrottle
-from .heap import HeapTrimmer
+from classroom.heap import HeapTrimmer
+from classroom.throttle import LogThrottle
+
+from .guard import Guard
 from .sendqueue import SendQueue
 
 log = logging.getLogger(__name__)

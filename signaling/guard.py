@@ -1,5 +1,6 @@
 """Guards of the real-time edge against one hostile or broken client: connections per network
-address, new identities per address and per link, file descriptors, and log lines.
+address, new identities per address and per link, and file descriptors (the log-line throttle they
+share with the HTTP side is `classroom/throttle.py`).
 
 A learner link is shared by a whole class, so it proves nothing about who holds it: the person is
 the participant token a browser keeps, and the next best thing is the network address. Limits per
@@ -16,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .core.limits import Rate
-from .core.ratelimit import TokenBucket
+from classroom.core.limits import Rate
+from classroom.core.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Guard:
     # A connected socket that has not joined after this many seconds is closed.
     join_timeout: float = field(default_factory=lambda: float(_env_int("CLASSCAST_JOIN_TIMEOUT", 10)))
     # Packets that do not decode, per connection, before it is closed (None: never closed); the
-    # server sets it from `--bad-packets` / CLASSCAST_BAD_PACKETS (config.py).
+    # server sets it from `--bad-packets` / CLASSCAST_BAD_PACKETS (classroom/config.py).
     bad_packets: Rate | None = BAD_PACKETS
     # File descriptors kept free: new websockets are refused beyond the soft limit minus this, so
     # the health check, the log and the replay always have some.
@@ -155,32 +156,3 @@ def raise_nofile() -> tuple[int, int]:
     if soft != resource.RLIM_INFINITY and soft < 4096:
         log.warning("open files limit is %s: at most about %s connections", soft, max(0, soft - 100))
     return soft, hard
-
-
-class LogThrottle:
-    """At most one log line per cause per `every` seconds; the next line says how many were held
-    back. Causes are names chosen by the code, never client data, so their number stays small."""
-
-    def __init__(self, logger: logging.Logger, every: float = 60.0) -> None:
-        self.logger = logger
-        self.every = every
-        self._next: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def log(
-        self, level: int, cause: str, msg: str, *args: Any, exc_info: bool | BaseException = False
-    ) -> bool:
-        now = time.monotonic()
-        if now < self._next.get(cause, 0.0):
-            self._held[cause] = self._held.get(cause, 0) + 1
-            return False
-        if len(self._next) > 1000:
-            self._next.clear()
-            self._held.clear()
-        self._next[cause] = now + self.every
-        held = self._held.pop(cause, 0)
-        if held:
-            msg += " (%d more like it in the last %.0f s)"
-            args = (*args, held, self.every)
-        self.logger.log(level, msg, *args, exc_info=exc_info)
-        return True

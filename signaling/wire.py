@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import socketio.packet
 
-from .core.limits import PAYLOAD_DEPTH
+from classroom.core.limits import PAYLOAD_DEPTH
 
 
 def dumps(obj: Any) -> bytes:

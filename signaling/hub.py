@@ -12,16 +12,17 @@ from typing import Any
 import orjson
 import socketio
 
-from recorder.recorder import StorageError
+from classroom.auth import Claims, Signer, new_id
+from classroom.core import CommandError, clean_name
+from classroom.core.limits import PAYLOAD_BYTES, Rate
+from classroom.core.ratelimit import TokenBucket
+from classroom.live import LiveSession
+from classroom.ports import StorageError
+from classroom.sessions import Sessions
+from classroom.throttle import LogThrottle
 
-from .auth import Claims, Signer, new_id
-from .core import CommandError, clean_name
-from .core.limits import PAYLOAD_BYTES, Rate
-from .core.ratelimit import TokenBucket
 from .fanout import audience_room, personal_room
-from .guard import Guard, LogThrottle
-from .live import LiveSession
-from .sessions import Sessions
+from .guard import Guard
 from .wire import BadPacket
 
 log = logging.getLogger(__name__)
@@ -247,6 +248,14 @@ class Hub:
             throttled.log(logging.WARNING, "bad packets", "closed a connection that kept sending bad packets")
             await self.close(sid, "bad_packets", "too many packets that do not decode; check the client")
         return error.as_ack()
+
+    async def disconnect_session(self, session_id: str) -> None:
+        """Close the sockets still connected to a session (one being deleted), and let each
+        leave at once, whatever its socket's state (`classroom.ports.Edge`)."""
+        for sid, conn in list(self.connections.items()):
+            if conn.session.id == session_id:
+                await self.sio.disconnect(sid)
+                await self.on_disconnect(sid)
 
     async def close(self, sid: str, code: str, message: str) -> None:
         """Close a socket's whole connection (not only its socket.io namespace: that would keep the

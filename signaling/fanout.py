@@ -11,13 +11,14 @@ Connections not (yet) on the websocket transport fall back to python-socketio's 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import socketio
 
+from classroom.core import AUDIENCES, project
+from classroom.ports import Delivery
+
 from . import wire
-from .core import AUDIENCES, Event, project
 from .websocket import Transports, text_frame, write_frame
 
 
@@ -34,23 +35,11 @@ def event_frame(view: dict[str, Any]) -> bytes:
     return text_frame(b"42" + wire.dumps(["event", view]))
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """An event to deliver, with its actor's role and connections (who may see more of it)."""
-
-    event: Event
-    actor_role: str | None = None
-    actor_sids: Iterable[str] = ()
-
-
-class Fanout(Protocol):
-    async def deliver(self, session_id: str, batch: list[Delivery]) -> None: ...
-
-
 class FrameFanout:
-    """Writes each batch of events once per audience: events that everyone in an audience sees
-    alike go out as one write of their frames, back to back, to each member's transport (one
-    system call per member for the whole batch). An event whose actor sees more of it than the
+    """The session registry's `Fanout` (`classroom/ports.py`). Writes each batch of events once
+    per audience: events that everyone in an audience sees alike go out as one write of their
+    frames, back to back, to each member's transport (one system call per member for the whole
+    batch). An event whose actor sees more of it than the
     rest goes out on its own, between the runs before and after it, so order is kept."""
 
     def __init__(self, sio: socketio.AsyncServer, transports: Transports) -> None:

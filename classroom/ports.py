@@ -1,0 +1,78 @@
+"""What the session registry needs from the packages around it, declared here so that it imports
+none of them: the outbox its events go to (`Fanout`, implemented by `signaling.fanout.FrameFanout`),
+the log that makes them durable (`EventLog`, implemented by `recorder.recorder.Recorder`), and what
+the HTTP side may ask of the real-time edge (`Edge`, implemented by `signaling.hub.Hub`). The
+composition root (`classroom/app.py`) plugs the implementations in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .core import Event, SessionState
+
+# -- the outbox: live delivery ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event to deliver, with its actor's role and connections (who may see more of it)."""
+
+    event: Event
+    actor_role: str | None = None
+    actor_sids: Iterable[str] = ()
+
+
+class Fanout(Protocol):
+    async def deliver(self, session_id: str, batch: list[Delivery]) -> None: ...
+
+
+# -- the log: durability ------------------------------------------------------------------------
+
+
+class StorageError(Exception):
+    """Events are live but not yet on disk; the recorder keeps retrying."""
+
+
+@dataclass
+class Recovered:
+    """A session rebuilt from its log: the state and the clocks of its last event."""
+
+    state: SessionState | None
+    last_t: int = 0
+    last_wall_ms: int = 0
+    events: int = 0
+    repaired: str | None = None  # what was cut from a torn tail, if anything
+
+
+class EventLog(Protocol):
+    """Each session's events, durably: `append` queues them, `durable` returns once they are on
+    disk (or raises `StorageError` while writes fail)."""
+
+    durable_seq: dict[str, int]  # per open session, the last seq on disk
+
+    async def open(
+        self, session_id: str, title: str, recording: str, anonymize: bool = False
+    ) -> Recovered: ...
+
+    def is_open(self, session_id: str) -> bool: ...
+
+    def accepting(self, session_id: str) -> bool: ...
+
+    def append(self, session_id: str, events: list[Event]) -> None: ...
+
+    async def durable(self, session_id: str, seq: int) -> None: ...
+
+    async def close_session(self, session_id: str, discard: bool = False) -> None: ...
+
+    async def close(self) -> dict[str, int]: ...
+
+
+# -- the real-time edge, as the HTTP side sees it -----------------------------------------------
+
+
+class Edge(Protocol):
+    async def disconnect_session(self, session_id: str) -> None:
+        """Close every socket still connected to the session, and let each leave at once."""
+        ...
