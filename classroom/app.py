@@ -27,7 +27,7 @@ from .config import Settings
 from .heap import HeapTrimmer, LongLived
 from .http import ServerLog, json_errors, security_headers
 from .keys import ADMIN_KEY, HUB, PUBLIC_URL, SESSIONS, SIGNER
-from .pages import setup_pages
+from .pages import html_errors, setup_pages
 from .sessions import Sessions
 from .store import SessionStore
 
@@ -88,7 +88,7 @@ def build_app(settings: Settings) -> web.Application:
         ping_timeout=10,
     )
     app = web.Application(
-        middlewares=[security_headers, json_errors],
+        middlewares=[security_headers, html_errors, json_errors],
         client_max_size=256 * 1024,
         # Whatever runs the app (run_app, an AppRunner): aiohttp's own error lines, throttled.
         handler_args={"logger": ServerLog(logging.getLogger("aiohttp.server"))},

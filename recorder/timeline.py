@@ -123,6 +123,7 @@ class Timeline:
         cp.participants = self._share("people", s.participants, lambda p: dict(p))
         polls = history._recent_polls(s)
         cp.polls = self._share("polls", polls, _copy_poll)
+        cp.drafts = dict(s.drafts)  # few (a trainer's prepared polls), never changed in place
         questions = history._last(s.questions, history.SNAPSHOT_QUESTIONS)
         cp.questions = self._share("questions", questions, _copy_question)
         cp.chapters = [dict(c) for c in s.chapters[-history.SNAPSHOT_CHAPTERS :]]
@@ -169,6 +170,7 @@ class Timeline:
         work = SessionState(src.id, src.title, src.status, src.recording, src.seq, src.t, history=False)
         work.participants = {k: dict(v) for k, v in src.participants.items()}
         work.polls = {k: _copy_poll(p) for k, p in src.polls.items()}
+        work.drafts = dict(src.drafts)
         work.questions = {k: _copy_question(q) for k, q in src.questions.items()}
         work.chapters = list(src.chapters)
         pages = dict(src.board["pages"])

@@ -46,8 +46,8 @@ PAGE_LIMIT = 100  # items in one history reply at most
 # What a join reply stays under, apart from the current whiteboard page (bounded by the drawing
 # limits), the online participants (bounded by the connections) and trainers' per-voter poll
 # `votes` (bounded by the voters): 100 messages of 2,000 characters, 50 questions with
-# 2,000-character answers, 40 polls, 100 offline participants, 100 chapters, 4 bytes a character
-# at worst, with room for the JSON around them.
+# 2,000-character answers, 40 polls, 50 draft polls (trainers), 100 offline participants, 100
+# chapters, 4 bytes a character at worst, with room for the JSON around them.
 SNAPSHOT_BYTES = 3 * 1024 * 1024
 
 

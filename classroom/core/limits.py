@@ -13,6 +13,7 @@ POLL_QUESTION_LEN = 500
 POLL_OPTION_LEN = 200
 POLL_OPTIONS_MIN = 2
 POLL_OPTIONS_MAX = 10
+POLL_DRAFTS_MAX = 50  # polls a trainer has prepared and not opened yet
 WB_TEXT_LEN = 500
 WB_WIDTH = 800  # logical board width; coordinates run 0..WB_WIDTH, 0..WB_HEIGHT
 WB_HEIGHT = 450

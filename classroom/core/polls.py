@@ -1,7 +1,10 @@
-"""Polls and quizzes: open, vote (and change one's vote), close, share results.
+"""Polls and quizzes: open, vote (and change one's vote), close, share results; and drafts, polls a
+trainer prepares (before the start too) and opens later.
 
 Learners never see live counts, and nobody but the voter sees an anonymous poll's individual votes;
-the projections below enforce both on the stream, the view enforces them on snapshots.
+the projections below enforce both on the stream, the view enforces them on snapshots. Drafts live
+in their own section (`state.drafts`), never among the polls: their events go to trainers only, and
+opening one emits the same `poll.opened` as a new poll, with the draft's id.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pydantic import Field, model_validator
 from .context import Context
 from .errors import CommandError
 from .events import Audience, Event
-from .limits import POLL_OPTION_LEN, POLL_OPTIONS_MAX, POLL_OPTIONS_MIN, POLL_QUESTION_LEN
+from .limits import POLL_DRAFTS_MAX, POLL_OPTION_LEN, POLL_OPTIONS_MAX, POLL_OPTIONS_MIN, POLL_QUESTION_LEN
 from .registry import LEARNER, TRAINER, command, folds, projects, redacted, require
 from .state import SessionState, section
 from .validation import Payload, Text
@@ -65,22 +68,62 @@ def _poll(ctx: Context, poll_id: str) -> dict[str, Any]:
     return poll
 
 
+def _definition(poll_id: str, cmd: Open) -> dict[str, Any]:
+    """What `poll.opened` and `poll.drafted` carry: the poll as the trainer wrote it."""
+    return {
+        "id": poll_id,
+        "question": cmd.question,
+        "options": list(cmd.options),
+        "multiple": cmd.multiple,
+        "anonymous": cmd.anonymous,
+        "quiz": cmd.correct is not None,
+        "correct": sorted(cmd.correct) if cmd.correct is not None else None,
+    }
+
+
+DEFINITION = ("id", "question", "options", "multiple", "anonymous", "quiz", "correct")
+
+
 @command("poll.open", Open, roles=(TRAINER,))
 def open_poll(ctx: Context, cmd: Open) -> dict[str, Any]:
     poll_id = f"p{ctx.next_seq}"
-    ctx.emit(
-        "poll.opened",
-        {
-            "id": poll_id,
-            "question": cmd.question,
-            "options": list(cmd.options),
-            "multiple": cmd.multiple,
-            "anonymous": cmd.anonymous,
-            "quiz": cmd.correct is not None,
-            "correct": sorted(cmd.correct) if cmd.correct is not None else None,
-        },
-    )
+    ctx.emit("poll.opened", _definition(poll_id, cmd))
     return {"id": poll_id}
+
+
+@command("poll.draft", Open, roles=(TRAINER,), live=False)
+def draft(ctx: Context, cmd: Open) -> dict[str, Any]:
+    """Prepare a poll without opening it: before the start too. Learners see nothing of it."""
+    require(
+        len(ctx.state.drafts) < POLL_DRAFTS_MAX,
+        "limit_reached",
+        f"at most {POLL_DRAFTS_MAX} draft polls: open or discard one first",
+    )
+    poll_id = f"p{ctx.next_seq}"
+    ctx.emit("poll.drafted", _definition(poll_id, cmd))
+    return {"id": poll_id}
+
+
+def _draft(ctx: Context, poll_id: str) -> dict[str, Any]:
+    found = ctx.state.drafts.get(poll_id)
+    if found is None:
+        opened = " (it is opened already)" if poll_id in ctx.state.polls else ""
+        raise CommandError("not_found", f"no draft poll {poll_id[:60]!r}{opened}")
+    return found
+
+
+@command("poll.open_draft", Target, roles=(TRAINER,))
+def open_draft(ctx: Context, cmd: Target) -> dict[str, Any]:
+    """Open a prepared poll: learners get the same `poll.opened` as for a new one."""
+    found = _draft(ctx, cmd.poll_id)
+    ctx.emit("poll.opened", {k: found[k] for k in DEFINITION})
+    return {"id": found["id"]}
+
+
+@command("poll.discard", Target, roles=(TRAINER,), live=False)
+def discard(ctx: Context, cmd: Target) -> None:
+    found = _draft(ctx, cmd.poll_id)
+    ctx.emit("poll.discarded", {"poll_id": found["id"]})
 
 
 @command("poll.vote", Vote, roles=(LEARNER,))
@@ -143,6 +186,11 @@ def _project_opened(event: Event, audience: Audience, is_actor: bool) -> dict[st
     return redacted(event, actor=event.actor, **{**event.data, "correct": None})
 
 
+@projects("poll.drafted", "poll.discarded")
+def _project_draft(event: Event, audience: Audience, is_actor: bool) -> dict[str, Any] | None:
+    return event.wire() if audience == TRAINER else None
+
+
 @projects("poll.voted")
 def _project_voted(event: Event, audience: Audience, is_actor: bool) -> dict[str, Any] | None:
     d = event.data
@@ -163,9 +211,20 @@ def _project_closed(event: Event, audience: Audience, is_actor: bool) -> dict[st
     return redacted(event, actor=event.actor, poll_id=event.data["poll_id"])
 
 
+@folds("poll.drafted")
+def _drafted(state: SessionState, event: Event) -> None:
+    state.drafts[event.data["id"]] = {**event.data, "t": event.t, "seq": event.seq}
+
+
+@folds("poll.discarded")
+def _discarded(state: SessionState, event: Event) -> None:
+    state.drafts.pop(event.data["poll_id"], None)
+
+
 @folds("poll.opened")
 def _opened(state: SessionState, event: Event) -> None:
     d = event.data
+    state.drafts.pop(d["id"], None)  # an opened draft is a poll like any other from now on
     state.polls[d["id"]] = {
         **d,
         "status": "open",
@@ -258,3 +317,21 @@ def _load(state: SessionState, polls: list[dict[str, Any]], viewer: str | None) 
 
 
 section("polls", _view, _load)
+
+
+def _view_drafts(state: SessionState, audience: Audience, viewer: str | None) -> list[dict[str, Any]]:
+    if audience != TRAINER:
+        return []
+    return [_copy(d) for d in state.drafts.values()]
+
+
+def _copy(d: dict[str, Any]) -> dict[str, Any]:
+    correct = d["correct"]
+    return {**d, "options": list(d["options"]), "correct": None if correct is None else list(correct)}
+
+
+def _load_drafts(state: SessionState, drafts: list[dict[str, Any]], viewer: str | None) -> None:
+    state.drafts = {d["id"]: _copy(d) for d in drafts}
+
+
+section("drafts", _view_drafts, _load_drafts)

@@ -39,6 +39,8 @@ class SessionState:
     participants: dict[str, dict[str, Any]] = field(default_factory=dict)
     chat: dict[str, dict[str, Any]] = field(default_factory=dict)
     polls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Polls a trainer prepared and has not opened: trainers only, never in `polls`.
+    drafts: dict[str, dict[str, Any]] = field(default_factory=dict)
     questions: dict[str, dict[str, Any]] = field(default_factory=dict)
     chapters: list[dict[str, Any]] = field(default_factory=list)
     board: dict[str, Any] = field(default_factory=lambda: new_board())

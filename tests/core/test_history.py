@@ -157,6 +157,7 @@ def test_the_snapshot_stays_under_its_documented_bound_at_the_longest(h: Harness
     import orjson
 
     from classroom.core.history import SNAPSHOT_BYTES
+    from classroom.core.limits import POLL_DRAFTS_MAX
 
     wide = "😀"  # one character, four bytes of UTF-8
     for _ in range(SNAPSHOT_CHAT + 20):
@@ -166,6 +167,8 @@ def test_the_snapshot_stays_under_its_documented_bound_at_the_longest(h: Harness
         h.run(TRAINER_ID, "qa.answer", {"question_id": qid, "text": wide * 2000})
     for _ in range(2 * SNAPSHOT_POLLS + 5):
         h.run(TRAINER_ID, "poll.open", {"question": wide * 500, "options": [wide * 200] * 10})
+    for _ in range(POLL_DRAFTS_MAX):  # trainers get every draft
+        h.run(TRAINER_ID, "poll.draft", {"question": wide * 500, "options": [wide * 200] * 10})
     for _ in range(120):
         h.run(TRAINER_ID, "session.mark", {"title": wide * 200})
     for audience, viewer in h.viewers():

@@ -47,7 +47,15 @@ def test_trainer_is_refused_learner_only_commands(h: Harness, name: str):
     assert h.state.seq == seq
 
 
-@pytest.mark.parametrize("name", sorted(set(COMMANDS) - {"session.start", "session.end"}))
+# Trainers may prepare polls before the start (drafts: tests/core/test_polls.py).
+BEFORE_START = {"session.start", "session.end", "poll.draft", "poll.discard"}
+
+
+def test_only_these_commands_work_before_the_start():
+    assert {name for name, cmd in COMMANDS.items() if not cmd.needs_live} == BEFORE_START
+
+
+@pytest.mark.parametrize("name", sorted(set(COMMANDS) - BEFORE_START))
 def test_every_command_needs_a_live_session(fresh: Harness, name: str):
     pid = L1 if name in LEARNER_ONLY else TRAINER_ID
     assert fresh.state.status == "created"

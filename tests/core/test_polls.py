@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from classroom.core import Event, project
+from classroom.core.limits import POLL_DRAFTS_MAX
 
-from .conftest import L1, L2, TRAINER_ID, Harness
+from .conftest import L1, L2, TRAINER_ID, Harness, fold_projected, replay
 
 L3 = "l3"
 
@@ -378,3 +379,125 @@ def test_polls_are_listed_in_opening_order(h: Harness):
     c = open_poll(h, correct=[0])
     assert [p["id"] for p in h.state.view("learner", L1)["polls"]] == [a, b, c]
     assert [p["id"] for p in h.state.view("trainer")["polls"]] == [a, b, c]
+
+
+# -- drafts: polls prepared before (or during) the class, opened later -------------------------
+
+
+def draft(h: Harness, **kw: Any) -> str:
+    payload = {"question": "Secret plan?", "options": ["a", "b"], **kw}
+    return h.run(TRAINER_ID, "poll.draft", payload).reply["id"]
+
+
+def test_a_trainer_drafts_before_the_start_and_learners_see_nothing(fresh: Harness):
+    payload = {"question": "Secret plan?", "options": ["a", "b"], "correct": [1]}
+    out = fresh.run(TRAINER_ID, "poll.draft", payload)
+    (event,) = out.events
+    assert event.type == "poll.drafted"
+    assert out.reply == {"id": f"p{event.seq}"}
+    assert project(event, "trainer") is event.wire()
+    assert project(event, "learner") is None and project(event, "learner", True) is None
+    assert fresh.tview()["drafts"] == [
+        {
+            "id": out.reply["id"],
+            "question": "Secret plan?",
+            "options": ["a", "b"],
+            "multiple": False,
+            "anonymous": False,
+            "quiz": True,
+            "correct": [1],
+            "t": event.t,
+            "seq": event.seq,
+        }
+    ]
+    assert fresh.tview()["polls"] == []
+    for pid in (L1, None):
+        view = fresh.state.view("learner", pid)
+        assert view["drafts"] == [] and view["polls"] == []
+        assert "Secret plan?" not in repr(view)
+    assert fresh.state.view("learner", L1, bounded=True)["more"]["polls"] == 0
+
+
+def test_opening_a_draft_is_an_ordinary_poll_opened_with_its_id(fresh: Harness):
+    pid = draft(fresh, correct=[0])
+    fresh.refuse(TRAINER_ID, "poll.open_draft", {"poll_id": pid}, "session_not_live")
+    fresh.run(TRAINER_ID, "session.start", {})
+    out = fresh.run(TRAINER_ID, "poll.open_draft", {"poll_id": pid})
+    (event,) = out.events
+    assert out.reply == {"id": pid}
+    assert event.type == "poll.opened"
+    assert event.data == {
+        "id": pid,
+        "question": "Secret plan?",
+        "options": ["a", "b"],
+        "multiple": False,
+        "anonymous": False,
+        "quiz": True,
+        "correct": [0],
+    }
+    assert project(event, "learner")["data"]["correct"] is None  # a quiz's answer stays hidden
+    assert fresh.tview()["drafts"] == []
+    assert lpoll(fresh, pid)["question"] == "Secret plan?"
+    assert lpoll(fresh, pid)["seq"] == event.seq and lpoll(fresh, pid)["t"] == event.t
+    fresh.run(L1, "poll.vote", {"poll_id": pid, "choices": [1]})
+    assert tpoll(fresh, pid)["counts"] == [0, 1]
+    # It is no draft any more: opening or discarding it again is refused.
+    err = fresh.refuse(TRAINER_ID, "poll.open_draft", {"poll_id": pid}, "not_found")
+    assert "opened already" in err.message
+    fresh.refuse(TRAINER_ID, "poll.discard", {"poll_id": pid}, "not_found")
+
+
+def test_drafts_are_for_trainers_and_bounded(fresh: Harness):
+    fresh.refuse(L1, "poll.draft", {"question": "Q?", "options": ["a", "b"]}, "forbidden")
+    pid = draft(fresh)
+    fresh.refuse(L1, "poll.discard", {"poll_id": pid}, "forbidden")
+    fresh.run(TRAINER_ID, "session.start", {})
+    fresh.refuse(L1, "poll.open_draft", {"poll_id": pid}, "forbidden")
+    fresh.refuse(L1, "poll.vote", {"poll_id": pid, "choices": [0]}, "not_found")  # not a poll yet
+    fresh.refuse(TRAINER_ID, "poll.draft", {"question": "Q?", "options": ["a"]}, "out_of_range")
+    fresh.refuse(TRAINER_ID, "poll.open_draft", {"poll_id": "p999"}, "not_found")
+    fresh.refuse(TRAINER_ID, "poll.open_draft", {}, "invalid_payload")
+    for _ in range(POLL_DRAFTS_MAX - 1):
+        draft(fresh)
+    fresh.refuse(TRAINER_ID, "poll.draft", {"question": "Q?", "options": ["a", "b"]}, "limit_reached")
+    fresh.run(TRAINER_ID, "poll.discard", {"poll_id": pid})
+    draft(fresh)
+
+
+def test_discarding_a_draft_removes_it_for_trainers_only(fresh: Harness):
+    pid = draft(fresh)
+    (event,) = fresh.run(TRAINER_ID, "poll.discard", {"poll_id": pid}).events
+    assert event.type == "poll.discarded" and event.data == {"poll_id": pid}
+    assert project(event, "learner") is None
+    assert fresh.tview()["drafts"] == []
+    fresh.refuse(TRAINER_ID, "poll.discard", {"poll_id": pid}, "not_found")
+
+
+def test_an_opened_draft_pages_in_opening_order_once(h: Harness):
+    early = draft(h)
+    a = open_poll(h)
+    h.run(TRAINER_ID, "poll.open_draft", {"poll_id": early})
+    b = open_poll(h)
+    order = [a, early, b]
+    assert [p["id"] for p in h.lview()["polls"]] == order
+    for audience, pid in (("trainer", TRAINER_ID), ("learner", L1)):
+        reply = h.run(pid, "poll.history", {"before": h.state.seq + 1}).reply
+        assert [p["id"] for p in reply["polls"]] == order, audience
+        assert reply["more"] is False
+
+
+def test_clients_folding_drafts_agree_with_the_server(fresh: Harness):
+    start = {aud: fresh.state.view(aud, pid) for aud, pid in (("trainer", TRAINER_ID), ("learner", L1))}
+    events_from = len(fresh.events)
+    kept = draft(fresh, question="Kept")
+    gone = draft(fresh)
+    fresh.run(TRAINER_ID, "poll.discard", {"poll_id": gone})
+    fresh.run(TRAINER_ID, "session.start", {})
+    opened = draft(fresh, question="Opened live")
+    fresh.run(TRAINER_ID, "poll.open_draft", {"poll_id": opened})
+    events = fresh.events[events_from:]
+    for (aud, pid), snapshot in zip((("trainer", TRAINER_ID), ("learner", L1)), start.values(), strict=True):
+        client = fold_projected(snapshot, pid, aud, events)
+        assert client.view(aud, pid) == fresh.state.view(aud, pid), aud
+    assert [d["id"] for d in fresh.tview()["drafts"]] == [kept]
+    assert replay(fresh.events).view("trainer") == fresh.state.view("trainer")

@@ -60,6 +60,11 @@ def scripted_session() -> Recorder:
     r.join(TRAINER_ID, "Tess", "trainer")
     r.join(A, "Ada", "learner")
     r.join(B, "Bob", "learner")
+    # Polls prepared before the start: one opened later, one discarded, one never opened.
+    d1 = r.run(TRAINER_ID, "poll.draft", {"question": "Ready?", "options": ["yes", "no"]}).reply["id"]
+    d2 = r.run(TRAINER_ID, "poll.draft", {"question": "Scrap me", "options": ["x", "y"]}).reply["id"]
+    r.run(TRAINER_ID, "poll.draft", {"question": "Kept for later", "options": ["1", "2"], "correct": [1]})
+    r.run(TRAINER_ID, "poll.discard", {"poll_id": d2})
     r.run(TRAINER_ID, "session.start", {})
     r.run(TRAINER_ID, "session.mark", {"title": "Welcome"})
     r.run(TRAINER_ID, "recording.pause", {})
@@ -88,6 +93,8 @@ def scripted_session() -> Recorder:
         "poll.open",
         {"question": "Primes?", "options": ["2", "4", "5", "9"], "multiple": True, "correct": [0, 2]},
     ).reply["id"]
+    r.run(T2, "poll.open_draft", {"poll_id": d1})
+    r.run(B, "poll.vote", {"poll_id": d1, "choices": [0]})
     r.run(A, "poll.vote", {"poll_id": p1, "choices": [0]})
     r.run(B, "poll.vote", {"poll_id": p1, "choices": [1]})
     r.run(A, "poll.vote", {"poll_id": p1, "choices": [1]})  # a change of mind

@@ -51,6 +51,12 @@ async def run_script(server):
     await trainer.request("participant.mute", participant_id=bob.you["id"])
     await trainer.request("hand.lower", participant_id=ada.you["id"])
     await trainer.request("session.mark", title="Polls")
+    prepared = await trainer.request("poll.draft", question="Prepared?", options=["a", "b"], correct=[0])
+    scrap = await trainer.request("poll.draft", question="Scrapped", options=["x", "y"])
+    await trainer.request("poll.draft", question="Never opened", options=["1", "2"])
+    await trainer.request("poll.discard", poll_id=scrap["id"])
+    await trainer.request("poll.open_draft", poll_id=prepared["id"])
+    await ada.request("poll.vote", poll_id=prepared["id"], choices=[0])
     quiz = await trainer.request("poll.open", question="2+2?", options=["3", "4"], correct=[1])
     anon = await trainer.request(
         "poll.open", question="Mood?", options=["ok", "meh", "great"], anonymous=True
@@ -119,6 +125,15 @@ async def test_events_window_and_exports_hold_every_event_in_order(server):
     part = await _json(server, f"/api/recordings/{rid}/events?from={mid}&to={mid}&audience=trainer", admin)
     assert part["events"] == [e for e in events if e["t"] == mid]
 
+    # Learners' replay never shows a draft that was not opened.
+    as_learner = await _json(server, f"/api/recordings/{rid}/events?audience=learner", admin)
+    end = events[-1]["t"]
+    at_end = await _json(server, f"/api/recordings/{rid}/state?t={end}&audience=learner", admin)
+    for leaked in ("Scrapped", "Never opened"):
+        assert leaked not in json.dumps(as_learner) and leaked not in json.dumps(at_end)
+        assert leaked in json.dumps(body)
+    assert "Prepared?" in json.dumps(as_learner) and at_end["drafts"] == []
+
     manifest = await _json(server, f"/api/recordings/{rid}", admin)
     assert manifest["status"] == "ended" and manifest["counts"]["chat"] == 2
     # Chapters are the trainer's marks and page changes, a page named by its place among the
@@ -127,7 +142,8 @@ async def test_events_window_and_exports_hold_every_event_in_order(server):
     added = next(e for e in events if e["type"] == "wb.page.added")["data"]["page"]
     assert kinds == [("mark", "Polls", None), ("page", "Whiteboard page 2", added), ("mark", "barrier", None)]
     assert all(c["id"].startswith("c") for c in manifest["chapters"] if c["kind"] == "mark")
-    assert [p["question"] for p in manifest["polls"]] == ["2+2?", "Mood?"]
+    # A draft counts from its opening; the others never show.
+    assert [p["question"] for p in manifest["polls"]] == ["Prepared?", "2+2?", "Mood?"]
     opened = {e["data"]["id"]: e["t"] for e in events if e["type"] == "poll.opened"}
     assert {p["id"]: p["t"] for p in manifest["polls"]} == opened
     asked = [
@@ -157,6 +173,8 @@ async def test_events_window_and_exports_hold_every_event_in_order(server):
     status, _, raw = await _get(server, f"/api/recordings/{rid}/export/polls.csv", admin)
     rows = list(csv.DictReader(io.StringIO(raw.decode())))
     assert [(r["question"], r["option"], r["votes"], r["correct"]) for r in rows] == [
+        ("Prepared?", "a", "1", "yes"),
+        ("Prepared?", "b", "0", "no"),
         ("2+2?", "3", "1", "no"),
         ("2+2?", "4", "1", "yes"),
         ("Mood?", "ok", "0", ""),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from .conftest import needs_browser
-from .helpers import open_console, tid, until
+from .helpers import open_console, open_page, tid, until, view
 
 
 @needs_browser
@@ -45,5 +45,53 @@ async def test_co_trainers_have_names_and_lower_all_hands(server, browser, probl
     tess_id = await tess.evaluate("() => window.classcast.you.id")
     assert len(lowered) == 2 and {e["actor"] for e in lowered} == {tess_id}
     for ctx in (tess_ctx, theo_ctx):
+        await ctx.close()
+    assert problems.items == []
+
+
+@needs_browser
+async def test_a_poll_prepared_before_the_start_is_opened_once_the_class_runs(server, browser, problems):
+    info = await server.create_session("Prepared")
+    console_ctx = await browser.new_context(viewport={"width": 1280, "height": 860})
+    console = await open_console(console_ctx, info["trainer_url"], problems)
+    learner_ctx = await browser.new_context()
+    learner = await open_page(learner_ctx, info["join_url"], problems, "Ada")
+    await learner.fill(tid("name-input"), "Ada")
+    await learner.click(tid("join-button"))
+    await learner.wait_for_selector(tid("status") + ":has-text('Waiting')")
+
+    # Before the start: the poll can only be saved for later, and learners learn nothing of it.
+    await console.click(tid("tab-polls"))
+    await expect(console.locator(tid("poll-open"))).to_be_disabled()
+    await console.fill(tid("poll-question"), "Secret warm-up?")
+    options = console.locator(tid("poll-option"))
+    await options.nth(0).fill("Ready")
+    await options.nth(1).fill("Not yet")
+    await console.click(tid("poll-save-draft"))
+    draft = console.locator(tid("poll-draft"))
+    await expect(draft).to_have_count(1)
+    await expect(draft.locator(".draft-question")).to_have_text("Secret warm-up?")
+    await expect(draft.locator(tid("poll-draft-open"))).to_be_disabled()
+    await until(console, "v.drafts.length === 1 && v.polls.length === 0")
+    # A learner joining now gets a snapshot taken after the draft (events hide it the same way).
+    await learner.reload()
+    await learner.wait_for_selector(tid("status") + ":has-text('Waiting')")
+    await until(learner, f"v.seq >= {(await view(console))['seq']}")
+    seen = await view(learner)
+    assert seen["drafts"] == [] and seen["polls"] == []
+    assert "Secret warm-up?" not in await learner.content()
+
+    # Started: the trainer opens it, the learner gets it and votes.
+    await console.click(tid("session-start"))
+    await learner.wait_for_selector(tid("status") + ":has-text('Live')")
+    await learner.click(tid("tab-polls"))
+    await draft.locator(tid("poll-draft-open")).click()
+    await expect(draft).to_have_count(0)
+    card = learner.locator(tid("poll")).first
+    await expect(card.locator(".poll-question")).to_have_text("Secret warm-up?")
+    await card.locator(tid("poll-choice") + '[value="0"]').check()
+    await card.locator(tid("poll-vote")).click()
+    await until(console, "JSON.stringify(v.polls[0].counts) === '[1,0]'")
+    for ctx in (console_ctx, learner_ctx):
         await ctx.close()
     assert problems.items == []

@@ -5,6 +5,7 @@
 import { createBoard, type Board } from "./board";
 import { toast } from "./dom";
 import type { Live, Update } from "./live";
+import { createPrompts } from "./prompts";
 import { view, type State } from "./reducer";
 import {
   createChat,
@@ -49,6 +50,7 @@ export function createLivePanels(live: Live, mode: "learner" | "trainer", sessio
     polls: createPolls(ctx),
     qa: createQA(ctx),
     reactions: createReactions(ctx),
+    prompts: createPrompts(live, mode),
   };
 }
 
@@ -100,6 +102,8 @@ export function driveLivePanels(
         "board.page.get": "board",
       };
       if (u.history && fetched[u.history]) keys.add(fetched[u.history]);
+      // New to this page, pushed live or recovered by a resume (never the snapshot or history).
+      p.prompts.arrived(u.events);
       for (const e of u.events) {
         for (const k of panelsFor(e.type)) keys.add(k);
         if (e.type === "reaction" && u.live) p.reactions.float(e.data.emoji, live.state?.participants.get(e.data.id)?.name);

@@ -50,6 +50,19 @@ interface PollState {
   seq: number;
 }
 
+/** A poll a trainer prepared and has not opened (trainers only; classroom/core/polls.py). */
+interface DraftState {
+  id: string;
+  question: string;
+  options: string[];
+  multiple: boolean;
+  anonymous: boolean;
+  quiz: boolean;
+  correct: number[] | null;
+  t: number;
+  seq: number;
+}
+
 interface QuestionState {
   id: string;
   text: string;
@@ -85,6 +98,7 @@ export interface State {
   chat: Map<string, ChatMessage>;
   chapters: { id: string; title: string; t: number }[];
   polls: Map<string, PollState>;
+  drafts: Map<string, DraftState>;
   questions: Map<string, QuestionState>;
   pages: Map<string, Map<string, Element>>;
   current: string;
@@ -105,6 +119,8 @@ export const SNAPSHOT_QUESTIONS = 50;
 export const SNAPSHOT_OFFLINE = 100;
 export const SNAPSHOT_CHAPTERS = 100;
 
+const copyChoices = (c: number[] | null) => (c ? [...c] : null);
+
 const copyEl = (el: Element): Element => (el.points ? { ...el, points: [...el.points] } : { ...el });
 
 // -- snapshots ------------------------------------------------------------------------------------
@@ -121,6 +137,9 @@ export function fromView(v: any, viewer: string | null): State {
     chat: new Map(v.chat.map((m: ChatMessage) => [m.id, { ...m }])),
     chapters: v.chapters.map((c: any) => ({ ...c })),
     polls: new Map(),
+    drafts: new Map(
+      (v.drafts ?? []).map((x: DraftState) => [x.id, { ...x, options: [...x.options], correct: copyChoices(x.correct) }]),
+    ),
     questions: new Map(),
     pages: new Map(),
     current: v.board.current,
@@ -242,6 +261,9 @@ function render(s: State, audience: Audience, viewer: string | null, onlyPage: s
       };
     }),
     participants: [...s.participants.values()].map((p) => ({ ...p })),
+    drafts: trainer
+      ? [...s.drafts.values()].map((x) => ({ ...x, options: [...x.options], correct: copyChoices(x.correct) }))
+      : [],
     questions: questions.map((q) => {
       const hidden = !trainer && q.anonymous && q.author !== viewer;
       return {
@@ -363,8 +385,26 @@ const FOLDS: Record<string, Fold> = {
   "chat.deleted": (s, e) => {
     s.chat.delete(d(e).id);
   },
+  "poll.drafted": (s, e) => {
+    const x = d(e);
+    s.drafts.set(x.id, {
+      id: x.id,
+      question: x.question,
+      options: [...x.options],
+      multiple: x.multiple,
+      anonymous: x.anonymous,
+      quiz: x.quiz,
+      correct: copyChoices(x.correct),
+      t: e.t,
+      seq: e.seq,
+    });
+  },
+  "poll.discarded": (s, e) => {
+    s.drafts.delete(d(e).poll_id);
+  },
   "poll.opened": (s, e) => {
     const x = d(e);
+    s.drafts.delete(x.id); // an opened draft is a poll like any other from now on
     s.polls.set(x.id, {
       id: x.id,
       question: x.question,

@@ -185,7 +185,21 @@ export function createChat(ctx: PanelCtx): Panel {
       toast("Could not load earlier messages; try again.", "error");
     }
   }
-  el.append(earlierBtn, list, empty);
+  // Scrolled up when new messages arrive: a hint over the list's bottom edge takes one back down.
+  const newHint: HTMLButtonElement = h("button", {
+    type: "button",
+    class: "chat-new-hint",
+    "data-testid": "chat-new-hint",
+    text: "New messages ↓",
+    hidden: true,
+    onclick: () => {
+      list.scrollTop = list.scrollHeight;
+      pinToBottom = true;
+      newHint.hidden = true;
+    },
+  });
+  let newest = 0; // seq of the newest message rendered
+  el.append(earlierBtn, list, newHint, empty);
   const cache = new Map<string, HTMLElement>();
   let mutedNote: HTMLElement | null = null;
   let sendBtn: HTMLButtonElement | null = null;
@@ -240,6 +254,7 @@ export function createChat(ctx: PanelCtx): Panel {
   let pinToBottom = true;
   list.addEventListener("scroll", () => {
     pinToBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    if (pinToBottom) newHint.hidden = true;
     if (list.scrollTop < 40 && list.scrollHeight > list.clientHeight) void loadEarlier();
   });
 
@@ -303,6 +318,11 @@ export function createChat(ctx: PanelCtx): Panel {
         if (input) setAttr(input, "placeholder", v.status === "created" ? "Chat opens when the class starts" : "Write a message…");
       }
       show(earlierBtn, !!ctx.earlier?.has());
+      const last: number = v.chat.length ? v.chat[v.chat.length - 1].seq : 0;
+      // Older messages loaded above, or a deletion, are not news; a message below is.
+      if (last > newest && newest > 0 && !wasAtBottom) newHint.hidden = false;
+      if (!v.chat.length) newHint.hidden = true;
+      newest = Math.max(newest, last);
       if (anchor !== null) {
         list.scrollTop = list.scrollHeight - anchor; // the message read stays where it was
         anchor = null;
@@ -431,7 +451,9 @@ export interface PollsOptions {
 
 export function createPolls(ctx: PanelCtx, popts: PollsOptions = {}): Panel {
   const { el } = panel("Polls", "polls-panel");
-  if (ctx.mode === "trainer") el.appendChild(createPollComposer(ctx));
+  const composer = ctx.mode === "trainer" ? createPollComposer(ctx) : null;
+  const drafts = ctx.mode === "trainer" ? createDrafts(ctx) : null;
+  if (composer && drafts) el.append(composer.el, drafts.el);
   const list = h("div", { class: "poll-list" });
   const empty = h(
     "p",
@@ -618,6 +640,8 @@ export function createPolls(ctx: PanelCtx, popts: PollsOptions = {}): Panel {
   return {
     el,
     render(v) {
+      composer?.render(v);
+      drafts?.render(v);
       const polls = [...(v.polls as any[])].reverse(); // newest first
       reconcile(list, cache, polls, (p) => p.id, create, (card, p) => update(card, p, v));
       show(empty, polls.length === 0);
@@ -625,7 +649,52 @@ export function createPolls(ctx: PanelCtx, popts: PollsOptions = {}): Panel {
   };
 }
 
-function createPollComposer(ctx: PanelCtx): HTMLElement {
+/** The trainer's prepared polls (`poll.draft`): open one once the class runs, or discard it. */
+function createDrafts(ctx: PanelCtx): Panel {
+  const list = h("ul", { class: "draft-list" });
+  const el = h("div", { class: "drafts", "data-testid": "poll-drafts", hidden: true }, h("h3", { class: "field-label" }, "Prepared polls"), list);
+  const cache = new Map<string, HTMLElement>();
+  const create = (d: any): HTMLElement => {
+    const open: HTMLButtonElement = h("button", {
+      type: "button",
+      class: "btn btn-primary btn-small",
+      "data-testid": "poll-draft-open",
+      text: "Open now",
+      "aria-label": `Open the poll: ${d.question}`,
+      onclick: () => void run(ctx, "poll.open_draft", { poll_id: d.id }, open).then((ack) => ack && toast("Poll opened.")),
+    });
+    const discard: HTMLButtonElement = h("button", {
+      type: "button",
+      class: "btn btn-small",
+      "data-testid": "poll-draft-discard",
+      text: "Discard",
+      "aria-label": `Discard the prepared poll: ${d.question}`,
+      onclick: () => void run(ctx, "poll.discard", { poll_id: d.id }, discard),
+    });
+    return h(
+      "li",
+      { class: "draft", "data-testid": "poll-draft", "data-id": d.id },
+      h("span", { class: "draft-question" }, d.question),
+      h("span", { class: "hint" }, (d.options as string[]).join(" · ")),
+      h("span", { class: "draft-actions" }, open, discard),
+    );
+  };
+  return {
+    el,
+    render(v) {
+      const items = v.drafts as any[];
+      reconcile(list, cache, items, (d) => d.id, create, (li) => {
+        const open = li.querySelector("[data-testid=poll-draft-open]") as HTMLButtonElement;
+        open.disabled = !ctx.active();
+        open.title = ctx.active() ? "" : "Opens once the class has started";
+        (li.querySelector("[data-testid=poll-draft-discard]") as HTMLButtonElement).disabled = v.status === "ended";
+      });
+      show(el, items.length > 0);
+    },
+  };
+}
+
+function createPollComposer(ctx: PanelCtx): Panel {
   const qId = nextId("pollq");
   const question = h("input", {
     id: qId,
@@ -649,6 +718,14 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
     },
   });
   const openBtn = h("button", { type: "submit", class: "btn btn-primary", "data-testid": "poll-open", text: "Open poll" });
+  const draftBtn = h("button", {
+    type: "button",
+    class: "btn",
+    "data-testid": "poll-save-draft",
+    text: "Save for later",
+    onclick: () => void submit(true),
+  });
+  const before = h("p", { class: "hint", hidden: true }, "The class has not started: save polls for later and open them once it runs.");
 
   function addOption(): void {
     if (options.childElementCount >= LIMITS.optionsMax) return;
@@ -708,7 +785,7 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
     anonymous.checked = false;
   }
 
-  async function submit(): Promise<void> {
+  async function submit(asDraft = false): Promise<void> {
     const q = question.value.trim();
     const rows = [...options.children].map((row) => ({
       text: (row.querySelector("[data-testid=poll-option]") as HTMLInputElement).value.trim(),
@@ -731,7 +808,7 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
     }
     const ack = await run(
       ctx,
-      "poll.open",
+      asDraft ? "poll.draft" : "poll.open",
       {
         question: q,
         options: kept.map((r) => r.text),
@@ -739,11 +816,11 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
         anonymous: anonymous.checked,
         correct: correct.length ? correct : null,
       },
-      openBtn,
+      asDraft ? draftBtn : openBtn,
     );
     if (ack) {
       reset();
-      toast("Poll opened.");
+      toast(asDraft ? "Poll saved for later." : "Poll opened.");
     }
   }
 
@@ -761,7 +838,8 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
       h("label", { class: "check" }, multiple, "Several answers"),
       h("label", { class: "check" }, anonymous, "Anonymous"),
     ),
-    openBtn,
+    before,
+    h("div", { class: "composer-row" }, openBtn, draftBtn),
   );
   multiple.addEventListener("change", () => {
     if (!multiple.checked) {
@@ -769,7 +847,14 @@ function createPollComposer(ctx: PanelCtx): HTMLElement {
       checked.slice(1).forEach((c) => (c.checked = false));
     }
   });
-  return form;
+  return {
+    el: form,
+    render(v) {
+      openBtn.disabled = !ctx.active();
+      draftBtn.disabled = v.status === "ended";
+      show(before, v.status === "created");
+    },
+  };
 }
 
 // -- Q&A --------------------------------------------------------------------------------------------
@@ -985,24 +1070,62 @@ export function createReactions(ctx: PanelCtx): Reactions {
     buttons.push(b);
     bar.appendChild(b);
   }
-  let live = 0;
-  return {
-    bar,
-    overlay,
-    float(emoji, name) {
-      if (live > 30) return;
-      live++;
+  // Reactions rise in lanes, so labels shown together never overlap: a lane takes its next
+  // reaction once the last one has risen past its own height (they rise at one steady speed:
+  // `reaction-rise` in styles.css, 260 px in 2.6 s) or, without motion, once it has gone. Its
+  // animation's own clock says how far it rose (it may start late on a busy page). More at once
+  // than the lanes take wait their turn (briefly; at most 30 shown or waiting).
+  const LANE_PX = 104; // a reaction is 100 px wide
+  const RISEN_MS = 750; // 75 px: more than a reaction's height
+  const stillQuery = window.matchMedia?.("(prefers-reduced-motion: reduce)");
+  const laneLast: (HTMLElement | null)[] = [];
+  const waiting: [string, string | undefined][] = [];
+  const born = new WeakMap<HTMLElement, number>();
+  let shown = 0;
+  let timer = 0;
+  const risen = (el: HTMLElement | null): boolean => {
+    if (!el || !el.isConnected) return true;
+    if (stillQuery?.matches) return false;
+    const anim = el.getAnimations?.()[0];
+    const ms = anim ? Number(anim.currentTime ?? 0) : performance.now() - (born.get(el) ?? 0);
+    return ms >= RISEN_MS;
+  };
+  function pump(): void {
+    timer = 0;
+    const width = overlay.clientWidth;
+    const lanes = Math.max(1, Math.floor(width / LANE_PX));
+    while (laneLast.length < lanes) laneLast.push(null);
+    const margin = Math.max(0, (width - lanes * LANE_PX) / 2);
+    while (waiting.length) {
+      const free: number[] = [];
+      for (let i = 0; i < lanes; i++) if (risen(laneLast[i])) free.push(i);
+      if (!free.length) break;
+      const lane = free[Math.floor(Math.random() * free.length)];
+      const [emoji, name] = waiting.shift()!;
+      shown++;
       const item = h(
         "span",
-        { class: "reaction-float", style: `left:${8 + Math.random() * 80}%` },
+        { class: "reaction-float", "data-testid": "reaction-float", style: `left:${Math.round(margin + lane * LANE_PX + 2)}px` },
         h("span", { class: "emoji" }, emoji),
         name ? h("span", { class: "who" }, name) : null,
       );
       overlay.appendChild(item);
+      laneLast[lane] = item;
+      born.set(item, performance.now());
       setTimeout(() => {
         item.remove();
-        live--;
+        shown--;
       }, 2600);
+    }
+    if (waiting.length) timer = window.setTimeout(pump, 60);
+  }
+  return {
+    bar,
+    overlay,
+    float(emoji, name) {
+      if (shown + waiting.length > 30) return;
+      waiting.push([emoji, name]);
+      if (!timer) pump();
     },
     setEnabled(on) {
       for (const b of buttons) if (b.disabled === on) b.disabled = !on;
