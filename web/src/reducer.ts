@@ -51,17 +51,7 @@ interface PollState {
 }
 
 /** A poll a trainer prepared and has not opened (trainers only; classroom/core/polls.py). */
-interface DraftState {
-  id: string;
-  question: string;
-  options: string[];
-  multiple: boolean;
-  anonymous: boolean;
-  quiz: boolean;
-  correct: number[] | null;
-  t: number;
-  seq: number;
-}
+type DraftState = Pick<PollState, "id" | "question" | "options" | "multiple" | "anonymous" | "quiz" | "correct" | "t" | "seq">;
 
 interface QuestionState {
   id: string;
