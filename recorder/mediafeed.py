@@ -22,7 +22,7 @@ from typing import Any
 
 from classroom.ports import ClockedSession, MediaSource
 
-from .media import MediaRecorder, Packet, TrackWriter
+from .media import VIDEO_CODECS, MediaRecorder, Packet, TrackWriter
 from .paths import recording_dir
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,10 @@ class SessionFeed:
         paused = self.session.state.recording == "paused"
         if paused != recorder.paused:
             recorder.set_paused(paused)
+            if not paused:  # video resumes at a key frame: ask for one now rather than wait
+                for track_id, (_writer, codec) in self.writers.items():
+                    if codec in VIDEO_CODECS:
+                        self.media.request_keyframe(track_id)
         entry = self.writers.get(f.track_id)
         if entry is not None and entry[1] == f.codec:
             entry[0].write(_packet(f))

@@ -143,3 +143,44 @@ async def test_the_recording_decodes_lasts_and_lines_up_with_events(server: Serv
         f" frame {MARK} at {at:.0f}, chat at {chat_t}"
     )
     assert abs(at - chat_t) <= 100, (at, chat_t)
+
+
+async def test_a_recording_pause_is_a_gap_in_the_media(server: Server) -> None:
+    info, trainer = await server.live_session("Paused media")
+    sid = info["id"]
+    publisher = SocketPublisher(trainer)
+    video = publisher.video
+    assert video is not None
+
+    async def frames(n: int) -> None:  # n more frames captured by the publisher
+        target = video.counter + n
+        await eventually(lambda: video.counter >= target, 20, f"{n} frames")
+
+    try:
+        assert (await publisher.publish())["ok"]
+        await frames(30)
+        ack = await trainer.request("recording.pause")
+        paused_t = (await trainer.wait_for("recording.paused", lambda e: e["seq"] == ack["seq"], 10))["t"]
+        await frames(30)
+        ack = await trainer.request("recording.resume")
+        resumed_t = (await trainer.wait_for("recording.resumed", lambda e: e["seq"] == ack["seq"], 10))["t"]
+        await frames(30)
+        assert (await trainer.request("media.unpublish"))["ok"]
+    finally:
+        await publisher.close()
+
+    async def complete() -> list | None:
+        media = (await ok(server, "GET", f"/api/recordings/{sid}", token_of(info["join_url"])))["media"]
+        return media if media and all(m["status"] == "complete" for m in media) else None
+
+    await eventually(complete, 20, "the media file finalised")
+    (m,) = await complete()
+    path = recording_dir(server.app[LIBRARY].root, sid) / "media" / m["file"]
+    with av.open(str(path)) as container:
+        at = [m["start_ms"] + float(f.pts * f.time_base * 1000) for f in container.decode(video=0)]
+    # Nothing recorded while paused; video again within a second of the resume (a key frame).
+    assert not [t for t in at if paused_t + 100 < t < resumed_t - 100], (paused_t, resumed_t)
+    before = [t for t in at if t <= paused_t + 100]
+    after = [t for t in at if t >= resumed_t - 100]
+    assert before and after and before[-1] > paused_t - 200, (before[-3:], paused_t)
+    assert after[0] < resumed_t + 1000, (after[:3], resumed_t)
