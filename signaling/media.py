@@ -136,6 +136,8 @@ class MediaRooms:
                 raise CommandError(code, exc.message) from None
             finally:
                 room.busy -= 1
+                if room.closed:  # the session ended meanwhile: what this command opened goes too
+                    await room.media.close()
                 await self._close_if_empty(room)
 
     async def _run(self, room: _Room, sid: str, pid: str, name: str, body: Any) -> dict:
