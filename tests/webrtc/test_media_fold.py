@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from classroom.keys import HUB
 from tests.conftest import Server
 from tests.recorder.test_replay_e2e import _json
 from tests.web.test_reducer import FOLD_CLI, comparable, js_fold
+from tests.webrtc.helpers import eventually
 from tests.webrtc.socket_peers import SocketPublisher
 
 
@@ -39,6 +41,8 @@ async def test_live_replay_and_browser_folds_agree_on_media(server: Server) -> N
         "floor": {},
     }
     await trainer.request("session.end")
+    # The session's media closes with it (the trainer's socket is still connected and publishing).
+    await eventually(lambda: not server.app[HUB].media.rooms, 10, "the media closed at the end")
 
     rid, admin = info["id"], server.admin["Authorization"].split()[1]
     manifest = await _json(server, f"/api/recordings/{rid}", admin)
