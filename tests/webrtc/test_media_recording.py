@@ -71,10 +71,12 @@ class StoppedTone(ToneAudio):
     def __init__(self, capture: Capture) -> None:
         super().__init__()
         self.capture = capture
+        self.frames = 0
 
     async def recv(self):
         frame = await super().recv()
         await self.capture.frame()
+        self.frames += 1
         return frame
 
 
@@ -90,7 +92,8 @@ async def test_the_recording_decodes_lasts_and_lines_up_with_events(server: Serv
     capture = Capture()
     publisher = SocketPublisher(trainer, audio=False, video=False)
     video = MarkedVideo(capture, send_chat)
-    publisher.pc.addTrack(StoppedTone(capture))
+    tone = StoppedTone(capture)
+    publisher.pc.addTrack(tone)
     publisher.pc.addTransceiver(video, direction="sendonly")
     publisher.labels = {"0": "mic", "1": "camera"}
     try:
@@ -130,19 +133,25 @@ async def test_the_recording_decodes_lasts_and_lines_up_with_events(server: Serv
     assert len(whole) >= 0.9 * len(counters) and whole == sorted(whole), counters
     assert audio > 0.8 * SECONDS * 48000
 
-    # As long as the publishing: from the first frame captured to the last.
-    published_ms = (capture.stopped - capture.first) * 1000
+    # As long as what was published: the media's own clock (20 ms audio frames, 30 fps video; a
+    # loaded machine may capture late, but the timestamps say when each frame belongs).
+    published_ms = max(tone.frames * 20, video.counter * 1000 / 30)
     for measured in (m["duration_ms"], duration_ms):
         assert abs(measured - published_ms) <= 0.05 * published_ms, (measured, published_ms)
 
     # The chat message sent as frame MARK was captured is at that frame's place on the session clock.
+    # The publisher's own lateness (its event loop woken late on a loaded machine) is not the
+    # recording's: frame MARK was captured `late` ms after its timestamp says, relative to the
+    # most punctual frame, and the chat message went out then.
+    due = {n: t - n / 30 for n, t in video.times.items()}
+    late = (due[MARK] - min(due.values())) * 1000
     index = counters.index(MARK)
     at = m["start_ms"] + times[index]
     print(
         f"media: {measured:.0f} ms recorded of {published_ms:.0f} ms published;"
-        f" frame {MARK} at {at:.0f}, chat at {chat_t}"
+        f" frame {MARK} at {at:.0f}, chat at {chat_t}, publisher {late:.0f} ms late"
     )
-    assert abs(at - chat_t) <= 100, (at, chat_t)
+    assert abs(at - chat_t) <= 100 + late, (at, chat_t, late)
 
 
 async def test_a_recording_pause_is_a_gap_in_the_media(server: Server) -> None:
