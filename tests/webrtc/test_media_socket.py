@@ -74,6 +74,7 @@ async def test_learners_publish_only_what_the_floor_allows(server: Server) -> No
     try:
         refused = await publisher(video=False).publish()
         assert refused["error"]["code"] == "forbidden", refused
+        assert not rooms(server).rooms  # refused before any media is set up
         await trainer.request("floor.give", id=aid)
         await ada.wait_until(lambda: aid in ada.state.media["floor"], 10)
         refused = await publisher().publish()  # mic and camera: the camera is not allowed
