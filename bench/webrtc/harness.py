@@ -627,7 +627,8 @@ def markdown(results: dict[str, Any], mode: str) -> str:
         machine_state(results),
         "",
         "Core columns: CPU used / demand (used plus time spent ready but waiting for the core, from "
-        "`/proc/<pid>/task/*/schedstat`); a process whose demand reaches "
+        "`/proc/<pid>/task/*/schedstat`, summed over threads, so it can exceed 1); a process whose "
+        "demand reaches "
         f"{SATURATED} of a core is saturated, even if other work on the shared machine kept its CPU low.",
         "",
         "Server core per viewer is also given scaled to 30 frames/s actually sent (received, for the stock "
@@ -672,9 +673,9 @@ def machine_state(results: dict[str, Any]) -> str:
         return f"**Machine state:** otherwise idle ({loads})."
     return (
         f"**Machine state:** shared with other work (test runs) while this ran ({loads}). The CPU figures "
-        "are the server's own CPU time, which other load inflates only a little (caches, frequency); "
-        "loss, frame rate and key frame times are wall-clock effects and suffer earlier than on an idle "
-        "machine."
+        "are the server's own CPU time, charged only while it runs, but contention still inflates them "
+        "(shared caches, frequency, context switches); loss, frame rate and key frame times are wall-clock "
+        "effects and suffer much earlier than on an idle machine."
     )
 
 
