@@ -88,6 +88,18 @@ def main() -> None:
         text=True,
     )
     sections.append(fanout.stdout)
+    media = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "webrtc" / "harness.py"),
+            "--mode",
+            os.environ.get("BENCH_MODE", "quick"),
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sections.append(media.stdout)
     profile = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "fanout" / "profile.py"), "--n", "1000", "--seconds", "8"],
         stdout=subprocess.PIPE,

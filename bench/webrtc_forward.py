@@ -7,7 +7,8 @@ is read from /proc over a window with the publisher alone and with N viewers.
 
     BENCH_SIZE=1280x720 .venv/bin/python bench/webrtc_forward.py --viewers 10 30 --seconds 10
 
-Not the issue's full benchmark (no stock MediaRelay comparison, no pinning to cores).
+The full benchmark (pinned cores, stock MediaRelay peer, loss, late joiners) is `bench/webrtc/harness.py`,
+part of `make bench`.
 """
 
 from __future__ import annotations
