@@ -64,13 +64,14 @@ async def main(out: Path) -> None:
             browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             info, trainer, learners = await scripted(server)
             desktop = {"viewport": {"width": 1366, "height": 900}}
+            laptop = {"viewport": {"width": 1366, "height": 768}}  # the live pages fill the window
 
             page = await (await browser.new_context(**desktop)).new_page()
             await page.goto(server.base_url + "/")
             await page.fill(tid("admin-key"), "test-admin-key")
             await page.screenshot(path=str(out / "home.png"), full_page=True)
 
-            page = await (await browser.new_context(**desktop)).new_page()
+            page = await (await browser.new_context(**laptop)).new_page()
             await page.goto(info["trainer_url"])
             await page.fill(tid("trainer-name-input"), "Tess")
             await page.click(tid("trainer-name-submit"))
@@ -78,7 +79,7 @@ async def main(out: Path) -> None:
             await page.wait_for_timeout(500)
             await page.screenshot(path=str(out / "trainer.png"), full_page=True)
 
-            page = await (await browser.new_context(**desktop)).new_page()
+            page = await (await browser.new_context(**laptop)).new_page()
             await page.goto(info["join_url"])
             await page.fill(tid("name-input"), "Katherine")
             await page.click(tid("join-button"))
@@ -87,12 +88,15 @@ async def main(out: Path) -> None:
             await page.screenshot(path=str(out / "learner.png"), full_page=True)
 
             phone = await (
-                await browser.new_context(viewport={"width": 360, "height": 780}, is_mobile=True)
+                await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
             ).new_page()
             await phone.goto(info["join_url"])
             await phone.fill(tid("name-input"), "Dorothy")
             await phone.click(tid("join-button"))
             await until(phone, "v.chat.length >= 4")
+            # On a phone the board is a tab: a message meanwhile shows as a badge on Chat.
+            await trainer.request("chat.send", text="Questions welcome any time.")
+            await phone.wait_for_selector(tid("tab-chat") + " " + tid("tab-badge"))
             await phone.screenshot(path=str(out / "learner-phone.png"), full_page=True)
 
             for context in browser.contexts:

@@ -75,6 +75,7 @@ async def test_trainer_console_moderates_records_and_draws(server, browser, prob
     await console.locator(tid("chat-message")).first.locator(tid("chat-delete")).click()
     await until(console, "v.chat.length === 0")
     await ada.wait_for("chat.deleted")
+    await console.click(tid("tab-people"))  # the side panel's tabs: Chat, Q&A, People, Polls, Session
     row = console.locator(tid("participant") + f"[data-id={jsq(ada.you['id'])}]")
     await row.locator(tid("mute")).click()
     await until(console, "v.participants.find(p => p.name === 'Ada').muted")
@@ -87,6 +88,7 @@ async def test_trainer_console_moderates_records_and_draws(server, browser, prob
     # Q&A moderation: dismissed, reopened, answered.
     await ada.request("qa.ask", text="Is there homework?")
     await until(console, "v.questions.length === 1")
+    await console.click(tid("tab-qa"))
     question = console.locator(tid("question")).first
     await question.locator(tid("qa-dismiss")).click()
     await until(console, "v.questions[0].status === 'dismissed'")

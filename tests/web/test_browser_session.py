@@ -61,6 +61,7 @@ async def test_whole_session_in_real_browsers(server, browser, problems):
     for page in learners:
         await page.wait_for_selector(tid("status") + ":has-text('Live')")
     await until(trainer, "v.participants.filter(p => p.online).length === 4")
+    await trainer.click(tid("tab-people"))  # the console's side panel is tabbed
     await trainer.wait_for_selector(tid("participant-count") + ":has-text('4')")
 
     # Chat, including markup that must show as text.
@@ -72,6 +73,8 @@ async def test_whole_session_in_real_browsers(server, browser, problems):
         assert await page.locator(tid("chat-list") + " img").count() == 0
 
     # A poll: learners vote, the trainer sees live counts, shares, learners see the results.
+    for page in (trainer, *learners):
+        await page.click(tid("tab-polls"))
     await trainer.fill(tid("poll-question"), "Best language?")
     options = trainer.locator(tid("poll-option"))
     await options.nth(0).fill("Python")
@@ -91,6 +94,8 @@ async def test_whole_session_in_real_browsers(server, browser, problems):
         await expect(page.locator(tid("poll-result"))).to_contain_text(["2 (67%)", "1 (33%)"])
 
     # Q&A: asked, upvoted, answered.
+    for page in (trainer, ada, bob):
+        await page.click(tid("tab-qa"))
     await ada.fill(tid("qa-input"), "What is a generator?")
     await ada.click(tid("qa-ask"))
     await until(bob, "v.questions.length === 1")
@@ -122,6 +127,7 @@ async def test_whole_session_in_real_browsers(server, browser, problems):
     await bob.click(tid("hand-raise"))
     await until(trainer, "v.participants.some(p => p.name === 'Bob' && p.hand)")
     bob_id = await bob.evaluate("() => window.classcast.you.id")
+    await trainer.click(tid("tab-people"))
     await trainer.locator(tid("participant") + f"[data-id={jsq(bob_id)}]").locator(tid("lower-hand")).click()
     await until(bob, "!v.participants.find(p => p.name === 'Bob').hand")
 

@@ -233,7 +233,9 @@ export function createBoard(opts: BoardOptions): Board {
   const note = h("span", { class: "board-note" });
   pageBar.appendChild(note);
 
-  const el = h("section", { class: "board-panel", "aria-label": "Whiteboard" }, toolbar, wrap, pageBar);
+  // The canvas keeps 16:9 within whatever room its box gets (the live pages size it to the screen).
+  const fit = h("div", { class: "board-fit" }, wrap);
+  const el = h("section", { class: "board-panel", "aria-label": "Whiteboard" }, toolbar, fit, pageBar);
 
   // -- drawing state -------------------------------------------------------------------------------
   const strokes: LocalStroke[] = []; // local strokes being drawn or awaiting their final events

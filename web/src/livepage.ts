@@ -111,3 +111,21 @@ export function driveLivePanels(
     },
   };
 }
+
+/** What others did in each panel in an update, for the tabs' unread badges: {panel: how many}.
+ * Snapshots and history pages are not news; your own actions are not either. */
+export function activityOf(u: Update, you: string | null | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  if (u.snapshot || u.history) return out;
+  const add = (k: string) => out.set(k, (out.get(k) ?? 0) + 1);
+  for (const e of u.events) {
+    if (you && e.actor === you) continue;
+    const t = e.type;
+    if (t === "chat.message") add("chat");
+    else if (t === "qa.asked" || t === "qa.answered") add("qa");
+    else if (t === "poll.opened" || t === "poll.shared") add("polls");
+    else if (t === "participant.joined" || t === "hand.raised") add("people");
+    else if (t.startsWith("wb.")) add("board");
+  }
+  return out;
+}

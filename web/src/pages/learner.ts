@@ -1,10 +1,16 @@
-// The learner's classroom (/s/{id}/join?token=…): a name, then the stage (video placeholder and
-// whiteboard), chat, polls, Q&A, hand, reactions and the people in the room.
-import { createLivePanels, driveLivePanels } from "../livepage";
+// The learner's classroom (/s/{id}/join?token=…): a name, then the stage (the whiteboard, and a
+// hidden place for the trainer's video once there is media), chat, polls, Q&A, hand, reactions and
+// the people in the room. Wide screens keep the board in view beside the tabbed panels; on a phone
+// the board is a tab too, and tabs not shown count what happened in them.
+import { activityOf, createLivePanels, driveLivePanels } from "../livepage";
 import { api, app, h, location_, setAttr, setText, show, store } from "../dom";
-import { Live } from "../live";
+import { Live, type Update } from "../live";
 import { brand, expose, initPage, setTitle, shellTitle } from "../page";
+import { createTabs } from "../tabs";
 import { errorPage, run } from "../ui";
+
+/** Wider than this, the board stays in view beside the tabs (styles.css uses the same width). */
+const WIDE = "(min-width: 801px)";
 
 initPage();
 const root = app();
@@ -168,46 +174,49 @@ function buildClassroom(live: Live) {
     },
   });
 
-  const stage = h(
-    "section",
-    { class: "stage", "aria-label": "Stage" },
-    h(
-      "div",
-      { class: "video-placeholder", role: "img", "aria-label": "Video area: the trainer's video appears here" },
-      h("span", { class: "video-icon", "aria-hidden": "true" }, "🎥"),
-      h("span", null, "The trainer's video appears here"),
-    ),
-    board.el,
-    reactions.overlay,
-  );
+  // The media stage: empty and hidden until there is media to show (a later part fills it and
+  // unhides it); until then the board has the room.
+  const media = h("div", { class: "media-stage", "data-testid": "media-stage", "aria-label": "Trainer's video", hidden: true });
+  const stage = h("section", { class: "stage", "aria-label": "Stage" }, media, board.el, reactions.overlay);
+  const tabs = createTabs({
+    label: "Class panels",
+    tabs: [
+      { key: "board", label: "Board", content: [stage, h("div", { class: "stage-actions" }, hand, reactions.bar)], dot: true },
+      { key: "chat", label: "Chat", content: chat.el },
+      { key: "qa", label: "Q&A", content: qa.el },
+      { key: "polls", label: "Polls", content: polls.el },
+      { key: "people", label: "People", content: people.el },
+    ],
+    initial: (wide) => (wide ? "chat" : "board"),
+    pinned: { key: "board", media: WIDE },
+  });
+  const { board: boardPanel, ...sidePanels } = tabs.panels;
+  boardPanel.classList.add("col-main");
 
   root.replaceChildren(
     h(
       "div",
-      { class: "page page-learner" },
+      { class: "page page-live page-learner" },
       h("header", { class: "topbar" }, brand(), h("div", { class: "topbar-title" }, title, youLabel), status.el),
       h(
         "div",
-        { class: "layout" },
-        h(
-          "div",
-          { class: "col-main" },
-          stage,
-          h("div", { class: "stage-actions" }, hand, reactions.bar),
-          h("div", { class: "pair" }, polls.el, qa.el),
-        ),
-        h("aside", { class: "col-side", "aria-label": "Chat and people" }, chat.el, people.el),
+        { class: "layout layout-live" },
+        tabs.tablist,
+        boardPanel,
+        h("aside", { class: "col-side", "aria-label": "Chat, questions, polls and people" }, ...Object.values(sidePanels)),
       ),
     ),
   );
 
-  return driveLivePanels(live, sessionId, panels, (v, dirty) => {
+  const driven = driveLivePanels(live, sessionId, panels, (v, dirty) => {
     if (dirty.has("status")) {
       setText(title, v.title);
       setTitle(v.title, v.status === "live" ? "Live" : "");
       setText(youLabel, `You are ${live.you!.name}`);
     }
     if (dirty.has("people") || dirty.has("status")) {
+      const online = v.participants.filter((p: any) => p.online).length;
+      tabs.setCount("people", online, `${online} online`);
       const me = v.participants.find((p: any) => p.id === live.you!.id);
       const raised = !!me?.hand;
       setAttr(hand, "aria-pressed", String(raised));
@@ -217,4 +226,12 @@ function buildClassroom(live: Live) {
       show(hand, v.status !== "ended");
     }
   });
+  return {
+    update(u: Update) {
+      driven.update(u);
+      // What others did in a tab not shown: a badge on its tab until it is opened.
+      for (const [key, n] of activityOf(u, live.you?.id)) if (key !== "people") tabs.activity(key, n);
+    },
+    statusChanged: driven.statusChanged,
+  };
 }

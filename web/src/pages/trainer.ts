@@ -1,10 +1,11 @@
 // The trainer's console (/s/{id}/trainer?token=…): start and end the session, recording, chapters,
 // the whiteboard with pages and the learners' drawing switch, people (hands, mute), chat
 // moderation, polls and Q&A moderation.
-import { createLivePanels, driveLivePanels } from "../livepage";
+import { activityOf, createLivePanels, driveLivePanels } from "../livepage";
 import { api, app, h, linkField, location_, setAttr, setText, shortTime, show, toast, reconcile } from "../dom";
-import { Live } from "../live";
+import { Live, type Update } from "../live";
 import { brand, expose, initPage, setTitle, shellTitle } from "../page";
+import { createTabs } from "../tabs";
 import { confirmDialog, errorPage, run } from "../ui";
 
 initPage();
@@ -221,10 +222,30 @@ function buildConsole(live: Live) {
   );
   const chapterCache = new Map<string, HTMLElement>();
 
+  // The board stays in view; everything else is a tab of the side panel beside it.
+  const boardArea = h(
+    "div",
+    { class: "col-main", "data-testid": "board-area" },
+    h("div", { class: "stage stage-trainer" }, board.el, reactions.overlay),
+    h("div", { class: "stage-actions" }, reactions.bar),
+  );
+  const tabs = createTabs({
+    label: "Class panels",
+    tabs: [
+      { key: "chat", label: "Chat", content: chat.el },
+      { key: "qa", label: "Q&A", content: qa.el },
+      { key: "people", label: "People", content: people.el },
+      { key: "polls", label: "Polls", content: polls.el },
+      { key: "session", label: "Session", content: [invite, chapters] },
+    ],
+    initial: "chat",
+    outside: { board: boardArea },
+  });
+
   root.replaceChildren(
     h(
       "div",
-      { class: "page page-trainer" },
+      { class: "page page-live page-trainer" },
       h(
         "header",
         { class: "topbar" },
@@ -235,20 +256,15 @@ function buildConsole(live: Live) {
       ),
       h(
         "div",
-        { class: "layout" },
-        h(
-          "div",
-          { class: "col-main" },
-          h("div", { class: "stage stage-trainer" }, board.el, reactions.overlay),
-          h("div", { class: "stage-actions" }, reactions.bar),
-          polls.el,
-        ),
-        h("aside", { class: "col-side", "aria-label": "Room" }, people.el, qa.el, chat.el, invite, chapters),
+        { class: "layout layout-live" },
+        boardArea,
+        tabs.tablist,
+        h("aside", { class: "col-side", "aria-label": "Room" }, ...Object.values(tabs.panels)),
       ),
     ),
   );
 
-  return driveLivePanels(live, sessionId, panels, (v, dirty) => {
+  const driven = driveLivePanels(live, sessionId, panels, (v, dirty) => {
     if (dirty.has("status")) {
       setText(title, v.title);
       setTitle(v.title, v.status === "live" ? "Live" : v.status === "ended" ? "Ended" : "Trainer");
@@ -269,12 +285,22 @@ function buildConsole(live: Live) {
       recPill.className = `pill pill-rec-${rec}${v.status === "live" ? " is-live" : ""}`;
     }
     if (dirty.has("people") || dirty.has("status")) {
+      const online = v.participants.filter((p: any) => p.online).length;
+      tabs.setCount("people", online, `${online} online`);
       const hands = v.participants.filter((p: any) => p.hand).length;
       show(handsPill, hands > 0);
       setText(handsPill, `✋ ${hands} ${hands === 1 ? "hand" : "hands"} raised`);
       show(lowerAllBtn, hands > 0);
       lowerAllBtn.disabled = !active();
       show(reactions.bar, v.status !== "ended");
+    }
+    if (dirty.has("qa")) {
+      const open = v.questions.filter((q: any) => q.status === "open").length;
+      tabs.setCount("qa", open || null, `${open} open`);
+    }
+    if (dirty.has("polls")) {
+      const open = v.polls.filter((p: any) => p.status === "open").length;
+      tabs.setCount("polls", open || null, `${open} open`);
     }
     if (dirty.has("chapters")) {
       reconcile(
@@ -288,4 +314,13 @@ function buildConsole(live: Live) {
       show(chapterEmpty, v.chapters.length === 0);
     }
   });
+  return {
+    update(u: Update) {
+      driven.update(u);
+      // Chat counts what came while the tab was not shown; the other tabs count what is open.
+      const news = activityOf(u, live.you?.id);
+      tabs.activity("chat", news.get("chat") ?? 0);
+    },
+    statusChanged: driven.statusChanged,
+  };
 }
