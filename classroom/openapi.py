@@ -50,6 +50,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "Conflict: recording_off (the session is recorded off: no replay), session_live (DELETE),"
         " limit_reached (progress reports)",
         413: "Body over 256 KiB",
+        416: "Range not satisfiable (range_not_satisfiable; Content-Range: bytes */<size>)",
         429: "Too fast (rate_limited)",
         500: "Server failure (internal_error, recording_damaged)",
         503: "The disk refuses writes (storage_full); nothing was created",
@@ -96,6 +97,8 @@ def _query(name: str) -> dict[str, Any]:
         schema = {"type": "string", "enum": ["learner", "trainer"], "default": "learner"}
     elif name == "before":
         schema = {"type": "integer", "minimum": 0, "description": "a seq: items older than this one"}
+    elif name == "download":
+        schema = {"type": "integer", "enum": [0, 1], "default": 0, "description": "1: as an attachment"}
     elif name == "limit":
         schema = {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
     else:
@@ -190,6 +193,21 @@ def _recording_paths() -> dict[str, Any]:
                 403,
                 404,
                 params=("name",),
+            ),
+        },
+        "/api/recordings/{id}/media/{file}": {
+            "get": _op(
+                "A media file of the recording (WebM or Matroska), with HTTP Range requests",
+                {
+                    "200": {"description": "The whole file"},
+                    "206": {"description": "The requested byte range (Content-Range)"},
+                },
+                400,
+                401,
+                403,
+                404,
+                416,
+                params=("file", "?download"),
             ),
         },
         "/api/recordings/{id}/viewers": {

@@ -3,6 +3,7 @@ exports, and what replay viewers add (quiz answers, time-anchored questions)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,10 +28,10 @@ from classroom.core.limits import (
 )
 from classroom.core.ratelimit import TokenBucket
 from classroom.core.validation import Text, parse
-from classroom.http import bearer, int_param, read_json
+from classroom.http import bearer, error_response, int_param, read_json
 from classroom.keys import ADMIN_KEY, HUB, SESSIONS, SIGNER
 
-from . import exports, report
+from . import exports, media, report
 from .interactive import ReplayStore
 from .library import Library
 from .paths import valid_id
@@ -302,6 +303,51 @@ async def export(request: web.Request) -> web.Response:
     )
 
 
+async def media_file(request: web.Request) -> web.StreamResponse:
+    """One media file of the recording (see `recorder/media.py`), with HTTP Range requests;
+    `?download=1` (managers) makes it an attachment. A file a crash left half-written is
+    finalised before it is served."""
+    session_id, access = _recording(request)
+    download = request.query.get("download", "0")
+    if download not in ("0", "1"):
+        raise CommandError("invalid_payload", "download: 0 or 1")
+    if download == "1" and not access.manages:
+        raise CommandError("forbidden", "only trainers and admins may download the media")
+    name = request.match_info["file"]
+
+    def find(rec: Recording) -> tuple[Any, dict[str, Any], os.stat_result] | None:
+        found = media.media_file(rec.path.parent, name)
+        return None if found is None else (*found, found[0].stat())
+
+    found = await _read(request, session_id, find)
+    if found is None:
+        raise CommandError("not_found", f"no media file {name[:130]!r} in this recording")
+    path, entry, st = found
+    if _unsatisfiable(request, st):
+        response = error_response("range_not_satisfiable", f"the file has {st.st_size} bytes", 416)
+        response.headers["Content-Range"] = f"bytes */{st.st_size}"
+        return response
+    headers = {"Content-Type": entry["content_type"], "Cache-Control": "private, no-cache"}
+    if download == "1":
+        headers["Content-Disposition"] = f'attachment; filename="{session_id}-{name}"'
+    return web.FileResponse(path, headers=headers)
+
+
+def _unsatisfiable(request: web.Request, st: os.stat_result) -> bool:
+    """Would aiohttp's FileResponse answer this Range 416? Decided here so that answer is a
+    JSON error like every other (FileResponse sends an empty one)."""
+    if_range = request.if_range
+    if if_range is not None and st.st_mtime > if_range.timestamp():
+        return False  # the file changed: the Range is ignored, the whole file is sent
+    try:
+        rng = request.http_range
+    except ValueError:
+        return True
+    if rng.start is None or (rng.start < 0 and rng.stop is None):
+        return False
+    return rng.start >= st.st_size
+
+
 async def delete(request: web.Request) -> web.Response:
     """Delete a session that is not live, with whatever it has: a recording, a crash-guard log,
     or nothing at all (created and never opened)."""
@@ -519,6 +565,7 @@ def setup_replay_routes(app: web.Application) -> None:
     r.add_get("/api/recordings/{id}/state/questions", only(state_questions))
     r.add_get("/api/recordings/{id}/state/board/{page}", only(state_board_page))
     r.add_get("/api/recordings/{id}/export/{name}", only(export))
+    r.add_get("/api/recordings/{id}/media/{file}", only(media_file))
     r.add_post("/api/recordings/{id}/viewers", only(add_viewer))
     r.add_get("/api/recordings/{id}/quiz", only(my_quiz))
     r.add_post("/api/recordings/{id}/quiz/{poll}", only(answer_quiz))

@@ -23,7 +23,7 @@ from typing import Any
 
 from classroom.core import Event, SessionState, apply, history, project
 
-from . import codec
+from . import codec, media
 from . import index as index_file
 from .index import STRUCTURAL, Index
 from .logfile import iter_records
@@ -340,8 +340,11 @@ class Recording:
     def manifest(self) -> dict[str, Any]:
         ix = self.refresh()
         duration = ix.ended_t if ix.ended_t is not None else (ix.ts[-1] if ix.ts else 0)
-        size = os.path.getsize(self.path) + (
-            os.path.getsize(self.snapshots_path) if self.snapshots_path.exists() else 0
+        files = media.list_media(self.path.parent)
+        size = (
+            os.path.getsize(self.path)
+            + (os.path.getsize(self.snapshots_path) if self.snapshots_path.exists() else 0)
+            + sum(m["size_bytes"] for m in files)
         )
         out = {
             "id": self.id,
@@ -369,7 +372,7 @@ class Recording:
             },
             "trainers": [p["name"] for p in ix.people.values() if p["role"] == "trainer"],
             "size_bytes": size,
-            "media": [],
+            "media": files,
         }
         if self.damage:
             out["damage"] = {"error": self.damage, "recovered_events": len(ix.seqs)}
