@@ -95,6 +95,19 @@ interface Manifest {
   trainers: string[];
   anonymized: boolean;
   you: { role: string; manages: boolean };
+  /** Recorded media files on the session clock (docs/protocol.md, the manifest's `media`). */
+  media?: MediaEntry[];
+}
+
+interface MediaEntry {
+  file: string;
+  publisher: string | null;
+  start_ms: number;
+  duration_ms: number | null;
+  end_ms: number | null;
+  status: string;
+  content_type: string;
+  tracks: { id: string; kind: string; codec: string; start_ms: number; offset_ms: number }[];
 }
 
 interface ViewerQuestion {
@@ -652,11 +665,13 @@ function buildPlayer(manifest: Manifest): Player {
       "data-testid": "speed",
       onchange: () => {
         speed = parseFloat(speedSel.value) || 1;
+        media.sync(now, playing, speed, true);
       },
     },
     ...SPEEDS.map((s) => h("option", { value: String(s), selected: s === 1 }, `${s}×`)),
   );
   speedSel.value = "1";
+  const media = replayMedia(manifest);
   const timeline = h("input", {
     type: "range",
     class: "timeline-range",
@@ -869,7 +884,7 @@ function buildPlayer(manifest: Manifest): Player {
               (manifest.status === "live" ? " · still live" : ""),
           ),
         ),
-        h("div", { class: "controls" }, copyLink, exportLink("chat.txt", "Chat (.txt)"), exportLink("chat.vtt", "Subtitles (.vtt)")),
+        h("div", { class: "controls" }, copyLink, exportLink("chat.txt", "Chat (.txt)"), exportLink("chat.vtt", "Subtitles (.vtt)"), ...media.downloads),
       ),
       h(
         "div",
@@ -877,7 +892,7 @@ function buildPlayer(manifest: Manifest): Player {
         h(
           "div",
           { class: "col-main" },
-          h("div", { class: "stage" }, board.el, reactions.overlay),
+          h("div", { class: "stage" }, media.el, board.el, reactions.overlay),
           h(
             "section",
             { class: "player", "aria-label": "Playback" },
@@ -987,6 +1002,7 @@ function buildPlayer(manifest: Manifest): Player {
     } else void loadAt(t);
     lastSecond = -1;
     renderClock();
+    media.sync(now, playing, speed, true);
   }
 
   let lastTs = 0;
@@ -995,6 +1011,7 @@ function buildPlayer(manifest: Manifest): Player {
     const dt = Math.min(1000, ts - lastTs);
     lastTs = ts;
     now = Math.min(duration, now + dt * speed);
+    media.sync(now, playing, speed, false);
     schedule(foldTo(now, true));
     maybeFetchMore();
     renderClock();
@@ -1011,10 +1028,12 @@ function buildPlayer(manifest: Manifest): Player {
     lastTs = performance.now();
     requestAnimationFrame(tick);
     renderClock();
+    media.sync(now, playing, speed, true);
   }
   function pause(): void {
     playing = false;
     renderClock();
+    media.sync(now, playing, speed, true);
   }
 
   document.addEventListener("keydown", (ev) => {
@@ -1086,4 +1105,65 @@ function buildPlayer(manifest: Manifest): Player {
     },
     seek,
   };
+}
+
+/** The recorded voice and video (issue 10): one <video> (or <audio>) per media file, placed at
+ * playhead − the file's start on the session clock, played, paused and sped up with the replay
+ * clock and hidden outside its range. The replay clock leads; the media follows it. */
+function replayMedia(manifest: Manifest) {
+  // Beyond this, a playing element is moved to where the clock is (a seek of the element).
+  const DRIFT = 0.2;
+  const entries = (manifest.media ?? []).filter((m) => m.status !== "damaged");
+  const el = h("div", { class: "replay-media", "data-testid": "replay-media", hidden: true });
+  const items = entries.map((m) => {
+    const video = m.tracks.some((t) => t.kind === "video") || m.content_type.startsWith("video/");
+    const src = `${base}/media/${encodeURIComponent(m.file)}?token=${encodeURIComponent(token)}`;
+    const node = h(video ? "video" : "audio", {
+      src,
+      preload: "auto",
+      playsinline: true,
+      hidden: true,
+      "data-testid": video ? "replay-video" : "replay-audio",
+      "data-file": m.file,
+      "data-start": m.start_ms,
+    }) as HTMLMediaElement;
+    el.appendChild(node);
+    return { m, node, video };
+  });
+  const downloads = manifest.you.manages
+    ? entries.map((m, i) =>
+        h(
+          "a",
+          {
+            class: "btn btn-small btn-ghost",
+            "data-testid": "media-download",
+            href: `${base}/media/${encodeURIComponent(m.file)}?token=${encodeURIComponent(token)}&download=1`,
+            download: `${sessionId}-${m.file}`,
+          },
+          entries.length > 1 ? `Media ${i + 1} (.${m.file.split(".").pop()})` : `Media (.${m.file.split(".").pop()})`,
+        ),
+      )
+    : [];
+
+  function sync(now: number, playing: boolean, speed: number, hard: boolean): void {
+    let shown = false;
+    for (const { m, node, video } of items) {
+      const local = (now - m.start_ms) / 1000;
+      const end = m.end_ms ?? (manifest.status === "live" ? Infinity : m.start_ms + (m.duration_ms ?? Infinity));
+      const inside = local >= 0 && now < end;
+      if (video) node.hidden = !inside;
+      if (!inside) {
+        if (!node.paused) node.pause();
+        continue;
+      }
+      if (video) shown = true;
+      if (node.playbackRate !== speed) node.playbackRate = speed;
+      const off = Math.abs(node.currentTime - local);
+      if ((hard && off > 0.05) || (off > DRIFT && !node.seeking)) node.currentTime = local;
+      if (playing && node.paused) void node.play().catch(() => {});
+      else if (!playing && !node.paused) node.pause();
+    }
+    el.hidden = !shown;
+  }
+  return { el, downloads, sync };
 }
