@@ -14,10 +14,12 @@ from aiohttp import web
 from recorder.api import LIBRARY, REPLAY_STORE, setup_replay_routes
 from recorder.interactive import ReplayStore
 from recorder.library import Library
+from recorder.mediafeed import MediaFeeds
 from recorder.recorder import Recorder
 from signaling.fanout import FrameFanout
 from signaling.guard import Guard, bad_packet_rate, raise_nofile
 from signaling.hub import Hub
+from signaling.media import MediaRooms
 from signaling.websocket import Transports
 from signaling.wire import JsonPacket
 
@@ -109,7 +111,8 @@ def build_app(settings: Settings) -> web.Application:
     app[SIGNER] = signer
     app[ADMIN_KEY] = settings.admin_key
     app[PUBLIC_URL] = (settings.public_url or "").rstrip("/")
-    hub = Hub(sio, sessions, signer, transports.guard)
+    media = MediaRooms(sio, settings.ice_servers, MediaFeeds(recordings))
+    hub = Hub(sio, sessions, signer, transports.guard, media)
     app[HUB] = hub
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store
@@ -133,6 +136,8 @@ def build_app(settings: Settings) -> web.Application:
             # A socket already closing when the stop began may have its disconnect handler still
             # to run: leave for it now, so its `participant.left` is logged before the log closes.
             await hub.on_disconnect(sid)
+        # Every session's media ends (its `media.tracks` reach the log, its files are finalised).
+        await media.close()
         for transport in list(transports.by_eio_sid.values()):
             transport.close()  # after what is buffered: the engine.io close reaches the client
 

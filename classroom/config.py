@@ -27,6 +27,8 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     log_level: str = "INFO"
     bad_packets: int = 20  # undecodable packets per connection per 10 s before it is closed; 0: never
+    # STUN/TURN servers for the server's WebRTC peers; none is needed on loopback or a LAN.
+    ice_servers: list[str] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -106,6 +108,13 @@ _OPTIONS: dict[str, tuple[str, str, Any, str]] = {
         int,
         "packets that do not decode a connection may send per 10 s before it is closed (0: no limit)",
     ),
+    "ice_servers": (
+        "--ice-servers",
+        "CLASSCAST_ICE_SERVERS",
+        str,
+        "STUN/TURN servers for live media, comma-separated URLs "
+        "(stun:host:port, turn:user:password@host:port?transport=udp; default: none)",
+    ),
 }
 SERVE_OPTIONS = tuple(_OPTIONS)
 # `create` prints links: it needs what makes them (the URL, the secret, the lifetimes).
@@ -150,6 +159,9 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
             items = raw if isinstance(raw, list) else raw.split(",")
             settings.cors_origins = [o.strip().rstrip("/") for o in items if o.strip()]
             continue
+        if name == "ice_servers":
+            settings.ice_servers = ice_server_urls(raw, source)
+            continue
         try:
             value = parse(raw)
         except ValueError:
@@ -167,6 +179,21 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     if settings.public_url is not None:
         settings.public_url = normalise_url(settings.public_url)
     return settings
+
+
+ICE_SCHEMES = ("stun", "stuns", "turn", "turns")
+
+
+def ice_server_urls(raw: str, source: str = "--ice-servers") -> list[str]:
+    """Comma-separated STUN/TURN URLs, each checked for its scheme and a host."""
+    urls = [u.strip() for u in raw.split(",") if u.strip()]
+    for url in urls:
+        scheme, _, rest = url.partition(":")
+        if scheme not in ICE_SCHEMES or not rest.rpartition("@")[2].split("?")[0]:
+            raise ConfigError(
+                f"{source}: {url!r} is not a STUN/TURN URL (stun:host:port, turn:user:password@host:port)"
+            )
+    return urls
 
 
 def normalise_url(url: str) -> str:

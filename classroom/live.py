@@ -49,16 +49,21 @@ class LiveSession:
         self._outbox: asyncio.Queue[Event] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
         self._t0: float | None = None  # monotonic time at which the session went live
+        # Called (synchronously, with the session id) once the session has ended: the edge
+        # closes its media.
+        self.on_ended: list[Callable[[str], None]] = []
         if self.state.status != "created":
             # Rebuilt from its log: the session clock carries on, counting the downtime.
             now_t = recovered.last_t + max(0, int(time.time() * 1000) - recovered.last_wall_ms)
             self._t0 = time.monotonic() - now_t / 1000
 
     def rebuild(self) -> None:
-        """After a restart nobody is connected: say so for those the log still shows online."""
+        """After a restart nobody is connected: say so for those the log still shows online, and
+        that no media track is live any more."""
         for pid, p in list(self.state.participants.items()):
             if p["online"]:
                 self._publish(self.core.leave(pid, self.now()))
+        self._publish(self.core.media_tracks([], self.now()))
 
     @property
     def state(self):
@@ -69,6 +74,12 @@ class LiveSession:
         if self._t0 is None:
             return 0
         return int((time.monotonic() - self._t0) * 1000)
+
+    def at(self, monotonic: float) -> float:
+        """The session time (ms) of a `time.monotonic()` instant (0 before the session went live)."""
+        if self._t0 is None:
+            return 0.0
+        return (monotonic - self._t0) * 1000
 
     # -- participants ---------------------------------------------------------------------------
 
@@ -112,6 +123,10 @@ class LiveSession:
     def end(self, reason: str) -> None:
         self._publish(self.core.end(reason, self.now()))
 
+    def media_tracks(self, tracks: list[dict[str, str]]) -> None:
+        """The edge's media says which tracks are live now: `media.tracks` when that changed."""
+        self._publish(self.core.media_tracks(tracks, self.now()))
+
     def snapshot(self, audience: Audience, pid: str | None) -> dict[str, Any]:
         """A joining client's snapshot: bounded whatever the history (`core/history.py`)."""
         return self.state.view(audience, pid, bounded=True)
@@ -154,6 +169,11 @@ class LiveSession:
                 self._status("live")
             elif event.type == "session.ended":
                 self._status("ended")
+                for hook in self.on_ended:
+                    try:
+                        hook(self.id)
+                    except Exception:
+                        log.exception("session %s: an end hook failed", self.id)
                 if self.state.recording == "off":
                     # Not recorded: the log only guarded against crashes; it goes with the end.
                     self._logging = False

@@ -1,14 +1,16 @@
 """What the session registry needs from the packages around it, declared here so that it imports
 none of them: the outbox its events go to (`Fanout`, implemented by `signaling.fanout.FrameFanout`),
-the log that makes them durable (`EventLog`, implemented by `recorder.recorder.Recorder`), and what
-the HTTP side may ask of the real-time edge (`Edge`, implemented by `signaling.hub.Hub`). The
+the log that makes them durable (`EventLog`, implemented by `recorder.recorder.Recorder`), what
+the HTTP side may ask of the real-time edge (`Edge`, implemented by `signaling.hub.Hub`), and how
+the edge's live media reaches the recorder (`MediaRecording`, implemented by
+`recorder.mediafeed.MediaFeeds`). The
 composition root (`classroom/app.py`) plugs the implementations in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from .core import Event, SessionState
 
@@ -76,3 +78,48 @@ class Edge(Protocol):
     async def disconnect_session(self, session_id: str) -> None:
         """Close every socket still connected to the session, and let each leave at once."""
         ...
+
+
+# -- live media to the recorder -----------------------------------------------------------------
+
+
+class MediaSource(Protocol):
+    """A session's live media as the recorder sees it (`signaling.webrtc.Media`): encoded frames
+    (`signaling.webrtc.EncodedFrame`: publisher_id, track_id, kind, codec, data, pts, time_base,
+    keyframe) whose `pts * time_base` counts seconds since `epoch` (`time.monotonic()`)."""
+
+    @property
+    def epoch(self) -> float: ...
+
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]: ...
+
+    def request_keyframe(self, track_id: str) -> None: ...
+
+
+class ClockedSession(Protocol):
+    """What the media recorder needs of a live session (`classroom.live.LiveSession`)."""
+
+    id: str
+
+    @property
+    def state(self) -> SessionState: ...
+
+    def at(self, monotonic: float) -> float:
+        """The session time (ms, the events' `t` clock) of a `time.monotonic()` instant."""
+        ...
+
+
+class MediaTap(Protocol):
+    """One session's media being recorded."""
+
+    def tracks(self, tracks: list[dict[str, str]]) -> None:
+        """The live tracks now (`media.tracks`): the others have ended."""
+        ...
+
+    async def close(self) -> None:
+        """Stop recording and finalise the files."""
+        ...
+
+
+class MediaRecording(Protocol):
+    def attach(self, session: ClockedSession, media: MediaSource) -> MediaTap: ...

@@ -43,6 +43,10 @@ STRUCTURAL = frozenset(
         "participant.muted",
         "participant.unmuted",
         "hand.lowered",
+        # Which media tracks are live and who holds the floor: the state, not a new moment.
+        "media.tracks",
+        "floor.given",
+        "floor.taken",
     }
 )
 

@@ -23,10 +23,14 @@ from classroom.throttle import LogThrottle
 
 from .fanout import audience_room, personal_room
 from .guard import Guard
+from .media import COMMANDS as MEDIA_COMMANDS
+from .media import MediaRooms
 from .wire import BadPacket
 
 log = logging.getLogger(__name__)
 throttled = LogThrottle(log)
+
+FLOOR_COMMANDS = frozenset({"floor.give", "floor.take"})  # may end a learner's tracks
 
 # A flood guard per connection, on top of the core's per-feature rates.
 CONNECTION_RATE = Rate(200, 1_000)
@@ -71,12 +75,18 @@ def _check_size(data: Any) -> None:
 
 class Hub:
     def __init__(
-        self, sio: socketio.AsyncServer, sessions: Sessions, signer: Signer, guard: Guard | None = None
+        self,
+        sio: socketio.AsyncServer,
+        sessions: Sessions,
+        signer: Signer,
+        guard: Guard | None = None,
+        media: MediaRooms | None = None,
     ) -> None:
         self.sio = sio
         self.sessions = sessions
         self.signer = signer
         self.guard = guard or Guard()
+        self.media = media  # the `media.*` commands (signaling/media.py); None: no live media
         self.connections: dict[str, Connection] = {}
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
@@ -117,6 +127,8 @@ class Hub:
             conn.deadline.cancel()
         if conn is not None and conn.pid is not None:
             conn.session.detach(sid, conn.pid)
+            if self.media is not None:
+                await self.media.gone(sid, conn.session, conn.pid)
 
     async def on_join(self, sid: str, *args: Any) -> dict[str, Any]:
         # Any number of arguments: python-socketio passes each one, and a handler that cannot
@@ -208,6 +220,9 @@ class Hub:
                 raise CommandError("invalid_payload", "send one payload object per command")
             payload = args[0] if args else None
             _check_size(payload)
+            if name in MEDIA_COMMANDS and self.media is not None:
+                reply = await self.media.command(sid, conn.session, conn.pid, name, payload)
+                return {"ok": True, "seq": conn.session.state.seq, **reply}
             outcome = conn.session.execute(conn.pid, name, payload)
         except CommandError as exc:
             return exc.as_ack()
@@ -225,6 +240,8 @@ class Hub:
             return CommandError(
                 "storage_failed", "done, but not yet saved to disk; the server keeps trying to save it"
             ).as_ack()
+        if name in FLOOR_COMMANDS and outcome.events and self.media is not None:
+            await self.media.floor_changed(conn.session, outcome.events)
         seq = outcome.events[-1].seq if outcome.events else conn.session.state.seq
         return {"ok": True, "seq": seq, **outcome.reply}
 

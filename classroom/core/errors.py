@@ -46,6 +46,7 @@ CODES = {
     "name_required": "a learner must give a display name",
     "session_live": "end the session first",
     "recording_damaged": "the recording's log is damaged; what could be recovered is listed",
+    "media_failed": "the media layer refused an offer, answer or candidate (the message says why)",
     "internal_error": "the server failed; nothing changed",
     "storage_failed": "the change took effect but is not yet on disk; the server keeps retrying",
     "storage_full": "the server cannot save right now; nothing changed",

@@ -30,7 +30,14 @@ def start(ctx: Context, _: Empty) -> None:
 
 @command("session.end", Empty, roles=(TRAINER,), live=False)  # also cancels one never started
 def end(ctx: Context, _: Empty) -> None:
+    end_media(ctx)
     ctx.emit("session.ended", {"reason": "trainer"})
+
+
+def end_media(ctx: Context) -> None:
+    """Live tracks end with the session: the stream says so before `session.ended`."""
+    if ctx.state.media["tracks"]:
+        ctx.emit("media.tracks", {"tracks": []}, actor=None)
 
 
 @command("session.mark", Mark, roles=(TRAINER,))

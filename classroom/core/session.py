@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 # Importing the feature modules registers their commands, folds, projections and views.
 # `history` bounds their snapshot sections and answers the read-only history commands.
-from . import chat, history, lifecycle, polls, presence, qa, whiteboard  # noqa: F401
+from . import chat, history, lifecycle, media, polls, presence, qa, whiteboard  # noqa: F401
 from .context import Context
 from .errors import CommandError
 from .events import Event
@@ -110,9 +110,23 @@ class SessionCore:
         """End the session on the server's own initiative (idle timeout, shutdown by an admin)."""
         if self.state.status == "ended":
             return []
-        ctx = self._context({"id": None, "role": "trainer", "name": "server"}, t)
+        ctx = self._server(t)
+        lifecycle.end_media(ctx)
         ctx.emit("session.ended", {"reason": reason}, actor=None)
         return ctx.events
+
+    def media_tracks(self, tracks: Any, t: int) -> list[Event]:
+        """The server's media layer says which tracks are live now (`media.tracks`). Nothing
+        while the session is not live, or when the list is what the state already holds."""
+        clean = media.clean_tracks(tracks)
+        if self.state.status != "live" or clean == self.state.media["tracks"]:
+            return []
+        ctx = self._server(t)
+        ctx.emit("media.tracks", {"tracks": clean}, actor=None)
+        return ctx.events
+
+    def _server(self, t: int) -> Context:
+        return self._context({"id": None, "role": "trainer", "name": "server"}, t)
 
     # -- commands ------------------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ class SessionState:
     questions: dict[str, dict[str, Any]] = field(default_factory=dict)
     chapters: list[dict[str, Any]] = field(default_factory=list)
     board: dict[str, Any] = field(default_factory=lambda: new_board())
+    # Live media (`media.py`): the tracks being published and who besides trainers holds the floor.
+    media: dict[str, Any] = field(default_factory=lambda: {"tracks": [], "floor": {}})
     # Undo/redo history per participant. Only the server keeps it (clients see no history), and
     # it too is a pure fold of the events, so a restarted server rebuilds it exactly.
     history: bool = True
@@ -73,7 +75,8 @@ class SessionState:
         state.seq = snapshot["seq"]
         state.t = snapshot["t"]
         for name, (_view, load) in SECTIONS.items():
-            load(state, snapshot[name], viewer)
+            if name in snapshot:  # a section newer than the snapshot keeps its empty start
+                load(state, snapshot[name], viewer)
         return state
 
 

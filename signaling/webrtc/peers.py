@@ -162,6 +162,13 @@ class Media:
             for s in self._slots.values()
         ]
 
+    def empty(self) -> bool:
+        """Nobody publishes or views."""
+        return not self._publishers and not self._viewers
+
+    def publishing(self, publisher_id: str) -> bool:
+        return publisher_id in self._publishers
+
     def subscribe(self, callback: Callable[[EncodedFrame], None]) -> Callable[[], None]:
         """Call ``callback(frame)`` on the event loop for every encoded frame; returns unsubscribe.
 
@@ -201,7 +208,11 @@ class Media:
         }
 
     async def publish(
-        self, publisher_id: str, offer_sdp: str, labels: Mapping[str, str] | None = None
+        self,
+        publisher_id: str,
+        offer_sdp: str,
+        labels: Mapping[str, str] | None = None,
+        allowed: Iterable[str] = LABELS,
     ) -> str:
         """Answer a publisher's offer; returns the answer SDP.
 
@@ -210,6 +221,7 @@ class Media:
         ``screen``. An offer from the same
         peer connection (same DTLS fingerprint) renegotiates it; one from a new peer connection
         replaces the old one (publisher restart) and its tracks take over the same track ids.
+        A track whose label is not in ``allowed`` refuses the whole offer (``forbidden``).
         """
         self._check_open()
         description = self._parse(offer_sdp, "offer")
@@ -224,6 +236,9 @@ class Media:
         wanted = self._labels(description, labels, known)
         if not wanted:
             raise MediaError("nothing_published", "the offer sends no audio or video (use unpublish to stop)")
+        refused = sorted(set(wanted.values()) - set(allowed))
+        if refused:
+            raise MediaError("forbidden", f"you may not publish a {refused[0]} track now")
 
         if renegotiate and old is not None:
             pub = old

@@ -37,6 +37,7 @@ TRAINER_ONLY = {
     "wb.page.add",
     "wb.page.switch",
     "wb.permit",
+    "floor.give",
 }
 LEARNER_ONLY = {"poll.vote", "hand.raise"}
 BOTH = {
@@ -54,6 +55,7 @@ BOTH = {
     "wb.erase",
     "wb.undo",
     "wb.redo",
+    "floor.take",
 }
 
 # A payload that validates for each command (the targets may not exist; that is fine for checks
@@ -94,6 +96,8 @@ VALID_PAYLOADS: dict[str, dict[str, Any]] = {
     "wb.page.add": {},
     "wb.page.switch": {"page_id": "w1"},
     "wb.permit": {"learners_can_draw": True},
+    "floor.give": {"id": L1, "camera": True},
+    "floor.take": {"id": L1},
 }
 
 STEP_MS = 10_000  # default gap between commands: long enough that no rate limit ever bites

@@ -116,6 +116,25 @@ def scripted_session() -> Recorder:
     r.run(T2, "qa.dismiss", {"question_id": q3})
     r.run(TRAINER_ID, "qa.reopen", {"question_id": q3})
     r.run(TRAINER_ID, "qa.dismiss", {"question_id": q3})
+    # Media: the floor, and the tracks the server reports (still live when the session ends).
+    r.run(TRAINER_ID, "floor.give", {"id": A, "camera": True})
+    r.run(TRAINER_ID, "floor.give", {"id": B})
+    tracks = [
+        {
+            "id": f"{TRAINER_ID}:mic",
+            "publisher": TRAINER_ID,
+            "label": "mic",
+            "kind": "audio",
+            "codec": "opus",
+        },
+        {"id": f"{A}:camera", "publisher": A, "label": "camera", "kind": "video", "codec": "vp8"},
+    ]
+    r.events.extend(r.core.media_tracks(tracks, r._tick(None)))
+    r.snap()
+    r.run(TRAINER_ID, "floor.take", {"id": A})
+    r.events.extend(r.core.media_tracks(tracks[:1], r._tick(None)))
+    r.snap()
+    r.run(B, "floor.take", {"id": B})
     # Whiteboard.
     s1 = r.run(TRAINER_ID, "wb.stroke.begin", {"points": [10, 10, 20, 20]}).reply["id"]
     r.run(TRAINER_ID, "wb.stroke.extend", {"element_id": s1, "points": [30, 30]})

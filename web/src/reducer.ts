@@ -74,6 +74,19 @@ export interface Element {
   [key: string]: any;
 }
 
+export interface MediaTrack {
+  id: string; // "<publisher>:<label>"
+  publisher: string;
+  label: "mic" | "camera" | "screen";
+  kind: "audio" | "video";
+  codec: string;
+}
+
+export interface MediaState {
+  tracks: MediaTrack[];
+  floor: Record<string, { camera: boolean }>;
+}
+
 export interface State {
   id: string;
   title: string;
@@ -89,6 +102,7 @@ export interface State {
   pages: Map<string, Map<string, Element>>;
   current: string;
   learnersCanDraw: boolean;
+  media: MediaState; // live tracks (server-told) and who besides trainers holds the floor
   index: Map<string, string>; // element id -> page id
   // After a bounded snapshot (classroom/core/history.py): pages whose elements were not sent
   // (their events are skipped until fetched), pages fetched later with the seq of the reply
@@ -125,6 +139,11 @@ export const SNAPSHOT_QUESTIONS = 50;
 export const SNAPSHOT_OFFLINE = 100;
 export const SNAPSHOT_CHAPTERS = 100;
 
+const copyMedia = (m: MediaState): MediaState => ({
+  tracks: m.tracks.map((t) => ({ ...t })),
+  floor: Object.fromEntries(Object.entries(m.floor).map(([id, f]) => [id, { ...f }])),
+});
+
 const copyEl = (el: Element): Element => (el.points ? { ...el, points: [...el.points] } : { ...el });
 
 // -- snapshots ------------------------------------------------------------------------------------
@@ -145,6 +164,7 @@ export function fromView(v: any, viewer: string | null): State {
     pages: new Map(),
     current: v.board.current,
     learnersCanDraw: v.board.learners_can_draw,
+    media: copyMedia(v.media ?? { tracks: [], floor: {} }),
     index: new Map(),
     unloaded: new Set(),
     loaded: new Map(),
@@ -290,6 +310,7 @@ function render(s: State, audience: Audience, viewer: string | null, onlyPage: s
     },
     media: copyMedia(s.media),
     more: { chat: 0, polls: 0, questions: 0, participants: 0, chapters: 0 },
+    media: copyMedia(s.media),
   };
 }
 
@@ -391,6 +412,15 @@ const FOLDS: Record<string, Fold> = {
       t: e.t,
       seq: e.seq,
     });
+  },
+  "media.tracks": (s, e) => {
+    s.media.tracks = d(e).tracks.map((t: MediaTrack) => ({ ...t }));
+  },
+  "floor.given": (s, e) => {
+    s.media.floor[d(e).id] = { camera: !!d(e).camera };
+  },
+  "floor.taken": (s, e) => {
+    delete s.media.floor[d(e).id];
   },
   "chat.deleted": (s, e) => {
     s.chat.delete(d(e).id);
