@@ -110,27 +110,7 @@ export interface State {
   unloaded: Set<string>;
   loaded: Map<string, number>;
   olderChat: boolean;
-  /** Live media (issue 10): the tracks being published now and who holds the floor. */
-  media: MediaState;
 }
-
-export interface MediaTrack {
-  id: string; // "<publisher>:<label>"
-  publisher: string;
-  label: "mic" | "camera" | "screen";
-  kind: "audio" | "video";
-  codec: string;
-}
-
-export interface MediaState {
-  tracks: MediaTrack[];
-  floor: Record<string, { camera: boolean }>;
-}
-
-const copyMedia = (m: any): MediaState => ({
-  tracks: (m?.tracks ?? []).map((t: MediaTrack) => ({ ...t })),
-  floor: Object.fromEntries(Object.entries(m?.floor ?? {}).map(([k, f]: [string, any]) => [k, { camera: !!f.camera }])),
-});
 
 // The bounds of a join snapshot, as in classroom/core/history.py.
 export const SNAPSHOT_CHAT = 100;
@@ -169,7 +149,6 @@ export function fromView(v: any, viewer: string | null): State {
     unloaded: new Set(),
     loaded: new Map(),
     olderChat: (v.more?.chat ?? 0) > 0,
-    media: copyMedia(v.media),
   };
   for (const p of v.polls) {
     const votes = new Map<string, number[]>(Object.entries(p.votes ?? {}) as [string, number[]][]);
@@ -308,7 +287,6 @@ function render(s: State, audience: Audience, viewer: string | null, onlyPage: s
       current: s.current,
       learners_can_draw: s.learnersCanDraw,
     },
-    media: copyMedia(s.media),
     more: { chat: 0, polls: 0, questions: 0, participants: 0, chapters: 0 },
     media: copyMedia(s.media),
   };
@@ -349,16 +327,6 @@ const FOLDS: Record<string, Fold> = {
   "session.ended": (s) => {
     s.status = "ended";
     for (const p of s.participants.values()) p.hand = false;
-    s.media = { tracks: [], floor: {} };
-  },
-  "media.tracks": (s, e) => {
-    s.media.tracks = copyMedia(d(e)).tracks;
-  },
-  "floor.given": (s, e) => {
-    s.media.floor[d(e).id] = { camera: !!d(e).camera };
-  },
-  "floor.taken": (s, e) => {
-    delete s.media.floor[d(e).id];
   },
   "recording.paused": (s) => {
     s.recording = "paused";
