@@ -96,7 +96,8 @@ async def test_trainer_publishes_and_a_learner_sees_and_hears_it(server, browser
     # The trainer's console still fits the laptop screen with the media controls.
     assert await console.evaluate(SCROLLS) <= 2
     box = await console.locator(tid("board")).bounding_box()
-    assert box["y"] + box["height"] <= LAPTOP["height"] + 0.5 and box["height"] >= 0.55 * LAPTOP["height"], box
+    assert box["y"] + box["height"] <= LAPTOP["height"] + 0.5, box
+    assert box["height"] >= 0.55 * LAPTOP["height"], box
 
     # Mute: the learner's stage says so and the voice goes; unmute brings it back.
     await console.click(tid("media-mic"))
@@ -189,7 +190,8 @@ async def test_the_replay_plays_the_recorded_video_in_step_with_its_clock(server
     # The trainer's replay: a download link; the video hidden before its start.
     token = info["trainer_url"].split("token=")[1]
     context = await browser.new_context(viewport=LAPTOP)
-    page = await open_page(context, f"{server.base_url}/s/{info['id']}/replay?token={token}", problems, "replay")
+    url = f"{server.base_url}/s/{info['id']}/replay?token={token}"
+    page = await open_page(context, url, problems, "replay")
     await page.wait_for_selector(tid("timeline"))
     await expect(page.locator(tid("media-download"))).to_have_count(1)
     href = await page.locator(tid("media-download")).get_attribute("href")

@@ -1072,6 +1072,7 @@ function buildPlayer(manifest: Manifest): Player {
         manifest.pauses = m.pauses;
         manifest.duration_ms = m.duration_ms;
         manifest.status = m.status;
+        media.update(m.media);
         duration = Math.max(duration, m.duration_ms);
         maybeFetchMore();
         timeline.max = String(duration);
@@ -1115,7 +1116,8 @@ function replayMedia(manifest: Manifest) {
   const DRIFT = 0.2;
   const entries = (manifest.media ?? []).filter((m) => m.status !== "damaged");
   const el = h("div", { class: "replay-media", "data-testid": "replay-media", hidden: true });
-  const items = entries.map((m) => {
+  const items: { m: MediaEntry; node: HTMLMediaElement; video: boolean }[] = [];
+  function add(m: MediaEntry) {
     const video = m.tracks.some((t) => t.kind === "video") || m.content_type.startsWith("video/");
     const src = `${base}/media/${encodeURIComponent(m.file)}?token=${encodeURIComponent(token)}`;
     const node = h(video ? "video" : "audio", {
@@ -1128,8 +1130,18 @@ function replayMedia(manifest: Manifest) {
       "data-start": m.start_ms,
     }) as HTMLMediaElement;
     el.appendChild(node);
-    return { m, node, video };
-  });
+    items.push({ m, node, video });
+  }
+  entries.forEach(add);
+  /** A recording still being made: files that started since, and the end of those now closed. */
+  function update(list: MediaEntry[] | undefined): void {
+    for (const m of list ?? []) {
+      if (m.status === "damaged") continue;
+      const known = items.find((i) => i.m.file === m.file);
+      if (known) known.m = m;
+      else add(m);
+    }
+  }
   const downloads = manifest.you.manages
     ? entries.map((m, i) =>
         h(
@@ -1165,5 +1177,5 @@ function replayMedia(manifest: Manifest) {
     }
     el.hidden = !shown;
   }
-  return { el, downloads, sync };
+  return { el, downloads, sync, update };
 }
