@@ -225,15 +225,15 @@ function buildConsole(live: Live) {
 
   // The board stays in view; everything else is a tab of the side panel beside it.
   // Media: what co-trainers and learners with the floor publish above the board (hidden when
-  // nobody does), the trainer's own camera as a small preview over the board's corner, and the
-  // controls beside the reactions.
+  // nobody does), the trainer's own camera as a small preview beside the controls, under the
+  // board with the reactions.
   const mediaStage = createStage(live);
   const publish = createPublishControls(live, "trainer");
   const boardArea = h(
     "div",
     { class: "col-main", "data-testid": "board-area" },
-    h("div", { class: "stage stage-trainer" }, mediaStage.el, board.el, reactions.overlay, publish.preview),
-    h("div", { class: "stage-actions" }, publish.el, reactions.bar),
+    h("div", { class: "stage stage-trainer" }, mediaStage.el, board.el, reactions.overlay),
+    h("div", { class: "stage-actions" }, publish.el, reactions.bar, publish.preview),
   );
   const tabs = createTabs({
     label: "Class panels",
