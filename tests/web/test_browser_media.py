@@ -6,9 +6,12 @@ through seeks, pauses and speed changes.
 
 Chromium runs with `--use-fake-device-for-media-stream --use-fake-ui-for-media-stream` (conftest's
 ARGS): getUserMedia gets a synthetic camera and a beeping microphone without asking, and
-getDisplayMedia a synthetic screen."""
+getDisplayMedia a synthetic screen. Headless Chromium autoplays sound whatever its flags, so the
+"Turn on sound" path runs under an emulated strict autoplay rule (see STRICT_AUTOPLAY)."""
 
 from __future__ import annotations
+
+import json
 
 from playwright.async_api import expect
 
@@ -34,6 +37,21 @@ AUDIO_LIVE = """() => {
   const t = a && a.srcObject && a.srcObject.getAudioTracks()[0];
   return !!t && t.readyState === 'live' && !t.muted;
 }"""
+
+# The browser's autoplay rule, as strict as a fresh visit gets it: a sounding play() without a user
+# gesture is refused (headless Chromium lets every page autoplay, whatever its flags, and a test's
+# evaluate counts as a gesture, so the rule is emulated: until a real click or key press).
+STRICT_AUTOPLAY = """(() => {
+  let touched = false;  // sticky: a real click or key press on the page
+  for (const type of ["pointerdown", "keydown"])
+    addEventListener(type, (e) => { if (e.isTrusted) touched = true; }, true);
+  const play = HTMLMediaElement.prototype.play;
+  HTMLMediaElement.prototype.play = function () {
+    if (!this.muted && !touched)
+      return Promise.reject(new DOMException("play() needs a user gesture", "NotAllowedError"));
+    return play.call(this);
+  };
+})();"""
 
 
 async def playing(page, selector: str) -> None:
@@ -131,6 +149,34 @@ async def test_trainer_publishes_and_a_learner_sees_and_hears_it(server, browser
     await console.click(tid("media-go"))
     await expect(console.locator(tid("on-air"))).to_be_hidden(timeout=WAIT)
     await expect(stage).to_be_hidden(timeout=WAIT)
+    assert problems.items == []
+
+
+@needs_browser
+async def test_refused_autoplay_asks_for_one_click(server, browser, problems):
+    info = await server.create_session("Autoplay")
+    console = await trainer_live(browser, info, problems)
+    await console.click(tid("media-go"))
+    await expect(console.locator(tid("on-air"))).to_be_visible(timeout=WAIT)
+    # Ada comes back to the class (her identity saved in the tab): nothing clicked on the page.
+    ada_client = await server.client(info["join_url"], "Ada")
+    saved = (
+        f"sessionStorage.setItem({json.dumps('classcast:' + info['id'])}, {json.dumps(ada_client._token)})"
+    )
+    context = await browser.new_context(viewport=LAPTOP)
+    await context.add_init_script(saved)
+    await context.add_init_script(STRICT_AUTOPLAY)
+    ada = await open_page(context, info["join_url"], problems, "Ada")
+    await playing(ada, tid("stage-video", '[data-label="camera"]'))
+    await ada.wait_for_function(AUDIO_LIVE, timeout=WAIT, polling=300)
+    sound = ada.locator(tid("stage-sound"))
+    await expect(sound).to_be_visible(timeout=WAIT)
+    assert await ada.evaluate("() => document.querySelector('[data-testid=\"stage-audio\"]').paused")
+    await sound.click()
+    await expect(sound).to_be_hidden()
+    await ada.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stage-audio\"]').paused", timeout=WAIT
+    )
     assert problems.items == []
 
 

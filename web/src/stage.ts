@@ -159,7 +159,8 @@ export function createStage(live: Live, el?: HTMLElement): Stage {
     for (const t of mics) {
       let a = audios.get(t.id);
       if (!a) {
-        a = h("audio", { autoplay: true, "data-testid": "stage-audio", "data-track": t.id }) as HTMLAudioElement;
+        // Played by play() (not `autoplay`), so a refusal is seen and answered with the sound button.
+        a = h("audio", { "data-testid": "stage-audio", "data-track": t.id }) as HTMLAudioElement;
         audios.set(t.id, a);
         voices.appendChild(a);
       }
