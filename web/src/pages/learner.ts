@@ -177,7 +177,7 @@ function buildClassroom(live: Live) {
 
   // The media stage: hidden until someone publishes; until then the board has the room. A learner
   // given the floor gets a microphone (and maybe camera) control beside the hand.
-  const media = h("div", { class: "media-stage", "data-testid": "media-stage", "aria-label": "Trainer's video", hidden: true });
+  const media = h("div", { class: "media-stage", "data-testid": "media-stage", role: "region", "aria-label": "Trainer's video", hidden: true });
   const mediaStage = createStage(live, media);
   const speak = createPublishControls(live, "learner");
   const stage = h("section", { class: "stage", "aria-label": "Stage" }, media, board.el, reactions.overlay);
