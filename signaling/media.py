@@ -117,6 +117,8 @@ class MediaRooms:
             lock = self._locks[sid] = asyncio.Lock()
         async with lock:
             self._check_live(session)  # it may have ended while this waited
+            if name == "media.publish" and not any(may_publish(session.state, pid, x) for x in LABELS):
+                raise CommandError("forbidden", "only trainers and learners given the floor may publish")
             room = (
                 self._room(session) if name in ("media.publish", "media.view") else self.rooms.get(session.id)
             )
@@ -136,14 +138,14 @@ class MediaRooms:
                 raise CommandError(code, exc.message) from None
             finally:
                 room.busy -= 1
+                if room.closed:  # the session ended meanwhile: what this command opened goes too
+                    await room.media.close()
                 await self._close_if_empty(room)
 
     async def _run(self, room: _Room, sid: str, pid: str, name: str, body: Any) -> dict:
         if name == "media.publish":
             state = room.session.state
             allowed = [label for label in LABELS if may_publish(state, pid, label)]
-            if not allowed:
-                raise CommandError("forbidden", "only trainers and learners given the floor may publish")
             sdp = await room.media.publish(pid, body.sdp, body.labels, allowed)
             room.publishers[pid] = sid
             if await self._enforce(room, pid):  # the floor was taken while this was negotiated

@@ -74,6 +74,7 @@ async def test_learners_publish_only_what_the_floor_allows(server: Server) -> No
     try:
         refused = await publisher(video=False).publish()
         assert refused["error"]["code"] == "forbidden", refused
+        assert not rooms(server).rooms  # refused before any media is set up
         await trainer.request("floor.give", id=aid)
         await ada.wait_until(lambda: aid in ada.state.media["floor"], 10)
         refused = await publisher().publish()  # mic and camera: the camera is not allowed
@@ -99,3 +100,104 @@ async def test_learners_publish_only_what_the_floor_allows(server: Server) -> No
     assert rooms(server).rooms
     await trainer.close()
     await eventually(lambda: not rooms(server).rooms, 10, "the media closed once nobody uses it")
+
+
+async def test_a_viewer_joining_mid_stream_sees_video_within_a_second(server: Server) -> None:
+    info, trainer = await server.live_session("Late")
+    ada = await server.client(info["join_url"], "Ada")
+    late_client = await server.client(info["join_url"], "Lou")
+    publisher = SocketPublisher(trainer)
+    early, late = SocketViewer(ada), SocketViewer(late_client)
+    try:
+        assert (await publisher.publish())["ok"]
+        await early.start()
+        await early.wait_video(30, timeout=20)  # a second of media: the first key frame is long gone
+        await late.start()
+        await eventually(lambda: late.connected_at is not None, 10, "the late viewer connected")
+        await late.wait_video(1, timeout=5)
+        delay = late.video_times[0] - late.connected_at
+        assert delay < 1.0, f"first decoded frame {delay:.3f} s after connecting"
+        await late.wait_video(10)
+        assert increasing(late.counters) and late.counters[0] > early.counters[0] + 20
+    finally:
+        await publisher.close()
+        await early.close()
+        await late.close()
+
+
+async def test_a_publisher_that_reconnects_with_a_new_peer_recovers(server: Server) -> None:
+    info, trainer = await server.live_session("Restart")
+    ada = await server.client(info["join_url"], "Ada")
+    tid = trainer.you["id"]
+    old = SocketPublisher(trainer)
+    new = SocketPublisher(trainer, start=1000)
+    viewer = SocketViewer(ada)
+    try:
+        assert (await old.publish())["ok"]
+        await viewer.start()
+        await viewer.wait_video(15, timeout=20)
+        # The connection drops (a reload, a network change): the tracks end with the socket...
+        await trainer.drop()
+        await ada.wait_until(lambda: live_tracks(ada) == [], 10)
+        await old.close()
+        # ... and come back from a new peer connection once it is back.
+        await trainer.wait_until(lambda: trainer.joins >= 2, 10)
+        assert (await new.publish())["ok"]
+        await ada.wait_until(lambda: live_tracks(ada) == [(tid, "camera"), (tid, "mic")], 10)
+        await eventually(lambda: any(c >= 1000 for c in viewer.counters), 15, "the new publisher's frames")
+        await viewer.wait_video(10)
+        after = [c for c in viewer.counters if c >= 1000]
+        assert increasing(after) and viewer.offers >= 1
+    finally:
+        await old.close()
+        await new.close()
+        await viewer.close()
+
+
+async def test_bad_media_commands_are_refused_clearly(server: Server) -> None:
+    info = await server.create_session("Bad media")
+    trainer = await server.client(info["trainer_url"], "Tess")
+    ack = await trainer.send("media.view")
+    assert ack["error"]["code"] == "session_not_live"
+    await trainer.request("session.start")
+    peer = SocketPublisher(trainer)
+    await peer.pc.setLocalDescription(await peer.pc.createOffer())
+    await peer.close()
+    # An offer without its DTLS fingerprint and ICE credentials: parsed, then refused by aiortc.
+    broken = "".join(
+        line + "\r\n"
+        for line in peer.pc.localDescription.sdp.splitlines()
+        if not line.startswith(("a=fingerprint", "a=ice-ufrag", "a=ice-pwd"))
+    )
+    cases = [
+        ("media.publish", {"sdp": "v=0\r\n" + "a=x\r\n" * 8000}, "too_long"),
+        ("media.publish", {"sdp": 5}, "invalid_payload"),
+        ("media.publish", {"sdp": "v=0", "labels": {"0": "speaker"}}, "invalid_payload"),
+        ("media.publish", {"sdp": "v=0", "extra": 1}, "invalid_payload"),
+        ("media.publish", {"sdp": "not an offer"}, "invalid_payload"),  # it sends nothing
+        ("media.publish", {"sdp": broken}, "media_failed"),
+        ("media.answer", {"sdp": "v=0"}, "media_failed"),  # not viewing
+        (
+            "media.candidate",
+            {"to": "publish", "candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host"},
+            "media_failed",
+        ),
+        ("media.candidate", {"to": "sideways", "candidate": "candidate:x"}, "invalid_payload"),
+    ]
+    for name, payload, code in cases:
+        ack = await trainer.send(name, payload)
+        assert not ack["ok"] and ack["error"]["code"] == code, (name, payload, ack)
+        assert ack["error"]["message"]
+    assert (await trainer.send("media.unpublish"))["ok"]  # nothing to end: fine
+    # A viewer: a garbage candidate is refused, its answer taken once.
+    viewer = SocketViewer(trainer)
+    try:
+        ack = await trainer.request("media.view")
+        bad = await trainer.send("media.candidate", to="view", candidate="candidate:garbage")
+        assert bad["error"]["code"] == "invalid_payload", bad
+        await viewer.on_offer(ack["sdp"])
+        again = await trainer.send("media.answer", sdp=viewer.pc.localDescription.sdp)
+        assert again["error"]["code"] == "media_failed", again  # no offer is waiting any more
+    finally:
+        await viewer.close()
+    assert trainer.state.media["tracks"] == []
