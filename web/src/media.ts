@@ -294,7 +294,15 @@ export class Viewer {
 
   constructor(private live: Live) {
     live.onPersonal("media.offer", (data: any) => {
-      if (data && typeof data.sdp === "string") void this.serial(() => this.renegotiate(data.sdp, data.mids ?? {}));
+      if (!data || typeof data.sdp !== "string") return;
+      const gen = this.gen;
+      this.serial(() => this.renegotiate(data.sdp, data.mids ?? {})).catch(() => {
+        // Not answered (refused, offline, too fast): this connection is stuck mid-negotiation;
+        // ask for a fresh one shortly (a reconnect asks by itself).
+        setTimeout(() => {
+          if (gen === this.gen && this.pc) void this.start().catch(() => {});
+        }, 2000);
+      });
     });
   }
 

@@ -42,6 +42,7 @@ export interface Stage {
 /** `el`: the page's stage box (the learner page has one, hidden); made here if not given. */
 export function createStage(live: Live, el?: HTMLElement): Stage {
   const box = el ?? h("div", { class: "media-stage", "data-testid": "media-stage", hidden: true });
+  box.setAttribute("role", "region");
   box.setAttribute("aria-label", "Live video");
   const main = h("div", { class: "media-main" });
   const side = h("div", { class: "media-side" });

@@ -1112,11 +1112,13 @@ function buildPlayer(manifest: Manifest): Player {
  * playhead − the file's start on the session clock, played, paused and sped up with the replay
  * clock and hidden outside its range. The replay clock leads; the media follows it. */
 function replayMedia(manifest: Manifest) {
-  // Beyond this, a playing element is moved to where the clock is (a seek of the element).
-  const DRIFT = 0.2;
+  // Beyond JUMP (s) off the clock an element jumps there; within IN_STEP it is in step.
+  const JUMP = 1;
+  const IN_STEP = 0.05;
   const entries = (manifest.media ?? []).filter((m) => m.status !== "damaged");
   const el = h("div", { class: "replay-media", "data-testid": "replay-media", hidden: true });
-  const items: { m: MediaEntry; node: HTMLMediaElement; video: boolean }[] = [];
+  // `lag`: how long the element's last jump took to land (s), `jumped`: when it started.
+  const items: { m: MediaEntry; node: HTMLMediaElement; video: boolean; lag: number; jumped: number }[] = [];
   function add(m: MediaEntry) {
     const video = m.tracks.some((t) => t.kind === "video") || m.content_type.startsWith("video/");
     const src = `${base}/media/${encodeURIComponent(m.file)}?token=${encodeURIComponent(token)}`;
@@ -1130,7 +1132,12 @@ function replayMedia(manifest: Manifest) {
       "data-start": m.start_ms,
     }) as HTMLMediaElement;
     el.appendChild(node);
-    items.push({ m, node, video });
+    const item = { m, node, video, lag: 0, jumped: 0 };
+    node.addEventListener("seeked", () => {
+      if (item.jumped) item.lag = (performance.now() - item.jumped) / 1000;
+      item.jumped = 0;
+    });
+    items.push(item);
   }
   entries.forEach(add);
   /** A recording still being made: files that started since, and the end of those now closed. */
@@ -1159,7 +1166,8 @@ function replayMedia(manifest: Manifest) {
 
   function sync(now: number, playing: boolean, speed: number, hard: boolean): void {
     let shown = false;
-    for (const { m, node, video } of items) {
+    for (const item of items) {
+      const { m, node, video } = item;
       const local = (now - m.start_ms) / 1000;
       const end = m.end_ms ?? (manifest.status === "live" ? Infinity : m.start_ms + (m.duration_ms ?? Infinity));
       const inside = local >= 0 && now < end;
@@ -1169,9 +1177,22 @@ function replayMedia(manifest: Manifest) {
         continue;
       }
       if (video) shown = true;
-      if (node.playbackRate !== speed) node.playbackRate = speed;
-      const off = Math.abs(node.currentTime - local);
-      if ((hard && off > 0.05) || (off > DRIFT && !node.seeking)) node.currentTime = local;
+      // Ahead (+) or behind (−) the clock. A seek of the replay, or far off: the element jumps
+      // there (while playing, ahead by what its last jump took, so it lands in step). A little
+      // off while playing: it plays a little faster or slower until in step again (a jump per
+      // small drift could chase the clock for ever on a slow disk or machine).
+      const drift = node.currentTime - local;
+      let rate = speed;
+      if (node.seeking) {
+        /* let the jump land */
+      } else if ((hard && Math.abs(drift) > 0.05) || Math.abs(drift) > JUMP) {
+        const lead = playing ? Math.min(1, item.lag) * speed : 0;
+        item.jumped = performance.now();
+        node.currentTime = local + lead;
+      } else if (playing && Math.abs(drift) > IN_STEP) {
+        rate = speed * (1 - Math.max(-0.25, Math.min(0.25, drift * 0.5)));
+      }
+      if (Math.abs(node.playbackRate - rate) > 0.001) node.playbackRate = rate;
       if (playing && node.paused) void node.play().catch(() => {});
       else if (!playing && !node.paused) node.pause();
     }
