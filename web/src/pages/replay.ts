@@ -1136,6 +1136,7 @@ function replayMedia(manifest: Manifest) {
     node.addEventListener("seeked", () => {
       if (item.jumped) item.lag = (performance.now() - item.jumped) / 1000;
       item.jumped = 0;
+      if (last) sync(last.now, last.playing, last.speed, false);
     });
     items.push(item);
   }
@@ -1164,7 +1165,9 @@ function replayMedia(manifest: Manifest) {
       )
     : [];
 
+  let last: { now: number; playing: boolean; speed: number } | null = null;
   function sync(now: number, playing: boolean, speed: number, hard: boolean): void {
+    last = { now, playing, speed };
     let shown = false;
     for (const item of items) {
       const { m, node, video } = item;
@@ -1183,12 +1186,16 @@ function replayMedia(manifest: Manifest) {
       // small drift could chase the clock for ever on a slow disk or machine).
       const drift = node.currentTime - local;
       let rate = speed;
-      if (node.seeking) {
-        /* let the jump land */
-      } else if ((hard && Math.abs(drift) > 0.05) || Math.abs(drift) > JUMP) {
+      if ((hard || !playing) && Math.abs(drift) > IN_STEP) {
+        // A seek of the replay (or paused): exactly there, also over a jump still in flight.
         const lead = playing ? Math.min(1, item.lag) * speed : 0;
         item.jumped = performance.now();
         node.currentTime = local + lead;
+      } else if (node.seeking) {
+        /* let the jump land */
+      } else if (Math.abs(drift) > JUMP) {
+        item.jumped = performance.now();
+        node.currentTime = local + Math.min(1, item.lag) * speed;
       } else if (playing && Math.abs(drift) > IN_STEP) {
         rate = speed * (1 - Math.max(-0.25, Math.min(0.25, drift * 0.5)));
       }
