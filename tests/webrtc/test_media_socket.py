@@ -116,6 +116,7 @@ async def test_a_viewer_joining_mid_stream_sees_video_within_a_second(server: Se
         await eventually(lambda: late.connected_at is not None, 10, "the late viewer connected")
         await late.wait_video(1, timeout=5)
         delay = late.video_times[0] - late.connected_at
+        print(f"late viewer: first frame {delay * 1000:.0f} ms after connecting")
         assert delay < 1.0, f"first decoded frame {delay:.3f} s after connecting"
         await late.wait_video(10)
         assert increasing(late.counters) and late.counters[0] > early.counters[0] + 20
