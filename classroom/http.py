@@ -55,7 +55,7 @@ STATUS = {
 # before 15.4) need the origin's websocket form spelled out, so `connect-src` names it (`{ws}`).
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "font-src 'self'; connect-src 'self'{ws}; manifest-src 'self'; "
+    "font-src 'self'; media-src 'self'; connect-src 'self'{ws}; manifest-src 'self'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")

@@ -86,6 +86,8 @@ export class Live {
   private lastHeard = 0;
   private watchdog: ReturnType<typeof setInterval> | null = null;
   private probing = false;
+  private personal = new Map<string, (data: any) => void>();
+  private joinedHooks: (() => void)[] = [];
 
   constructor(private opts: LiveOptions) {
     const saved = store.get(identityKey(opts.sessionId));
@@ -101,6 +103,17 @@ export class Live {
   /** The participant token of this identity (valid for the replay API too). */
   get participantToken(): string | null {
     return this.usingSaved || this.joined ? this.token : null;
+  }
+
+  /** A personal event (sent to this socket only, not in the event stream), e.g. `media.offer`. */
+  onPersonal(name: string, fn: (data: any) => void): void {
+    this.personal.set(name, fn);
+    this.socket?.on(name, fn);
+  }
+
+  /** Called after every successful join (the first, and each one after a reconnect). */
+  onJoined(fn: () => void): void {
+    this.joinedHooks.push(fn);
   }
 
   get joinedNow(): boolean {
@@ -127,6 +140,7 @@ export class Live {
       this.socket.io.on("packet", () => (this.lastHeard = Date.now()));
       this.watchdog = setInterval(() => this.checkSilence(), 1000);
       this.socket.on("event", (e: WireEvent) => this.onEvent(e));
+      for (const [name, fn] of this.personal) this.socket.on(name, fn);
       this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
       this.socket.on("connect_error", (err: any) => this.onConnectError(err));
       // Sent just before the server closes this socket (a graceful stop, say): show why.
@@ -304,6 +318,7 @@ export class Live {
     this.joined = true;
     this.setStatus("live");
     this.opts.onUpdate(update);
+    for (const fn of this.joinedHooks) fn();
     if (this.state && this.state.unloaded.has(this.state.current)) this.fetchPage(this.state.current);
   }
 

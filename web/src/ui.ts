@@ -356,6 +356,7 @@ export function createParticipants(ctx: PanelCtx): Panel & { count: HTMLElement 
       setText(count, `${online} online`);
       setAttr(count, "aria-label", `${online} ${online === 1 ? "person" : "people"} online`);
       const you = ctx.you();
+      const floor: Record<string, { camera: boolean }> = v.media?.floor ?? {};
       const order = people
         .map((p, i) => ({ p, i }))
         .sort(
@@ -397,9 +398,20 @@ export function createParticipants(ctx: PanelCtx): Panel & { count: HTMLElement 
                 void run(ctx, muted ? "participant.unmute" : "participant.mute", { participant_id: p.id }, mute);
               },
             });
+            // The floor (issue 10): the learner may then send their microphone (and camera).
+            const give: HTMLButtonElement = h("button", {
+              type: "button",
+              class: "btn btn-small btn-ghost",
+              "data-testid": "floor-toggle",
+              onclick: () => {
+                const has = give.getAttribute("aria-pressed") === "true";
+                void run(ctx, has ? "floor.take" : "floor.give", has ? { id: p.id } : { id: p.id, camera: true }, give);
+              },
+            });
             r.lower = lower;
             r.mute = mute;
-            li.appendChild(h("span", { class: "person-actions" }, lower, mute));
+            r.floor = give;
+            li.appendChild(h("span", { class: "person-actions" }, lower, mute, give));
           }
           refs.set(li, r);
           return li;
@@ -433,6 +445,14 @@ export function createParticipants(ctx: PanelCtx): Panel & { count: HTMLElement 
             setAttr(r.mute, "aria-pressed", String(!!p.muted));
             setAttr(r.mute, "aria-label", `${p.muted ? "Unmute" : "Mute"} ${p.name} in chat`);
             (r.mute as HTMLButtonElement).disabled = !ctx.active();
+          }
+          if (r.floor) {
+            const has = !!floor[p.id];
+            setText(r.floor, has ? "Take the floor back" : "Give the floor");
+            setAttr(r.floor, "aria-pressed", String(has));
+            setAttr(r.floor, "aria-label", `${has ? "Take the floor back from" : "Give the floor to"} ${p.name}`);
+            show(r.floor, p.online || has);
+            (r.floor as HTMLButtonElement).disabled = !ctx.active();
           }
         },
       );
@@ -1145,6 +1165,7 @@ export function panelsFor(type: string): PanelKey[] {
   if (type.startsWith("wb.")) return ["board"];
   if (type === "chapter.marked") return ["chapters"];
   if (type.startsWith("participant.") || type.startsWith("hand.")) return ["people", "chat"];
+  if (type.startsWith("floor.")) return ["people"];
   if (type === "session.started" || type === "session.ended")
     return ["status", "people", "chat", "polls", "qa", "board", "chapters"];
   if (type.startsWith("recording.")) return ["status"];

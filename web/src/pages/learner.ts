@@ -6,6 +6,7 @@ import { activityOf, createLivePanels, driveLivePanels } from "../livepage";
 import { api, app, h, location_, setAttr, setText, show, store } from "../dom";
 import { Live, type Update } from "../live";
 import { brand, expose, initPage, setTitle, shellTitle } from "../page";
+import { createPublishControls, createStage, MEDIA_EVENTS } from "../stage";
 import { createTabs } from "../tabs";
 import { errorPage, run } from "../ui";
 
@@ -174,14 +175,16 @@ function buildClassroom(live: Live) {
     },
   });
 
-  // The media stage: empty and hidden until there is media to show (a later part fills it and
-  // unhides it); until then the board has the room.
+  // The media stage: hidden until someone publishes; until then the board has the room. A learner
+  // given the floor gets a microphone (and maybe camera) control beside the hand.
   const media = h("div", { class: "media-stage", "data-testid": "media-stage", role: "region", "aria-label": "Trainer's video", hidden: true });
+  const mediaStage = createStage(live, media);
+  const speak = createPublishControls(live, "learner");
   const stage = h("section", { class: "stage", "aria-label": "Stage" }, media, board.el, reactions.overlay);
   const tabs = createTabs({
     label: "Class panels",
     tabs: [
-      { key: "board", label: "Board", content: [stage, h("div", { class: "stage-actions" }, hand, reactions.bar)], dot: true },
+      { key: "board", label: "Board", content: [stage, h("div", { class: "stage-actions" }, hand, reactions.bar, speak.el)], dot: true },
       { key: "chat", label: "Chat", content: chat.el },
       { key: "qa", label: "Q&A", content: qa.el },
       { key: "polls", label: "Polls", content: polls.el },
@@ -229,9 +232,17 @@ function buildClassroom(live: Live) {
   return {
     update(u: Update) {
       driven.update(u);
+      if (u.snapshot || u.events.some((e) => MEDIA_EVENTS.test(e.type))) {
+        mediaStage.refresh();
+        speak.refresh();
+      }
       // What others did in a tab not shown: a badge on its tab until it is opened.
       for (const [key, n] of activityOf(u, live.you?.id)) if (key !== "people") tabs.activity(key, n);
     },
-    statusChanged: driven.statusChanged,
+    statusChanged() {
+      driven.statusChanged();
+      mediaStage.refresh();
+      speak.refresh();
+    },
   };
 }

@@ -95,6 +95,19 @@ interface Manifest {
   trainers: string[];
   anonymized: boolean;
   you: { role: string; manages: boolean };
+  /** Recorded media files on the session clock (docs/protocol.md, the manifest's `media`). */
+  media?: MediaEntry[];
+}
+
+interface MediaEntry {
+  file: string;
+  publisher: string | null;
+  start_ms: number;
+  duration_ms: number | null;
+  end_ms: number | null;
+  status: string;
+  content_type: string;
+  tracks: { id: string; kind: string; codec: string; start_ms: number; offset_ms: number }[];
 }
 
 interface ViewerQuestion {
@@ -652,11 +665,13 @@ function buildPlayer(manifest: Manifest): Player {
       "data-testid": "speed",
       onchange: () => {
         speed = parseFloat(speedSel.value) || 1;
+        media.sync(now, playing, speed, true);
       },
     },
     ...SPEEDS.map((s) => h("option", { value: String(s), selected: s === 1 }, `${s}×`)),
   );
   speedSel.value = "1";
+  const media = replayMedia(manifest);
   const timeline = h("input", {
     type: "range",
     class: "timeline-range",
@@ -869,7 +884,7 @@ function buildPlayer(manifest: Manifest): Player {
               (manifest.status === "live" ? " · still live" : ""),
           ),
         ),
-        h("div", { class: "controls" }, copyLink, exportLink("chat.txt", "Chat (.txt)"), exportLink("chat.vtt", "Subtitles (.vtt)")),
+        h("div", { class: "controls" }, copyLink, exportLink("chat.txt", "Chat (.txt)"), exportLink("chat.vtt", "Subtitles (.vtt)"), ...media.downloads),
       ),
       h(
         "div",
@@ -877,7 +892,7 @@ function buildPlayer(manifest: Manifest): Player {
         h(
           "div",
           { class: "col-main" },
-          h("div", { class: "stage" }, board.el, reactions.overlay),
+          h("div", { class: "stage" }, media.el, board.el, reactions.overlay),
           h(
             "section",
             { class: "player", "aria-label": "Playback" },
@@ -987,6 +1002,7 @@ function buildPlayer(manifest: Manifest): Player {
     } else void loadAt(t);
     lastSecond = -1;
     renderClock();
+    media.sync(now, playing, speed, true);
   }
 
   let lastTs = 0;
@@ -995,6 +1011,7 @@ function buildPlayer(manifest: Manifest): Player {
     const dt = Math.min(1000, ts - lastTs);
     lastTs = ts;
     now = Math.min(duration, now + dt * speed);
+    media.sync(now, playing, speed, false);
     schedule(foldTo(now, true));
     maybeFetchMore();
     renderClock();
@@ -1011,10 +1028,12 @@ function buildPlayer(manifest: Manifest): Player {
     lastTs = performance.now();
     requestAnimationFrame(tick);
     renderClock();
+    media.sync(now, playing, speed, true);
   }
   function pause(): void {
     playing = false;
     renderClock();
+    media.sync(now, playing, speed, true);
   }
 
   document.addEventListener("keydown", (ev) => {
@@ -1053,6 +1072,7 @@ function buildPlayer(manifest: Manifest): Player {
         manifest.pauses = m.pauses;
         manifest.duration_ms = m.duration_ms;
         manifest.status = m.status;
+        media.update(m.media);
         duration = Math.max(duration, m.duration_ms);
         maybeFetchMore();
         timeline.max = String(duration);
@@ -1086,4 +1106,104 @@ function buildPlayer(manifest: Manifest): Player {
     },
     seek,
   };
+}
+
+/** The recorded voice and video (issue 10): one <video> (or <audio>) per media file, placed at
+ * playhead − the file's start on the session clock, played, paused and sped up with the replay
+ * clock and hidden outside its range. The replay clock leads; the media follows it. */
+function replayMedia(manifest: Manifest) {
+  // Beyond JUMP (s) off the clock an element jumps there; within IN_STEP it is in step.
+  const JUMP = 1;
+  const IN_STEP = 0.05;
+  const entries = (manifest.media ?? []).filter((m) => m.status !== "damaged");
+  const el = h("div", { class: "replay-media", "data-testid": "replay-media", hidden: true });
+  // `lag`: how long the element's last jump took to land (s), `jumped`: when it started.
+  const items: { m: MediaEntry; node: HTMLMediaElement; video: boolean; lag: number; jumped: number }[] = [];
+  function add(m: MediaEntry) {
+    const video = m.tracks.some((t) => t.kind === "video") || m.content_type.startsWith("video/");
+    const src = `${base}/media/${encodeURIComponent(m.file)}?token=${encodeURIComponent(token)}`;
+    const node = h(video ? "video" : "audio", {
+      src,
+      preload: "auto",
+      playsinline: true,
+      hidden: true,
+      "data-testid": video ? "replay-video" : "replay-audio",
+      "data-file": m.file,
+      "data-start": m.start_ms,
+    }) as HTMLMediaElement;
+    el.appendChild(node);
+    const item = { m, node, video, lag: 0, jumped: 0 };
+    node.addEventListener("seeked", () => {
+      if (item.jumped) item.lag = (performance.now() - item.jumped) / 1000;
+      item.jumped = 0;
+      if (last) sync(last.now, last.playing, last.speed, false);
+    });
+    items.push(item);
+  }
+  entries.forEach(add);
+  /** A recording still being made: files that started since, and the end of those now closed. */
+  function update(list: MediaEntry[] | undefined): void {
+    for (const m of list ?? []) {
+      if (m.status === "damaged") continue;
+      const known = items.find((i) => i.m.file === m.file);
+      if (known) known.m = m;
+      else add(m);
+    }
+  }
+  const downloads = manifest.you.manages
+    ? entries.map((m, i) =>
+        h(
+          "a",
+          {
+            class: "btn btn-small btn-ghost",
+            "data-testid": "media-download",
+            href: `${base}/media/${encodeURIComponent(m.file)}?token=${encodeURIComponent(token)}&download=1`,
+            download: `${sessionId}-${m.file}`,
+          },
+          entries.length > 1 ? `Media ${i + 1} (.${m.file.split(".").pop()})` : `Media (.${m.file.split(".").pop()})`,
+        ),
+      )
+    : [];
+
+  let last: { now: number; playing: boolean; speed: number } | null = null;
+  function sync(now: number, playing: boolean, speed: number, hard: boolean): void {
+    last = { now, playing, speed };
+    let shown = false;
+    for (const item of items) {
+      const { m, node, video } = item;
+      const local = (now - m.start_ms) / 1000;
+      const end = m.end_ms ?? (manifest.status === "live" ? Infinity : m.start_ms + (m.duration_ms ?? Infinity));
+      const inside = local >= 0 && now < end;
+      if (video) node.hidden = !inside;
+      if (!inside) {
+        if (!node.paused) node.pause();
+        continue;
+      }
+      if (video) shown = true;
+      // Ahead (+) or behind (−) the clock. A seek of the replay, or far off: the element jumps
+      // there (while playing, ahead by what its last jump took, so it lands in step). A little
+      // off while playing: it plays a little faster or slower until in step again (a jump per
+      // small drift could chase the clock for ever on a slow disk or machine).
+      const drift = node.currentTime - local;
+      let rate = speed;
+      if ((hard || !playing) && Math.abs(drift) > IN_STEP) {
+        // A seek of the replay (or paused): exactly there, also over a jump still in flight.
+        const lead = playing ? Math.min(1, item.lag) * speed : 0;
+        item.jumped = performance.now();
+        node.currentTime = local + lead;
+      } else if (node.seeking) {
+        /* let the jump land */
+      } else if (Math.abs(drift) > JUMP) {
+        item.jumped = performance.now();
+        node.currentTime = local + Math.min(1, item.lag) * speed;
+      } else if (playing && Math.abs(drift) > IN_STEP) {
+        rate = speed * (1 - Math.max(-0.25, Math.min(0.25, drift * 0.5)));
+      }
+      if (Math.abs(node.playbackRate - rate) > 0.001) node.playbackRate = rate;
+      if (playing && node.paused) void node.play().catch(() => {});
+      else if (!playing && !node.paused) node.pause();
+    }
+    el.hidden = !shown;
+  }
+  return { el, downloads, sync, update };
 }

@@ -5,6 +5,7 @@ import { activityOf, createLivePanels, driveLivePanels } from "../livepage";
 import { api, app, h, linkField, location_, setAttr, setText, shortTime, show, toast, reconcile } from "../dom";
 import { Live, type Update } from "../live";
 import { brand, expose, initPage, setTitle, shellTitle } from "../page";
+import { createPublishControls, createStage, MEDIA_EVENTS } from "../stage";
 import { createTabs } from "../tabs";
 import { confirmDialog, errorPage, run } from "../ui";
 
@@ -223,11 +224,16 @@ function buildConsole(live: Live) {
   const chapterCache = new Map<string, HTMLElement>();
 
   // The board stays in view; everything else is a tab of the side panel beside it.
+  // Media: what co-trainers and learners with the floor publish above the board (hidden when
+  // nobody does), the trainer's own camera as a small preview beside the controls, under the
+  // board with the reactions.
+  const mediaStage = createStage(live);
+  const publish = createPublishControls(live, "trainer");
   const boardArea = h(
     "div",
     { class: "col-main", "data-testid": "board-area" },
-    h("div", { class: "stage stage-trainer" }, board.el, reactions.overlay),
-    h("div", { class: "stage-actions" }, reactions.bar),
+    h("div", { class: "stage stage-trainer" }, mediaStage.el, board.el, reactions.overlay),
+    h("div", { class: "stage-actions" }, publish.el, reactions.bar, publish.preview),
   );
   const tabs = createTabs({
     label: "Class panels",
@@ -317,10 +323,18 @@ function buildConsole(live: Live) {
   return {
     update(u: Update) {
       driven.update(u);
+      if (u.snapshot || u.events.some((e) => MEDIA_EVENTS.test(e.type))) {
+        mediaStage.refresh();
+        publish.refresh();
+      }
       // Chat counts what came while the tab was not shown; the other tabs count what is open.
       const news = activityOf(u, live.you?.id);
       tabs.activity("chat", news.get("chat") ?? 0);
     },
-    statusChanged: driven.statusChanged,
+    statusChanged() {
+      driven.statusChanged();
+      mediaStage.refresh();
+      publish.refresh();
+    },
   };
 }
