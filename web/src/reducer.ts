@@ -331,6 +331,22 @@ function remove(s: State, page: string, ids: string[]): void {
 type Fold = (s: State, e: WireEvent) => void;
 const d = (e: WireEvent) => e.data;
 
+/** What a drafted and an opened poll share, from the event that made it. */
+const pollFields = (e: WireEvent): DraftState => {
+  const x = d(e);
+  return {
+    id: x.id,
+    question: x.question,
+    options: [...x.options],
+    multiple: x.multiple,
+    anonymous: x.anonymous,
+    quiz: x.quiz,
+    correct: copyChoices(x.correct),
+    t: e.t,
+    seq: e.seq,
+  };
+};
+
 const FOLDS: Record<string, Fold> = {
   "session.started": (s) => {
     s.status = "live";
@@ -405,18 +421,7 @@ const FOLDS: Record<string, Fold> = {
     s.chat.delete(d(e).id);
   },
   "poll.drafted": (s, e) => {
-    const x = d(e);
-    s.drafts.set(x.id, {
-      id: x.id,
-      question: x.question,
-      options: [...x.options],
-      multiple: x.multiple,
-      anonymous: x.anonymous,
-      quiz: x.quiz,
-      correct: copyChoices(x.correct),
-      t: e.t,
-      seq: e.seq,
-    });
+    s.drafts.set(d(e).id, pollFields(e));
   },
   "poll.discarded": (s, e) => {
     s.drafts.delete(d(e).poll_id);
@@ -425,20 +430,12 @@ const FOLDS: Record<string, Fold> = {
     const x = d(e);
     s.drafts.delete(x.id); // an opened draft is a poll like any other from now on
     s.polls.set(x.id, {
-      id: x.id,
-      question: x.question,
-      options: [...x.options],
-      multiple: x.multiple,
-      anonymous: x.anonymous,
-      quiz: x.quiz,
-      correct: x.correct ? [...x.correct] : null,
+      ...pollFields(e),
       status: "open",
       shared: false,
       counts: x.options.map(() => 0),
       voters: 0,
       votes: new Map(),
-      t: e.t,
-      seq: e.seq,
     });
   },
   "poll.voted": (s, e) => {
