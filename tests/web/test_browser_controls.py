@@ -150,10 +150,11 @@ async def test_replay_player_transport_speed_search_and_keys(server, browser, pr
     await page.wait_for_function(f"() => window.classcast.time() >= {min(duration, 1500)}")
     await page.locator("body").click(position={"x": 5, "y": 5})  # focus off the controls
     await page.keyboard.press("Space")
+    # Read the clock once the player shows it is paused (a loaded machine may render that late).
+    await expect(page.locator(tid("play"))).to_have_attribute("aria-label", "Play")
     paused_at = await page.evaluate(time)
     await asyncio.sleep(0.3)
     assert await page.evaluate(time) == paused_at
-    await expect(page.locator(tid("play"))).to_have_attribute("aria-label", "Play")
 
     # Skips and arrow keys move by 10 s and 5 s, within the recording.
     await page.click(tid("skip-back"))
