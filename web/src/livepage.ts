@@ -3,8 +3,9 @@
 // Each page adds only its own parts through `extra`.
 
 import { createBoard, type Board } from "./board";
-import { toast } from "./dom";
+import { h, setText, toast } from "./dom";
 import type { Live, Update } from "./live";
+import { brand, shellTitle } from "./page";
 import { createPrompts } from "./prompts";
 import { view, type State } from "./reducer";
 import {
@@ -132,4 +133,82 @@ export function activityOf(u: Update, you: string | null | undefined): Map<strin
     else if (t.startsWith("wb.")) add("board");
   }
   return out;
+}
+
+export interface NameFormText {
+  id: string;
+  inputTestId: string;
+  buttonTestId: string;
+  autocomplete: string;
+  placeholder: string;
+  heading: (title: string) => string;
+  lead: string;
+  button: string;
+  busy: string;
+  empty: string;
+}
+
+/** The name form both live pages open with: checks the name, remembers it (`save`), and starts
+ * `live` with it. `fail` puts the form back with the server's reason. */
+export function nameForm(
+  root: HTMLElement,
+  live: Live,
+  text: NameFormText,
+  saved: string | null,
+  save: (name: string) => void,
+  problem?: string,
+): { fail(message: string): void } {
+  const input = h("input", {
+    id: text.id,
+    type: "text",
+    "data-testid": text.inputTestId,
+    maxlength: 60,
+    required: true,
+    autocomplete: text.autocomplete,
+    placeholder: text.placeholder,
+    value: saved ?? "",
+  });
+  const button = h("button", { type: "submit", class: "btn btn-primary btn-large", "data-testid": text.buttonTestId, text: text.button });
+  const error = h("p", { class: "form-error", role: "alert", hidden: !problem }, problem ?? "");
+  const showError = (message: string) => {
+    error.hidden = false;
+    setText(error, message);
+    input.focus();
+  };
+  const form = h(
+    "form",
+    {
+      class: "join-card",
+      onsubmit: (ev: Event) => {
+        ev.preventDefault();
+        const name = input.value.trim();
+        if (!name || name.length > 60) {
+          showError(name ? "Please use at most 60 characters." : text.empty);
+          return;
+        }
+        save(name);
+        button.disabled = true;
+        setText(button, text.busy);
+        error.hidden = true;
+        live.start(name);
+      },
+    },
+    brand(),
+    h("h1", null, text.heading(shellTitle())),
+    h("p", { class: "lead" }, text.lead),
+    h("label", { for: text.id, class: "field-label" }, "Your name"),
+    input,
+    error,
+    button,
+  );
+  root.replaceChildren(h("div", { class: "join-wrap" }, form));
+  input.focus();
+  return {
+    fail(message: string) {
+      button.disabled = false;
+      setText(button, text.button);
+      error.hidden = false;
+      setText(error, message);
+    },
+  };
 }

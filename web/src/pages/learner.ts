@@ -2,7 +2,7 @@
 // hidden place for the trainer's video once there is media), chat, polls, Q&A, hand, reactions and
 // the people in the room. Wide screens keep the board in view beside the tabbed panels; on a phone
 // the board is a tab too, and tabs not shown count what happened in them.
-import { activityOf, createLivePanels, driveLivePanels } from "../livepage";
+import { activityOf, createLivePanels, driveLivePanels, nameForm } from "../livepage";
 import { api, app, h, location_, setAttr, setText, show, store } from "../dom";
 import { Live, type Update } from "../live";
 import { brand, expose, initPage, setTitle, shellTitle } from "../page";
@@ -100,62 +100,25 @@ function endedPage(): void {
 }
 
 function buildNameForm(live: Live, problem?: string) {
-  const title = shellTitle();
-  const input = h("input", {
-    id: "name",
-    type: "text",
-    "data-testid": "name-input",
-    maxlength: 60,
-    required: true,
-    autocomplete: "nickname",
-    placeholder: "e.g. Ada Lovelace",
-    value: store.get(NAME_KEY) ?? "",
-  });
-  const button = h("button", { type: "submit", class: "btn btn-primary btn-large", "data-testid": "join-button", text: "Join the class" });
-  const error = h("p", { class: "form-error", role: "alert", hidden: !problem }, problem ?? "");
-  const form = h(
-    "form",
+  return nameForm(
+    root,
+    live,
     {
-      class: "join-card",
-      onsubmit: (ev: Event) => {
-        ev.preventDefault();
-        const name = input.value.trim();
-        if (!name) {
-          error.hidden = false;
-          setText(error, "Please enter the name others will see.");
-          input.focus();
-          return;
-        }
-        if (name.length > 60) {
-          error.hidden = false;
-          setText(error, "Please use at most 60 characters.");
-          return;
-        }
-        store.set(NAME_KEY, name);
-        button.disabled = true;
-        setText(button, "Joining…");
-        error.hidden = true;
-        live.start(name);
-      },
+      id: "name",
+      inputTestId: "name-input",
+      buttonTestId: "join-button",
+      autocomplete: "nickname",
+      placeholder: "e.g. Ada Lovelace",
+      heading: (title) => (title ? `Join “${title}”` : "Join the class"),
+      lead: "Enter your name to join. The trainer and other learners will see it.",
+      button: "Join the class",
+      busy: "Joining…",
+      empty: "Please enter the name others will see.",
     },
-    brand(),
-    h("h1", null, title ? `Join “${title}”` : "Join the class"),
-    h("p", { class: "lead" }, "Enter your name to join. The trainer and other learners will see it."),
-    h("label", { for: "name", class: "field-label" }, "Your name"),
-    input,
-    error,
-    button,
+    store.get(NAME_KEY),
+    (name) => store.set(NAME_KEY, name),
+    problem,
   );
-  root.replaceChildren(h("div", { class: "join-wrap" }, form));
-  input.focus();
-  return {
-    fail(message: string) {
-      button.disabled = false;
-      setText(button, "Join the class");
-      error.hidden = false;
-      setText(error, message);
-    },
-  };
 }
 
 function buildClassroom(live: Live) {

@@ -1,10 +1,10 @@
 // The trainer's console (/s/{id}/trainer?token=…): start and end the session, recording, chapters,
 // the whiteboard with pages and the learners' drawing switch, people (hands, mute), chat
 // moderation, polls and Q&A moderation.
-import { activityOf, createLivePanels, driveLivePanels } from "../livepage";
+import { activityOf, createLivePanels, driveLivePanels, nameForm } from "../livepage";
 import { api, app, h, linkField, location_, setAttr, setText, shortTime, show, toast, reconcile } from "../dom";
 import { Live, type Update } from "../live";
-import { brand, expose, initPage, setTitle, shellTitle } from "../page";
+import { brand, expose, initPage, setTitle } from "../page";
 import { createPublishControls, createStage, MEDIA_EVENTS } from "../stage";
 import { createTabs } from "../tabs";
 import { confirmDialog, errorPage, run } from "../ui";
@@ -76,48 +76,24 @@ function main(): void {
 /** Trainers have names too, so co-trainers (and the chat, Q&A answers and the replay) can tell
  * them apart. The last name used on this browser is offered. */
 function askName(live: Live): void {
-  const input = h("input", {
-    id: "trainer-name",
-    type: "text",
-    "data-testid": "trainer-name-input",
-    maxlength: 60,
-    required: true,
-    autocomplete: "name",
-    placeholder: "e.g. Tess Trainer",
-    value: savedName.get() ?? "",
-  });
-  const button = h("button", { type: "submit", class: "btn btn-primary btn-large", "data-testid": "trainer-name-submit", text: "Open the console" });
-  const error = h("p", { class: "form-error", role: "alert", hidden: true });
-  const title = shellTitle();
-  const form = h(
-    "form",
+  nameForm(
+    root,
+    live,
     {
-      class: "join-card",
-      onsubmit: (ev: Event) => {
-        ev.preventDefault();
-        const name = input.value.trim();
-        if (!name || name.length > 60) {
-          error.hidden = false;
-          setText(error, name ? "Please use at most 60 characters." : "Please enter the name learners will see.");
-          input.focus();
-          return;
-        }
-        savedName.set(name);
-        button.disabled = true;
-        setText(button, "Opening…");
-        live.start(name);
-      },
+      id: "trainer-name",
+      inputTestId: "trainer-name-input",
+      buttonTestId: "trainer-name-submit",
+      autocomplete: "name",
+      placeholder: "e.g. Tess Trainer",
+      heading: (title) => (title ? `Teach “${title}”` : "Open the trainer console"),
+      lead: "Your name is shown to learners and other trainers next to what you write.",
+      button: "Open the console",
+      busy: "Opening…",
+      empty: "Please enter the name learners will see.",
     },
-    brand(),
-    h("h1", null, title ? `Teach “${title}”` : "Open the trainer console"),
-    h("p", { class: "lead" }, "Your name is shown to learners and other trainers next to what you write."),
-    h("label", { for: "trainer-name", class: "field-label" }, "Your name"),
-    input,
-    error,
-    button,
+    savedName.get(),
+    (name) => savedName.set(name),
   );
-  root.replaceChildren(h("div", { class: "join-wrap" }, form));
-  input.focus();
 }
 
 function buildConsole(live: Live) {
