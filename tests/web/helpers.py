@@ -86,3 +86,13 @@ class Network:
 
 def jsq(value: str) -> str:
     return json.dumps(value)
+
+
+async def join(browser, url: str, name: str, problems, **context_args):
+    """A learner in a new browser context: their name given, the class live on their page."""
+    context = await browser.new_context(**context_args)
+    page = await open_page(context, url, problems, name)
+    await page.fill(tid("name-input"), name)
+    await page.click(tid("join-button"))
+    await page.wait_for_selector(tid("status") + ":has-text('Live')")
+    return context, page

@@ -9,7 +9,7 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from .conftest import needs_browser
-from .helpers import open_console, open_page, tid, until
+from .helpers import join, open_console, tid, until
 
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
@@ -39,15 +39,6 @@ async def in_viewport(page, selector: str) -> dict:
     assert box["x"] + box["width"] <= size["width"] + 0.5, (box, size)
     assert box["y"] + box["height"] <= size["height"] + 0.5, (box, size)
     return box
-
-
-async def join(browser, url: str, name: str, problems, **context_args):
-    context = await browser.new_context(**context_args)
-    page = await open_page(context, url, problems, name)
-    await page.fill(tid("name-input"), name)
-    await page.click(tid("join-button"))
-    await page.wait_for_selector(tid("status") + ":has-text('Live')")
-    return context, page
 
 
 @needs_browser

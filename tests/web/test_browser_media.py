@@ -16,7 +16,7 @@ import json
 from playwright.async_api import expect
 
 from .conftest import needs_browser
-from .helpers import open_console, open_page, tid, until
+from .helpers import join, open_console, open_page, tid, until
 
 LAPTOP = {"width": 1366, "height": 768}
 SCROLLS = "() => document.documentElement.scrollHeight - window.innerHeight"
@@ -56,15 +56,6 @@ STRICT_AUTOPLAY = """(() => {
 
 async def playing(page, selector: str) -> None:
     await page.wait_for_function(PLAYING, arg=selector, timeout=WAIT, polling=500)
-
-
-async def join(browser, url: str, name: str, problems, **context_args):
-    context = await browser.new_context(**context_args)
-    page = await open_page(context, url, problems, name)
-    await page.fill(tid("name-input"), name)
-    await page.click(tid("join-button"))
-    await page.wait_for_selector(tid("status") + ":has-text('Live')")
-    return context, page
 
 
 async def trainer_live(browser, info, problems):
