@@ -25,6 +25,7 @@ from signaling.wire import JsonPacket
 
 from .api import setup_routes
 from .auth import Signer
+from .cluster import ClusterSessions, RedisStore
 from .config import Settings
 from .heap import HeapTrimmer, LongLived
 from .http import ServerLog, json_errors, security_headers
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # How the last stop went: {"saved": False} when events could not be saved (`serve` exits 3 then).
 STOPPED = web.AppKey("stopped", dict)
+# Cluster mode's registry (None when embedded): `ready()` and `release_all()` for readiness and drain.
+CLUSTER = web.AppKey("cluster", object)
 CLOSING = {
     "code": "server_closing",
     "message": "The server is restarting. You will be reconnected in a moment.",
@@ -100,19 +103,28 @@ def build_app(settings: Settings) -> web.Application:
     long_lived = LongLived()
     transports = Transports(heap, Guard(bad_packets=bad_packet_rate(settings.bad_packets)))
     transports.install(sio)
-    store = SessionStore(settings.data_dir)
     recordings = settings.data_dir / "recordings"
     recorder = Recorder(recordings)
     library = Library(recordings, recorder.is_open)
     replay_store = ReplayStore(settings.data_dir / "replay.db")
-    sessions = Sessions(store, FrameFanout(sio, transports), recorder, settings.idle_timeout)
+    sessions: Sessions | ClusterSessions
+    if settings.redis_url:
+        # Cluster mode: sessions shared through Redis (classroom/cluster.py); no live media yet.
+        sessions = ClusterSessions(
+            settings.redis_url, FrameFanout(sio, transports), recorder, settings.idle_timeout
+        )
+        store: SessionStore | RedisStore = sessions.store
+    else:
+        store = SessionStore(settings.data_dir)
+        sessions = Sessions(store, FrameFanout(sio, transports), recorder, settings.idle_timeout)
+    app[CLUSTER] = sessions if isinstance(sessions, ClusterSessions) else None
     signer = Signer(settings.secret, settings.link_ttl, settings.participant_ttl)
     app[SESSIONS] = sessions
     app[SIGNER] = signer
     app[ADMIN_KEY] = settings.admin_key
     app[PUBLIC_URL] = (settings.public_url or "").rstrip("/")
     media = MediaRooms(sio, settings.ice_servers, MediaFeeds(recordings))
-    hub = Hub(sio, sessions, signer, transports.guard, media)
+    hub = Hub(sio, sessions, signer, transports.guard, None if settings.redis_url else media)
     app[HUB] = hub
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store

@@ -29,6 +29,8 @@ class Settings:
     bad_packets: int = 20  # undecodable packets per connection per 10 s before it is closed; 0: never
     # STUN/TURN servers for the server's WebRTC peers; none is needed on loopback or a LAN.
     ice_servers: list[str] = field(default_factory=list)
+    # Cluster mode (classroom/cluster.py): sessions shared with the other nodes on this Redis.
+    redis_url: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -115,6 +117,13 @@ _OPTIONS: dict[str, tuple[str, str, Any, str]] = {
         "STUN/TURN servers for live media, comma-separated URLs "
         "(stun:host:port, turn:user:password@host:port?transport=udp; default: none)",
     ),
+    "redis_url": (
+        "--redis-url",
+        "REDIS_URL",
+        str,
+        "cluster mode: share sessions with the other servers on this Redis (redis://host:port/db; "
+        "default: none, one process on its own)",
+    ),
 }
 SERVE_OPTIONS = tuple(_OPTIONS)
 # `create` prints links: it needs what makes them (the URL, the secret, the lifetimes).
@@ -178,6 +187,10 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
             raise ConfigError(f"{_OPTIONS[name][0]}: must be positive")
     if settings.public_url is not None:
         settings.public_url = normalise_url(settings.public_url)
+    if settings.redis_url is not None and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(f"redis URL {settings.redis_url!r}: must start with redis://, rediss:// or unix://")
     return settings
 
 
