@@ -302,6 +302,7 @@ class Node:
         self.on_request: Handler = lambda msg: None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._waiting_on: dict[int, str] = {}  # request id -> the node asked
         self._out: list[tuple[str, dict[str, Any]]] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -365,6 +366,7 @@ class Node:
         rid = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = future
+        self._waiting_on[rid] = node
         self.send(node, {**msg, "k": "req", "id": rid, "from": self.id})
         try:
             return await asyncio.wait_for(future, timeout)
@@ -372,6 +374,15 @@ class Node:
             raise unavailable("the session's node did not answer") from None
         finally:
             self._waiting.pop(rid, None)
+            self._waiting_on.pop(rid, None)
+
+    def abandon(self, node: str) -> None:
+        """`node` lost a lease (it died, most likely): its pending requests fail at once rather
+        than at their timeout, so clients retry on the new owner sooner."""
+        for rid, asked in list(self._waiting_on.items()):
+            future = self._waiting.get(rid)
+            if asked == node and future is not None and not future.done():
+                future.set_exception(unavailable("the session is moving to another node"))
 
     def reply(self, msg: dict[str, Any], body: dict[str, Any]) -> None:
         if msg.get("id"):
@@ -914,6 +925,8 @@ class Replica:
     async def _check_owner(self) -> None:
         owner = await self.sessions.owner_of(self.id, acquire=bool(self.connections))
         if owner != self.owner:
+            if self.owner is not None and self.owner != self.node.id:
+                self.node.abandon(self.owner)
             self.owner = owner
             if owner is not None:
                 for pid in list(self.connections):
@@ -1024,8 +1037,14 @@ class ClusterSessions:
             del self._taking[session_id]
 
     def _on_request(self, msg: dict[str, Any]) -> None:
-        owned = self.owned.get(msg.get("s", ""))
+        session_id = msg.get("s", "")
+        owned = self.owned.get(session_id)
         op, args = msg.get("op"), msg.get("a") or []
+        taking = self._taking.get(session_id)
+        if owned is None and taking is not None:
+            # Taking the session over right now: its presence and commands wait, in order.
+            taking.add_done_callback(lambda _: self._on_request(msg))
+            return
         if owned is None or owned.abdicated:
             self.node.reply(msg, {"err": "not_owner"})
             return
