@@ -119,11 +119,19 @@ def create(settings: Settings, title: str, recorded_url: bool = False) -> None:
     except CommandError as exc:
         sys.exit(f"error: {exc.message}")
     settings.resolve_keys()
-    store = SessionStore(settings.data_dir)
-    try:
-        info = store.create_sync(new_id(), title)
-    finally:
-        store.close()
+    if settings.redis_url:
+        from .cluster import create_sync
+
+        try:
+            info = create_sync(settings.redis_url, title)  # in the cluster's store
+        except Exception as exc:
+            fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
+    else:
+        store = SessionStore(settings.data_dir)
+        try:
+            info = store.create_sync(new_id(), title)
+        finally:
+            store.close()
     base = settings.base_url
     if recorded_url:
         with contextlib.suppress(OSError):

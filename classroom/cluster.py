@@ -277,12 +277,25 @@ def find_or_create_sync(url: str, title: str) -> SessionInfo:
                 info = SessionInfo(**orjson.loads(raw))
                 if info.title == title and info.status != "ended":
                     return info
-        info = SessionInfo(new_id(), title, "created", time.time())
-        client.set(k_info(info.id), orjson.dumps(info.as_dict()))
-        client.zadd(K_INDEX, {info.id: info.created_at})
-        return info
+        return create_sync(url, title, client)
     finally:
         client.close()
+
+
+def create_sync(url: str, title: str, client: redis.Redis | None = None) -> SessionInfo:
+    """`create` in cluster mode: a new session in the cluster's store."""
+    own = client is None
+    client = client or redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        info = SessionInfo(new_id(), title, "created", time.time())
+        with client.pipeline(transaction=True) as p:
+            p.set(k_info(info.id), orjson.dumps(info.as_dict()))
+            p.zadd(K_INDEX, {info.id: info.created_at})
+            p.execute()
+        return info
+    finally:
+        if own:
+            client.close()
 
 
 # -- the node -----------------------------------------------------------------------------------
@@ -684,19 +697,23 @@ class Owned:
         self._progressed()
         asyncio.get_running_loop().create_task(self._close(discard_lease=False))
 
-    async def release(self, timeout: float = 5.0) -> None:
+    async def release(self, timeout: float = 5.0) -> int:
         """Hand the session over (drain, stop): publish what is decided, then free the lease so
-        another node takes it at once."""
+        another node takes it at once. Returns how many events could not be published."""
         if self.abdicated:
-            return
+            return 0
         self.lapsed = True  # no new commands
         with contextlib.suppress(TimeoutError, CommandError):
             await asyncio.wait_for(self.published(self.live.state.seq), timeout)
+        lost = len(self.pending)
+        if lost:
+            log.error("session %s: handed over without %d events Redis did not take", self.id, lost)
         self.abdicated = True
         if self.sessions.owned.get(self.id) is self:
             del self.sessions.owned[self.id]
         self._progressed()
         await self._close(discard_lease=True)
+        return lost
 
     async def _close(self, discard_lease: bool) -> None:
         current = asyncio.current_task()
@@ -964,11 +981,13 @@ class ClusterSessions:
         """Whether this node can take traffic: Redis answers."""
         return await self.node.ready()
 
-    async def release_all(self) -> None:
+    async def release_all(self) -> int:
         """Hand every owned session over (for draining): what is decided is published, the
-        leases are freed, and the nodes following them take over within `WATCH_S`."""
+        leases are freed, and the nodes following them take over within `WATCH_S`. Returns the
+        number of events that could not be published (Redis away): 0 when nothing was lost."""
         self.draining = True
-        await asyncio.gather(*(owned.release() for owned in list(self.owned.values())))
+        lost = await asyncio.gather(*(owned.release() for owned in list(self.owned.values())))
+        return sum(lost)
 
     async def create(self, title: str, recording: bool = True, anonymize: bool = False) -> SessionInfo:
         return await self.store.create(new_id(), title, recording, anonymize)
@@ -1110,8 +1129,7 @@ class ClusterSessions:
             await cancel(self._reaper)
         for replica in list(self.live.values()):
             await replica.close()
-        unpublished = sum(len(o.pending) for o in self.owned.values())
-        await self.release_all()
+        unpublished = await self.release_all()
         saved = True
         try:
             await asyncio.wait_for(self.recorder.close(), grace)

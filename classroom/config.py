@@ -129,7 +129,7 @@ SERVE_OPTIONS = tuple(_OPTIONS)
 # `create` prints links: it needs what makes them (the URL, the secret, the lifetimes).
 CREATE_OPTIONS = (
     *("host", "port", "data_dir", "secret", "public_url"),
-    *("link_ttl", "participant_ttl", "log_level"),
+    *("link_ttl", "participant_ttl", "log_level", "redis_url"),
 )
 EXPORT_OPTIONS = ("data_dir", "log_level")
 _URL_OPTIONS = ("host", "port", "public_url")

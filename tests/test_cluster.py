@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from classroom.__main__ import build_parser
 from classroom.client import ClassroomClient
+from classroom.config import ConfigError, from_args
 
 from .cluster import RedisServer, cluster_of, gapless
 from .conftest import barrier
@@ -209,3 +211,42 @@ async def test_redis_restart(tmp_path: Path, redis_server: RedisServer | None) -
                 f"{node.base}/api/recordings/{info['id']}", headers={"Authorization": "Bearer test-admin-key"}
             ) as r:
                 assert r.status == 200, await r.text()
+
+
+async def test_owner_stopped_hands_over(tmp_path: Path, redis_server: RedisServer | None) -> None:
+    """SIGTERM of the owner (`release_all`): what it decided is published, its lease freed, and
+    another node carries on at once."""
+    async with cluster_of(tmp_path, 2, redis_server and redis_server.url) as cl:
+        info = await cl.create_session()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")  # node 0 owns
+        await trainer.request("session.start")
+        talker = await cl.client(info["trainer_url"], 1, "Tal")
+        watcher = await cl.client(info["trainer_url"], 1, "Wat")
+        acked = {}
+        for k in range(5):
+            ack = await talker.request("chat.send", text=f"before {k}")
+            acked[ack["seq"]] = f"before {k}"
+        code, _took = await cl.nodes[0].stop()
+        assert code == 0
+        stopped = time.monotonic()
+        ack = await until_ok(talker, "chat.send", timeout=20, text="after")
+        handover = time.monotonic() - stopped
+        acked[ack["seq"]] = "after"
+        await cl.move(trainer, 1)
+        await barrier(trainer, talker, watcher)
+        for c in (trainer, talker, watcher):
+            got = dict(chats(c))
+            assert all(got.get(seq) == text for seq, text in acked.items()), c.name
+            assert seqs(c) == sorted(set(seqs(c))), c.name
+        assert gapless(seqs(watcher)) and gapless(await cl.stream_seqs(info["id"]))
+        assert handover < 5, handover
+        print(f"hand-over: first acknowledged command {handover:.2f}s after the owner stopped")
+
+
+def test_redis_url_flag() -> None:
+    """Cluster mode only with a usable URL; without one nothing changes."""
+    args = build_parser().parse_args(["serve"])
+    assert from_args(args, {}).redis_url is None
+    assert from_args(args, {"REDIS_URL": "redis://127.0.0.1:7000/0"}).redis_url == "redis://127.0.0.1:7000/0"
+    with pytest.raises(ConfigError, match="redis URL"):
+        from_args(build_parser().parse_args(["serve", "--redis-url", "localhost:6379"]), {})
