@@ -894,10 +894,10 @@ class Replica:
                 continue
             if not found:
                 continue
-            events = [unpack_entry(fields)[0] for _id, fields in found[0][1]]
             try:
+                events = [unpack_entry(fields)[0] for _id, fields in found[0][1]]
                 await self._fold(events)
-            except Exception:
+            except Exception:  # a broken socket must not stop the session's stream
                 log.exception("session %s: delivering events failed", self.id)
 
     async def _fold(self, events: list[Event]) -> None:
@@ -936,8 +936,12 @@ class Replica:
         """Follow the lease: take it when it lapses, and tell a new owner who is here."""
         while True:
             await asyncio.sleep(WATCH_S)
-            with contextlib.suppress(RedisError):
+            try:
                 await self._check_owner()
+            except (RedisError, CommandError) as exc:  # Redis away: the next round tries again
+                self.node.failed(exc)
+            except Exception:
+                log.exception("session %s: checking its owner failed", self.id)
 
     async def _check_owner(self) -> None:
         owner = await self.sessions.owner_of(self.id, acquire=bool(self.connections))

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from classroom.__main__ import build_parser
+from classroom.auth import new_id
 from classroom.client import ClassroomClient
+from classroom.cluster import Node, connect, k_lease, k_stream
 from classroom.config import ConfigError, from_args
 
 from .cluster import RedisServer, cluster_of, gapless
@@ -250,3 +252,30 @@ def test_redis_url_flag() -> None:
     assert from_args(args, {"REDIS_URL": "redis://127.0.0.1:7000/0"}).redis_url == "redis://127.0.0.1:7000/0"
     with pytest.raises(ConfigError, match="redis URL"):
         from_args(build_parser().parse_args(["serve", "--redis-url", "localhost:6379"]), {})
+
+
+async def test_publishing_is_fenced(redis_server: RedisServer | None) -> None:
+    """Only the lease holder publishes, and only right after the stream's last seq: a deposed
+    owner can neither fork the stream nor repeat or skip a seq."""
+    client = connect(redis_server.url if redis_server else os.environ["REDIS_URL"])
+    node = Node(client)
+    session = "fence-" + new_id(6)
+    lease, stream = k_lease(session), k_stream(session)
+    try:
+        assert await node.lease(keys=[lease], args=["A", 3000]) == 1
+        assert await node.lease(keys=[lease], args=["B", 3000]) == 0  # held by A
+        assert await node.lease(keys=[lease], args=["A", 3000]) == 1  # renewed
+        assert await node.publish(keys=[lease, stream], args=["B", 100, 0, 1, b"x"]) == -1
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 0, 1, b"a", 2, b"b"]) == 1
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 0, 1, b"again"]) == -2
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 3, 4, b"gap"]) == -2
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 2, 3, b"c"]) == 1
+        assert await node.release(keys=[lease], args=["B"]) == 0
+        assert await node.release(keys=[lease], args=["A"]) == 1
+        assert await node.lease(keys=[lease], args=["B", 3000]) == 1  # free again: B takes it
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 3, 4, b"late"]) == -1
+        entries = await client.xrange(stream)
+        assert [(i, f[b"e"]) for i, f in entries] == [(b"1-0", b"a"), (b"2-0", b"b"), (b"3-0", b"c")]
+    finally:
+        await client.delete(lease, stream)
+        await client.aclose()
