@@ -847,6 +847,8 @@ class Replica:
 
     async def command(self, pid: str, name: str, payload: Any) -> dict[str, Any]:
         """Run a command on the session's owner; its ack."""
+        if name.startswith("media."):  # WebRTC peers are per process: not across a cluster yet
+            raise CommandError("media_failed", "live media is not available in cluster mode yet")
         for _ in range(3):
             owner = self.owner
             if owner == self.node.id:
