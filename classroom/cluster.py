@@ -1048,8 +1048,9 @@ class ClusterSessions:
             if got == 1 and session_id not in self.owned:
                 info = await self.store.get(session_id)
                 try:
-                    if info is None:
-                        raise LookupError("no such session")
+                    if info is None:  # deleted meanwhile: nothing to run
+                        await self.node.release(keys=[k_lease(session_id)], args=[self.node.id])
+                        return
                     await Owned.take(self, info)
                 except BaseException:
                     log.exception("session %s: taking it over failed", session_id)

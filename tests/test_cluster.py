@@ -108,6 +108,8 @@ async def test_resume_on_another_node(tmp_path: Path, redis_server: RedisServer 
         ack = await cl.move(watcher, 2)
         assert "events" in ack
         await learner.request("chat.send", text="back")
+        refused = await learner.send("media.view", {})
+        assert refused["error"]["code"] == "media_failed"  # no live media across a cluster yet
         await barrier(trainer, learner, watcher)
         assert chats(learner) == chats(trainer) == chats(watcher)
         assert gapless(seqs(watcher))  # no gap, no duplicate across the move
