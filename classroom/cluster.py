@@ -67,6 +67,7 @@ RPC_TIMEOUT = 5.0  # seconds a forwarded command may wait for its owner's reply
 ACK_TIMEOUT = 5.0  # seconds an owner waits for a command's events to reach the stream
 STREAM_MAXLEN = RESUME_EVENTS  # kept per stream (approximately): the resume window of any node
 PUBLISH_BATCH = 500
+ENDED_STREAM_MS = 24 * 3600 * 1000  # an ended session's stream is dropped a day later
 EVICT_AFTER = 60.0  # seconds a followed session without local sockets stays followed
 
 K_INDEX = "cc:sessions"
@@ -650,6 +651,10 @@ class Owned:
                 for event in batch:
                     apply(self.published_state, event)
                 self.published_seq = batch[-1].seq
+                if any(e.type == "session.ended" for e in batch):
+                    # An ended session's stream only serves resume for a while; its log stays.
+                    with contextlib.suppress(RedisError):
+                        await self.node.r.pexpire(k_stream(self.id), ENDED_STREAM_MS)
                 self._progressed()
 
     async def _renew(self) -> None:

@@ -114,6 +114,8 @@ async def test_resume_on_another_node(tmp_path: Path, redis_server: RedisServer 
         assert chats(learner) == chats(trainer) == chats(watcher)
         assert gapless(seqs(watcher))  # no gap, no duplicate across the move
         assert seqs(learner) == sorted(set(seqs(learner)))
+        await trainer.request("session.end")
+        assert await cl.redis.pttl(f"cc:events:{info['id']}") > 0  # an ended stream expires
 
 
 async def test_owner_killed(tmp_path: Path, redis_server: RedisServer | None) -> None:
