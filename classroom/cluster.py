@@ -53,7 +53,7 @@ from redis.exceptions import RedisError
 from .auth import new_id
 from .core import Audience, CommandError, Event, SessionState, apply, project
 from .live import RESUME_EVENTS, LiveSession
-from .ports import Delivery, EventLog, Fanout, StorageError
+from .ports import Delivery, EventLog, Fanout, Recovered, StorageError
 from .store import SessionInfo
 from .tasks import cancel
 
@@ -491,7 +491,8 @@ class StreamLog:
 
     async def durable(self, session_id: str, seq: int) -> None:
         await self._owned.published(seq)
-        await self._recorder.durable(session_id, seq)
+        if self._recorder.is_open(session_id):  # not: an ended session that was never recorded
+            await self._recorder.durable(session_id, seq)
 
     async def close_session(self, session_id: str, discard: bool = False) -> None:
         with contextlib.suppress(CommandError):
@@ -526,9 +527,13 @@ class Owned:
         """Rebuild a session whose lease this node just took: its log, then the stream's newer
         events (which the log is always a prefix of), then carry on."""
         r, recorder = sessions.node.r, sessions.recorder
-        recovered = await recorder.open(
-            info.id, info.title, "on" if info.recording else "off", info.anonymize
-        )
+        if not info.recording and info.status == "ended":
+            # Its log went with its end (it was never to be recorded): it stays ended, unlogged.
+            recovered = Recovered(SessionState(info.id, info.title, status="ended", recording="off"))
+        else:
+            recovered = await recorder.open(
+                info.id, info.title, "on" if info.recording else "off", info.anonymize
+            )
         state = recovered.state or SessionState(
             info.id, info.title, recording="on" if info.recording else "off"
         )

@@ -283,3 +283,27 @@ async def test_publishing_is_fenced(redis_server: RedisServer | None) -> None:
     finally:
         await client.delete(lease, stream)
         await client.aclose()
+
+
+async def test_unrecorded_session_stays_ended_on_another_node(
+    tmp_path: Path, redis_server: RedisServer | None
+) -> None:
+    """A session created with recording off drops its log when it ends; the node that takes it
+    over next still serves it as ended."""
+    async with cluster_of(tmp_path, 2, redis_server and redis_server.url) as cl:
+        async with cl.http.post(
+            f"{cl.nodes[0].base}/api/sessions",
+            json={"title": "Off the record", "recording": False},
+            headers={"Authorization": "Bearer test-admin-key"},
+        ) as r:
+            info = await r.json()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")  # node 0 owns
+        await trainer.request("session.start")
+        await trainer.request("chat.send", text="not kept")
+        await trainer.request("session.end")
+        code, _ = await cl.nodes[0].stop()
+        assert code == 0
+        again = await cl.client(info["trainer_url"], 1, "Tess again")  # node 1 takes it over
+        assert again.state is not None and again.state.status == "ended"
+        refused = await again.send("session.start")
+        assert refused["error"]["code"] == "session_ended"
