@@ -552,7 +552,7 @@ class Owned:
                 apply(state, event)
                 events.append(event)
                 recovered.last_t, recovered.last_wall_ms = event.t, wall
-            if events:
+            if events and recorder.is_open(info.id):
                 recorder.append(info.id, events)
                 log.info("session %s: %d events taken from the stream beyond its log", info.id, len(events))
         elif top_seq < state.seq and top:
