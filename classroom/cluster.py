@@ -496,7 +496,7 @@ class StreamLog:
 
     async def close_session(self, session_id: str, discard: bool = False) -> None:
         with contextlib.suppress(CommandError):
-            await self._owned.published(self._owned.live.state.seq)
+            await self._owned.published(self._owned.queued_seq)
         await self._recorder.close_session(session_id, discard)
 
     async def close(self) -> dict[str, int]:
@@ -515,6 +515,7 @@ class Owned:
         self.epoch = ""
         self.published_state: SessionState  # the state at the last published event
         self.published_seq = 0
+        self.queued_seq = 0  # the last event handed to the stream (not all are: see `LiveSession`)
         self.pending: list[Event] = []
         self.abdicated = False
         self.lapsed = False  # the lease could not be renewed for a whole TTL
@@ -564,7 +565,7 @@ class Owned:
         owned = cls(sessions, info)
         owned.epoch = _text(await r.get(k_epoch(info.id))) or ""
         owned.published_state = copy.deepcopy(state)
-        owned.published_seq = state.seq
+        owned.published_seq = owned.queued_seq = state.seq
         owned.live = LiveSession(
             info, _NoFanout(), sessions.store.set_status, StreamLog(owned, recorder), recovered
         )
@@ -618,8 +619,10 @@ class Owned:
     # -- publishing -----------------------------------------------------------------------------
 
     def queue(self, events: list[Event]) -> None:
-        self.pending.extend(events)
-        self._wake.set()
+        if events:
+            self.pending.extend(events)
+            self.queued_seq = events[-1].seq
+            self._wake.set()
 
     async def published(self, seq: int) -> None:
         while self.published_seq < seq:
@@ -714,7 +717,7 @@ class Owned:
             return 0
         self.lapsed = True  # no new commands
         with contextlib.suppress(TimeoutError, CommandError):
-            await asyncio.wait_for(self.published(self.live.state.seq), timeout)
+            await asyncio.wait_for(self.published(self.queued_seq), timeout)
         lost = len(self.pending)
         if lost:
             log.error("session %s: handed over without %d events Redis did not take", self.id, lost)
