@@ -1149,12 +1149,19 @@ class ClusterSessions:
             await cancel(self._reaper)
         for replica in list(self.live.values()):
             await replica.close()
-        unpublished = await self.release_all()
+        try:  # bounded: a stop must not hang on Redis (each hand-over waits at most 5 s itself)
+            unpublished = await asyncio.wait_for(self.release_all(), grace + 5)
+        except TimeoutError:
+            log.error("stopping before every session was handed over")
+            unpublished = 1
         saved = True
         try:
             await asyncio.wait_for(self.recorder.close(), grace)
         except (StorageError, OSError, TimeoutError) as exc:
             log.error("stopping with events not saved to this node's log (%s)", exc)
             saved = False
-        await self.node.close()
+        try:
+            await asyncio.wait_for(self.node.close(), grace)
+        except TimeoutError:
+            log.warning("Redis did not let go in time; stopping anyway")
         return saved and unpublished == 0
