@@ -496,15 +496,15 @@ async def progress(request: web.Request) -> web.Response:
     )
     if not stored:
         raise CommandError("limit_reached", f"a viewer may send at most {PROGRESS_REPORTS} progress reports")
-    _changed(request, session_id)
+    _changed(request, session_id, progress=True)
     return web.Response(status=204)
 
 
-def _changed(request: web.Request, session_id: str) -> None:
+def _changed(request: web.Request, session_id: str, progress: bool = False) -> None:
     """Tell the LRS pusher, if there is one, that the session's statements may have changed."""
     notify = request.app.get(XAPI_CHANGED)
     if notify is not None:
-        notify(session_id)  # type: ignore[operator]
+        notify(session_id, progress=progress)  # type: ignore[operator]
 
 
 _CSV_TYPES = ("text/csv",)

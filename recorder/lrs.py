@@ -19,8 +19,10 @@ LRS refuses (400, or 409 for an id it holds with other content) is logged and no
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import math
 import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +39,8 @@ log = logging.getLogger(__name__)
 BATCH = 100  # statements per POST
 RETRY_FIRST = 1.0  # seconds before the first retry, doubled each time up to RETRY_MAX
 RETRY_MAX = 60.0
-NOT_ENDED_TRIES = 40  # after a session ended, how often its end is looked for in the recording
+PROGRESS_EVERY = 60.0  # seconds: replay progress is pushed at most this often per session
+NOT_ENDED_TRIES = 80  # after a session ended, how often its end is looked for in the recording
 RETRIED = frozenset({401, 403, 408, 425, 429})  # besides 5xx: the LRS or its config may recover
 
 # Builds a session's statements and says whether it ended (`api.build_statements`).
@@ -65,29 +68,37 @@ class LrsPusher:
         build: Build,
         *,
         settle: float = 2.0,
+        progress_every: float = PROGRESS_EVERY,
         timeout: float = 15.0,
         retry_first: float = RETRY_FIRST,
         retry_max: float = RETRY_MAX,
     ) -> None:
         url = url.rstrip("/")
         self.endpoint = url if url.endswith("/statements") else url + "/statements"
-        self.auth = aiohttp.BasicAuth(user, password or "") if user else None
+        self.headers = {"Content-Type": "application/json", "X-Experience-API-Version": VERSION}
+        if user:  # HTTP basic auth (RFC 7617), written out: aiohttp's helpers differ across 3.x
+            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+            self.headers["Authorization"] = f"Basic {token}"
         self.build = build
         self.settle = settle  # seconds to wait after a notice, so a burst makes one push
+        self.progress_every = progress_every
         self.timeout = timeout
         self.retry_first, self.retry_max = retry_first, retry_max
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lrs")
         self._db = sqlite3.connect(db_path, check_same_thread=False)
         self._db.executescript(_SCHEMA)
-        self._pending: dict[str, bool] = {}  # session -> its end is to be waited for
+        self._due: dict[str, float] = {}  # session -> when to push it (loop time)
+        self._final: set[str] = set()  # sessions whose end is to be waited for
         self._tries: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._writes: set[asyncio.Task[None]] = set()
         self.pushed = 0  # statements the LRS accepted since start (tests, logs)
-        self.idle = asyncio.Event()  # set while nothing is pending (tests)
+        self.failures = 0  # pushes to be tried again since start
+        self.failed = asyncio.Event()  # set at each of them (tests)
+        self.idle = asyncio.Event()  # set while nothing is due (tests)
         self.idle.set()
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -98,20 +109,28 @@ class LrsPusher:
     async def start(self) -> None:
         """Resume what a previous run left to push, then wait for notices."""
         rows = await self._run(lambda: self._db.execute("SELECT session, final FROM pending").fetchall())
+        now = asyncio.get_running_loop().time()
         for session, final in rows:
-            self._pending[session] = bool(final)
+            self._due[session] = now
+            if final:
+                self._final.add(session)
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         self._task = asyncio.create_task(self._loop())
-        if self._pending:
+        if self._due:
             self.idle.clear()
-            self._wake.set()
 
-    def notify(self, session_id: str, final: bool = False) -> None:
-        """The session's statements may have changed (`final`: it has just ended). Never waits."""
-        self._pending[session_id] = self._pending.get(session_id, False) or final
+    def notify(self, session_id: str, final: bool = False, progress: bool = False) -> None:
+        """The session's statements may have changed: `final`, it has just ended; `progress`, a
+        replay viewer reported what they played (pushed within `progress_every` s, so a viewer's
+        reports every few seconds make one statement a minute, not one each). Never waits."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + (self.progress_every if progress else self.settle)
+        self._due[session_id] = min(self._due.get(session_id, when), when)
+        if final:
+            self._final.add(session_id)
         self.idle.clear()
         self._wake.set()
-        task = asyncio.get_running_loop().create_task(self._run(self._note, session_id, final))
+        task = loop.create_task(self._run(self._note, session_id, final))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
@@ -131,39 +150,51 @@ class LrsPusher:
     # -- the background task --------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        delay = self.retry_first
+        loop = asyncio.get_running_loop()
+        delay, resume_at = self.retry_first, 0.0
         while True:
-            if not self._pending:
+            if not self._due:
                 self.idle.set()
                 self._wake.clear()
                 await self._wake.wait()
-            await asyncio.sleep(self.settle)
-            while self._pending:
-                session_id = next(iter(self._pending))
-                final = self._pending.pop(session_id)
-                try:
-                    done = await self._push(session_id, final)
-                except Retry as exc:
-                    self._pending.setdefault(session_id, final)
-                    log.warning("LRS: %s; trying again in %.0f s", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.retry_max)
-                    continue
-                except Exception:
-                    log.exception("LRS: the statements of %s could not be built; left out", session_id)
-                    done = True
-                delay = self.retry_first
-                if done:
-                    self._tries.pop(session_id, None)
-                    if session_id not in self._pending:
-                        await self._run(self._done, session_id)
-                else:  # ended, but the end is not in the recording yet: look again soon
-                    tries = self._tries[session_id] = self._tries.get(session_id, 0) + 1
-                    if tries < NOT_ENDED_TRIES:
-                        asyncio.get_running_loop().call_later(0.5, self.notify, session_id, True)
-                    else:
-                        self._tries.pop(session_id, None)
-                        await self._run(self._done, session_id)
+                continue
+            session_id, when = min(self._due.items(), key=lambda item: item[1])
+            when = max(when, resume_at)  # after a failure, nothing before the backoff is over
+            if when > loop.time():  # until it is due, or a notice comes
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), when - loop.time())
+                continue
+            del self._due[session_id]
+            final = session_id in self._final
+            try:
+                done = await self._push(session_id, final)
+            except Retry as exc:
+                resume_at = loop.time() + delay
+                self._due.setdefault(session_id, resume_at)
+                self.failures += 1
+                self.failed.set()
+                log.warning("LRS: %s; trying again in %.0f s", exc, delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            except Exception:
+                log.exception("LRS: the statements of %s could not be built; left out", session_id)
+                done = True
+            delay, resume_at = self.retry_first, 0.0
+            if done:
+                self._final.discard(session_id)
+                self._tries.pop(session_id, None)
+                if session_id not in self._due:
+                    await self._run(self._done, session_id)
+                continue
+            # Ended, but the end is not in the recording yet (the log is written in a thread):
+            # look again soon, a bounded number of times.
+            tries = self._tries[session_id] = self._tries.get(session_id, 0) + 1
+            if tries >= NOT_ENDED_TRIES:
+                log.warning("LRS: %s ended but its recording does not say so; pushed as it is", session_id)
+                self._tries.pop(session_id, None)
+                self._final.discard(session_id)
+            self._due[session_id] = min(self._due.get(session_id, math.inf), loop.time() + 0.25)
 
     async def _push(self, session_id: str, final: bool) -> bool:
         """Send what the LRS does not have yet; False if the session's end is not recorded yet."""
@@ -200,8 +231,7 @@ class LrsPusher:
             async with self._http.post(
                 self.endpoint,
                 data=orjson.dumps(statements),
-                auth=self.auth,
-                headers={"Content-Type": "application/json", "X-Experience-API-Version": VERSION},
+                headers=self.headers,
             ) as resp:
                 body = (await resp.text())[:300]
                 if resp.status >= 500 or resp.status in RETRIED:
