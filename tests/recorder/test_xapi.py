@@ -238,3 +238,30 @@ def test_iso_durations():
     assert xapi.iso_duration(3_723_450) == "PT1H2M3.45S"
     assert xapi.iso_duration(60_000) == "PT1M"
     assert xapi.iso_duration(5) == "PT0.01S"  # rounded to xAPI's 0.01 s
+
+
+def test_lrs_flags_and_environment():
+    """`--lrs-url`, `--lrs-user`, `--lrs-password` or their variables, flags first; a user or a
+    password without a URL, or a URL that is not http(s), is refused in one line."""
+    import pytest
+
+    from classroom import __main__ as cli
+    from classroom.config import ConfigError, from_args
+
+    def settings(argv: list[str], env: dict[str, str]):
+        return from_args(cli.build_parser().parse_args(["serve", *argv]), env)
+
+    env = {
+        "CLASSCAST_LRS_URL": "https://lrs.example.org/xAPI/",
+        "CLASSCAST_LRS_USER": "cc",
+        "CLASSCAST_LRS_PASSWORD": "pw",
+    }
+    s = settings([], env)
+    assert (s.lrs_url, s.lrs_user, s.lrs_password) == ("https://lrs.example.org/xAPI", "cc", "pw")
+    s = settings(["--lrs-url", "http://127.0.0.1:8100/xAPI", "--lrs-user", "other"], env)
+    assert (s.lrs_url, s.lrs_user, s.lrs_password) == ("http://127.0.0.1:8100/xAPI", "other", "pw")
+    assert settings([], {}).lrs_url is None
+    with pytest.raises(ConfigError, match="need --lrs-url"):
+        settings(["--lrs-user", "cc"], {})
+    with pytest.raises(ConfigError, match="LRS URL"):
+        settings(["--lrs-url", "lrs.example.org"], {})

@@ -197,3 +197,39 @@ async def test_what_is_left_to_push_survives_a_restart(tmp_path: Path):
             same(ours, await store.statements())
     finally:
         await store.stop()
+
+
+async def test_an_lrs_that_never_answers_blocks_nothing(tmp_path: Path):
+    """An LRS that takes the request and never answers: the push waits (up to its timeout), the
+    server does not. The stop does not wait for it either."""
+    got_request = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        got_request.set()  # and never a word back
+
+    black_hole = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = black_hole.sockets[0].getsockname()[1]
+    store = RalphLrs(tmp_path / "lrs", port)  # only its URL: nothing of ralph runs
+    try:
+        async with lrs_server(tmp_path / "data", store) as srv:
+            quick(srv.app[LRS])
+            run = await ended_session(srv)
+            await asyncio.wait_for(got_request.wait(), SETTLED)
+            info, _trainer = await srv.live_session("Meanwhile")
+            ada = await srv.client(info["join_url"], "Ada")
+            t0 = time.monotonic()
+            for i in range(5):
+                await ada.request("chat.send", text=f"message {i}")
+            await statements(srv, run["info"]["id"])
+            assert time.monotonic() - t0 < 5
+            assert srv.app[LRS].pushed == 0
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 10, "the stop waited for the LRS"
+    finally:
+        for writer in held:
+            writer.close()
+        black_hole.close()
+        await black_hole.wait_closed()
