@@ -40,8 +40,9 @@ from .replay import Recording, RecordingError
 LIBRARY = web.AppKey("library", Library)
 REPLAY_STORE = web.AppKey("replay_store", ReplayStore)
 PROGRESS_BUCKETS = web.AppKey("progress_buckets", OrderedDict)
-# Optional: what the assignments know for xAPI, per session: assignees' e-mails (by participant or
-# viewer id) and completed assignments. Wired by the composition root when assignments exist.
+# Optional: what the assignments know for xAPI. An async callable, session id -> (e-mails by
+# participant or viewer id, completed assignments as `xapi.Completion`s); wired by the composition
+# root once assignments exist. When one completes, call `app[XAPI_CHANGED](session_id)` if set.
 XAPI_EXTRAS = web.AppKey("xapi_extras", object)
 # The server's base URL (`Settings.base_url`): activity ids and accounts' homePage in statements.
 XAPI_BASE = web.AppKey("xapi_base", str)

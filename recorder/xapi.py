@@ -133,7 +133,7 @@ class _Builder:
         }
         self.video_activity = {
             "objectType": "Activity",
-            "id": f"{self.base}/replay/{self.sid}",
+            "id": f"{self.base}/s/{self.sid}/replay",
             "definition": {"type": VIDEO, "name": {"und": f"Replay: {src.title or self.sid}"}},
         }
         self.registration = statement_id(self.sid, "registration")
@@ -283,7 +283,8 @@ def statements(src: Source) -> list[dict[str, Any]]:
         )
     out += _replay(b, report, src.replay)
     for c in src.completions:
-        out.append(_completion(b, c))
+        if c.session_id == b.sid:
+            out.append(_completion(b, c))
     for s in out:
         validate(s)
     out.sort(key=lambda s: (s["timestamp"], s["id"]))
@@ -352,7 +353,7 @@ def _replay(b: _Builder, report: dict[str, Any], data: dict[str, Any]) -> list[d
                 ASKED,
                 {
                     "objectType": "Activity",
-                    "id": f"{b.base}/replay/{b.sid}/questions/{q['id']}",
+                    "id": f"{b.base}/s/{b.sid}/replay/questions/{q['id']}",
                     "definition": {"type": QUESTION, "name": {"und": q["text"]}},
                 },
                 q["created"] * 1000,
@@ -376,7 +377,7 @@ def _completion(b: _Builder, c: Completion) -> dict[str, Any]:
         COMPLETED,
         {
             "objectType": "Activity",
-            "id": f"{b.base}/replay/{b.sid}/assignment",
+            "id": f"{b.base}/s/{b.sid}/replay/assignment",
             "definition": {"type": LESSON, "name": {"und": f"Assignment: {b.src.title or b.sid}"}},
         },
         c.completed_at * 1000,
