@@ -18,6 +18,7 @@ pydantic models of the xAPI specification, before it leaves this module.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import threading
 import uuid
@@ -31,7 +32,7 @@ import orjson
 from pydantic import ValidationError
 from ralph.models.xapi.base.statements import BaseXapiStatement
 
-from .report import ReportFold, merge
+from .report import ReportFold
 
 VERSION = "1.0.3"
 NAMESPACE = uuid.UUID("0f6f1b0e-6c1d-5a55-9b1e-c1a55ca57000")  # Classcast's uuid5 namespace
@@ -302,12 +303,8 @@ def _replay(b: _Builder, report: dict[str, Any], data: dict[str, Any]) -> list[d
         if covered:
             # When the coverage last grew: a report that only replays what was seen changes
             # nothing, so the statement (and its timestamp) stays the same.
-            grew_at, seen = v["registered"], []
-            for (a, z), at in zip(progress.get(v["id"], ()), progress_at.get(v["id"], ()), strict=False):
-                before = sum(y - x for x, y in merge(seen, duration))
-                seen.append((a, z))
-                if sum(y - x for x, y in merge(seen, duration)) > before:
-                    grew_at = at
+            reports = zip(progress.get(v["id"], ()), progress_at.get(v["id"], ()), strict=False)
+            grew_at = last_growth(reports, duration, v["registered"])
             out.append(
                 b.statement(
                     statement_id(b.sid, "progressed", v["id"], _segments(covered)),
@@ -362,6 +359,28 @@ def _replay(b: _Builder, report: dict[str, Any], data: dict[str, Any]) -> list[d
             )
         )
     return out
+
+
+def last_growth(reports: Iterable[tuple[tuple[int, int], float]], limit: int, default: float) -> float:
+    """When a viewer's coverage last grew: the time of the last report, in the order they came,
+    that covered something not covered before (clipped to [0, limit]; touching intervals join, as
+    in `report.merge`). One pass over a sorted set of disjoint intervals, so 10 000 reports cost
+    milliseconds, not a merge each."""
+    starts: list[int] = []
+    ends: list[int] = []
+    grew = default
+    for (a, b), at in reports:
+        a, b = max(0, a), min(b, limit)
+        if b <= a:
+            continue
+        i = bisect.bisect_left(ends, a)  # the first interval ending at or after a
+        j = bisect.bisect_right(starts, b)  # past the last one starting at or before b
+        before = sum(ends[k] - starts[k] for k in range(i, j))
+        lo, hi = (min(a, starts[i]), max(b, ends[j - 1])) if i < j else (a, b)
+        if hi - lo > before:
+            grew = at
+        starts[i:j], ends[i:j] = [lo], [hi]
+    return grew
 
 
 def _completion(b: _Builder, c: Completion) -> dict[str, Any]:

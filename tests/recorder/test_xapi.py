@@ -265,3 +265,29 @@ def test_lrs_flags_and_environment():
         settings(["--lrs-user", "cc"], {})
     with pytest.raises(ConfigError, match="LRS URL"):
         settings(["--lrs-url", "lrs.example.org"], {})
+
+
+def test_last_growth_is_that_of_the_merge():
+    """`last_growth` in one pass agrees with merging every prefix of the reports (`report.merge`)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from recorder.report import merge
+
+    def naive(reports: list[tuple[int, int]], limit: int) -> float:
+        grew: float = -1
+        for n in range(1, len(reports) + 1):
+            size = sum(b - a for a, b in merge(reports[:n], limit))
+            if size > sum(b - a for a, b in merge(reports[: n - 1], limit)):
+                grew = n
+        return grew
+
+    interval = st.tuples(st.integers(-5, 60), st.integers(-5, 60))
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(interval, max_size=25), st.integers(1, 50))
+    def check(reports: list[tuple[int, int]], limit: int) -> None:
+        timed = [(r, float(n)) for n, r in enumerate(reports, 1)]
+        assert xapi.last_growth(timed, limit, -1) == naive(reports, limit)
+
+    check()
