@@ -11,9 +11,10 @@ import engineio.base_server
 import socketio
 from aiohttp import web
 
-from recorder.api import LIBRARY, REPLAY_STORE, setup_replay_routes
+from recorder.api import LIBRARY, REPLAY_STORE, XAPI_BASE, XAPI_CHANGED, build_statements, setup_replay_routes
 from recorder.interactive import ReplayStore
 from recorder.library import Library
+from recorder.lrs import LrsPusher
 from recorder.mediafeed import MediaFeeds
 from recorder.recorder import Recorder
 from signaling.fanout import FrameFanout
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 STOPPED = web.AppKey("stopped", dict)
 # Cluster mode's registry (None when embedded): `ready()` and `release_all()` for readiness and drain.
 CLUSTER = web.AppKey("cluster", object)
+LRS = web.AppKey("lrs", LrsPusher)  # when --lrs-url is given
 CLOSING = {
     "code": "server_closing",
     "message": "The server is restarting. You will be reconnected in a moment.",
@@ -128,6 +130,19 @@ def build_app(settings: Settings) -> web.Application:
     app[HUB] = hub
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store
+    app[XAPI_BASE] = settings.base_url
+    lrs: LrsPusher | None = None
+    if settings.lrs_url:
+        lrs = LrsPusher(
+            settings.lrs_url,
+            settings.lrs_user,
+            settings.lrs_password,
+            settings.data_dir / "lrs.db",
+            lambda session_id: build_statements(app, session_id),
+        )
+        app[LRS] = lrs
+        app[XAPI_CHANGED] = lrs.notify
+        sessions.on_ended.append(lambda session_id: lrs.notify(session_id, final=True))
     setup_routes(app)
     setup_replay_routes(app)
     setup_pages(app)
@@ -135,6 +150,8 @@ def build_app(settings: Settings) -> web.Application:
     async def start(app: web.Application) -> None:
         sessions.start()
         heap.start()
+        if lrs is not None:
+            await lrs.start()
         long_lived.start()
 
     async def closing(app: web.Application) -> None:
@@ -157,6 +174,8 @@ def build_app(settings: Settings) -> web.Application:
         await heap.close()
         await long_lived.close()
         app[STOPPED]["saved"] = await sessions.close()
+        if lrs is not None:
+            await lrs.close()  # what is left to push stays noted for the next start
         store.close()
         library.close()
         replay_store.close()

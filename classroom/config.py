@@ -31,6 +31,10 @@ class Settings:
     ice_servers: list[str] = field(default_factory=list)
     # Cluster mode (classroom/cluster.py): sessions shared with the other nodes on this Redis.
     redis_url: str | None = None
+    # A Learning Record Store's xAPI endpoint: statements are pushed there (`recorder/lrs.py`).
+    lrs_url: str | None = None
+    lrs_user: str | None = None
+    lrs_password: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -124,6 +128,20 @@ _OPTIONS: dict[str, tuple[str, str, Any, str]] = {
         "cluster mode: share sessions with the other servers on this Redis (redis://host:port/db; "
         "default: none, one process on its own)",
     ),
+    "lrs_url": (
+        "--lrs-url",
+        "CLASSCAST_LRS_URL",
+        str,
+        "xAPI endpoint of a Learning Record Store to push statements to, e.g. https://lrs.example.org/xAPI "
+        "(default: none)",
+    ),
+    "lrs_user": ("--lrs-user", "CLASSCAST_LRS_USER", str, "user name for the LRS (HTTP basic auth)"),
+    "lrs_password": (
+        "--lrs-password",
+        "CLASSCAST_LRS_PASSWORD",
+        str,
+        "password for the LRS (prefer the variable: a flag shows in the process list)",
+    ),
 }
 SERVE_OPTIONS = tuple(_OPTIONS)
 # `create` prints links: it needs what makes them (the URL, the secret, the lifetimes).
@@ -191,6 +209,10 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         ("redis://", "rediss://", "unix://")
     ):
         raise ConfigError(f"redis URL {settings.redis_url!r}: must start with redis://, rediss:// or unix://")
+    if settings.lrs_url is not None:
+        settings.lrs_url = normalise_url(settings.lrs_url, "LRS URL")
+    elif settings.lrs_user or settings.lrs_password:
+        raise ConfigError("--lrs-user and --lrs-password need --lrs-url (or CLASSCAST_LRS_URL)")
     return settings
 
 
@@ -209,9 +231,9 @@ def ice_server_urls(raw: str, source: str = "--ice-servers") -> list[str]:
     return urls
 
 
-def normalise_url(url: str) -> str:
+def normalise_url(url: str, what: str = "public URL") -> str:
     """A base URL without trailing slashes, so `base + "/s/..."` never has `//`."""
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")) or url[-3:] == "://":
-        raise ConfigError(f"public URL {url!r}: must start with http:// or https://")
+        raise ConfigError(f"{what} {url!r}: must start with http:// or https://")
     return url
