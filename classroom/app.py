@@ -111,7 +111,7 @@ def build_app(settings: Settings) -> web.Application:
     replay_store = ReplayStore(settings.data_dir / "replay.db")
     sessions: Sessions | ClusterSessions
     if settings.redis_url:
-        # Cluster mode: sessions shared through Redis (classroom/cluster.py); no live media yet.
+        # Cluster mode: sessions shared through Redis (classroom/cluster/); no live media yet.
         sessions = ClusterSessions(
             settings.redis_url, FrameFanout(sio, transports), recorder, settings.idle_timeout
         )

@@ -29,7 +29,7 @@ class Settings:
     bad_packets: int = 20  # undecodable packets per connection per 10 s before it is closed; 0: never
     # STUN/TURN servers for the server's WebRTC peers; none is needed on loopback or a LAN.
     ice_servers: list[str] = field(default_factory=list)
-    # Cluster mode (classroom/cluster.py): sessions shared with the other nodes on this Redis.
+    # Cluster mode (classroom/cluster/): sessions shared with the other nodes on this Redis.
     redis_url: str | None = None
     # A Learning Record Store's xAPI endpoint: statements are pushed there (`recorder/lrs.py`).
     lrs_url: str | None = None

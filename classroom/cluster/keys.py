@@ -1,0 +1,29 @@
+"""The Redis keys of cluster mode: one place that names everything a node reads or writes."""
+
+from __future__ import annotations
+
+K_INDEX = "cc:sessions"
+
+
+def k_info(session_id: str) -> str:
+    return f"cc:session:{session_id}"
+
+
+def k_lease(session_id: str) -> str:
+    return f"cc:lease:{session_id}"
+
+
+def k_stream(session_id: str) -> str:
+    return f"cc:events:{session_id}"
+
+
+def k_epoch(session_id: str) -> str:
+    return f"cc:epoch:{session_id}"
+
+
+def k_inbox(node: str) -> str:
+    return f"cc:inbox:{node}"
+
+
+def k_alive(node: str) -> str:
+    return f"cc:node:{node}"

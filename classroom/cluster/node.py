@@ -1,0 +1,179 @@
+"""This process as a node of the cluster: its heartbeat, Redis's health as it sees it, and its
+inbox: requests for the sessions it owns, replies to its own requests (RPC), and messages to other
+nodes sent in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..auth import new_id
+from ..tasks import cancel
+from .codec import packb, unpackb
+from .connection import unavailable
+from .fencing import LEASE_SCRIPT, PUBLISH_SCRIPT, RELEASE_SCRIPT
+from .keys import k_alive, k_inbox
+
+log = logging.getLogger(__name__)
+
+ALIVE_MS = 3000  # a node's heartbeat key lives this long
+RPC_TIMEOUT = 5.0  # seconds a forwarded command may wait for its owner's reply
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+class Node:
+    """This process in the cluster: its id, a heartbeat key, and its inbox (requests for the
+    sessions it owns, replies to its own requests), read by one loop; messages to other nodes
+    go out in order through one sender."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.id = new_id(8)
+        self.r = client
+        self.healthy = False
+        self.on_request: Handler = lambda msg: None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._waiting_on: dict[int, str] = {}  # request id -> the node asked
+        self._out: list[tuple[str, dict[str, Any]]] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.lease = client.register_script(LEASE_SCRIPT)
+        self.release = client.register_script(RELEASE_SCRIPT)
+        self.publish = client.register_script(PUBLISH_SCRIPT)
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(f()) for f in (self._heartbeat, self._inbox, self._sender)]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            await cancel(task)
+        with contextlib.suppress(RedisError):
+            await self.r.delete(k_alive(self.id))
+        await self.r.aclose()
+
+    async def ready(self) -> bool:
+        """Redis answers (for a readiness probe)."""
+        try:
+            return bool(await asyncio.wait_for(self.r.ping(), 1.0))
+        except (RedisError, TimeoutError, OSError):
+            return False
+
+    def failed(self, exc: BaseException) -> None:
+        if self.healthy:
+            log.warning("Redis unreachable (%s); commands are refused until it answers", exc)
+        self.healthy = False
+
+    async def _heartbeat(self) -> None:
+        while True:
+            try:
+                await self.r.set(k_alive(self.id), 1, px=ALIVE_MS)
+                if not self.healthy:
+                    log.info("Redis reachable; node %s serving", self.id)
+                self.healthy = True
+            except RedisError as exc:
+                self.failed(exc)
+            await asyncio.sleep(0.5)
+
+    async def alive(self, nodes: list[str]) -> dict[str, bool]:
+        async with self.r.pipeline(transaction=False) as p:
+            for n in nodes:
+                p.exists(k_alive(n))
+            found = await p.execute()
+        return dict(zip(nodes, (bool(f) for f in found), strict=True))
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def send(self, node: str, msg: dict[str, Any]) -> None:
+        """Queue a message to `node` (sent in order with everything queued before)."""
+        self._out.append((node, msg))
+        self._wake.set()
+
+    async def request(self, node: str, msg: dict[str, Any], timeout: float = RPC_TIMEOUT) -> dict[str, Any]:
+        """Send a request and wait for its reply; `temporarily_unavailable` when Redis or the
+        node does not answer in time."""
+        if not self.healthy:
+            raise unavailable()
+        rid = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = future
+        self._waiting_on[rid] = node
+        self.send(node, {**msg, "k": "req", "id": rid, "from": self.id})
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise unavailable("the session's node did not answer") from None
+        finally:
+            self._waiting.pop(rid, None)
+            self._waiting_on.pop(rid, None)
+
+    def abandon(self, node: str) -> None:
+        """`node` lost a lease (it died, most likely): its pending requests fail at once rather
+        than at their timeout, so clients retry on the new owner sooner."""
+        for rid, asked in list(self._waiting_on.items()):
+            future = self._waiting.get(rid)
+            if asked == node and future is not None and not future.done():
+                future.set_exception(unavailable("the session is moving to another node"))
+
+    def reply(self, msg: dict[str, Any], body: dict[str, Any]) -> None:
+        if msg.get("id"):
+            self.send(msg["from"], {"k": "rep", "id": msg["id"], **body})
+
+    async def _sender(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._out:
+                batch, self._out = self._out, []
+                try:
+                    async with self.r.pipeline(transaction=False) as p:
+                        for node, msg in batch:
+                            p.rpush(k_inbox(node), packb(msg))
+                            p.pexpire(k_inbox(node), 60_000)
+                        await p.execute()
+                except RedisError as exc:
+                    self.failed(exc)
+                    # Requests fail now (nothing was acknowledged, and they must not run later);
+                    # presence is kept, in order, and sent again.
+                    kept = []
+                    for node, msg in batch:
+                        future = self._waiting.get(msg.get("id", 0)) if msg.get("k") == "req" else None
+                        if future is not None:
+                            if not future.done():
+                                future.set_exception(unavailable())
+                        elif msg.get("k") == "req":
+                            kept.append((node, msg))
+                    self._out = kept + self._out
+                    await asyncio.sleep(0.25)
+
+    async def _inbox(self) -> None:
+        key = k_inbox(self.id)
+        while True:
+            try:
+                item = await self.r.blpop([key], timeout=1)
+                if item is None:
+                    continue
+                raws = [item[1], *(await self.r.lpop(key, 1000) or [])]
+            except RedisError as exc:
+                self.failed(exc)
+                await asyncio.sleep(0.25)
+                continue
+            for raw in raws:
+                try:
+                    msg = unpackb(raw)
+                    if msg.get("k") == "rep":
+                        future = self._waiting.get(msg["id"])
+                        if future is not None and not future.done():
+                            future.set_result(msg)
+                    else:
+                        self.on_request(msg)
+                except Exception:
+                    log.exception("a cluster message could not be handled")

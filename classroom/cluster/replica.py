@@ -1,0 +1,256 @@
+"""Every node's side of a session: `Replica` follows its stream, folds it into a local state
+and fans it out to this node's sockets, and sends their commands and presence to the owner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from ..core import Audience, CommandError, Event, SessionState, apply, project
+from ..live import RESUME_EVENTS
+from ..ports import Delivery
+from ..store import SessionInfo
+from ..tasks import cancel
+from .codec import pack_state, unpack_entry, unpack_state
+from .connection import unavailable
+from .keys import k_stream
+from .node import RPC_TIMEOUT
+
+if TYPE_CHECKING:
+    from .sessions import ClusterSessions
+
+log = logging.getLogger(__name__)
+
+WATCH_S = 0.5  # how often a follower checks the session's lease
+
+
+class _Places:
+    """What the hub tells the core (`place`) goes to the owner with the participant's presence."""
+
+    def __init__(self) -> None:
+        self.addresses: dict[str, str | None] = {}
+
+    def place(self, pid: str, address: str | None) -> None:
+        self.addresses[pid] = address
+
+
+class Replica:
+    """A session as one node serves it to its sockets: the state folded from the stream, the
+    local connections, a resume buffer; commands and presence go to the owner. The hub uses it
+    like a `LiveSession` (`forwards` tells it to hand commands to `command`)."""
+
+    forwards = True
+
+    def __init__(self, sessions: ClusterSessions, info: SessionInfo) -> None:
+        self.sessions = sessions
+        self.node = sessions.node
+        self.id = info.id
+        self.info = info
+        self.state: SessionState
+        self.epoch = ""
+        self.core = _Places()
+        self.connections: dict[str, set[str]] = {}  # pid -> local socket ids
+        self.people: dict[str, tuple[str, str]] = {}  # pid -> (name, role), for re-attaching
+        self.recent: deque[Event] = deque(maxlen=RESUME_EVENTS)
+        self.sent_seq = 0
+        self.owner: str | None = None
+        self.empty_since: float | None = time.monotonic()
+        self.on_ended: list[Callable[[str], None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def load(self) -> None:
+        """The owner's published state (taking the lease if the session has no owner), then the
+        stream's recent events for resume."""
+        deadline = time.monotonic() + RPC_TIMEOUT * 2
+        while True:
+            owner = await self.sessions.owner_of(self.id)
+            if owner == self.node.id and self.id in self.sessions.owned:
+                owned = self.sessions.owned[self.id]
+                blob, epoch = pack_state(owned.published_state), owned.epoch
+                break
+            if owner is not None and owner != self.node.id:
+                try:
+                    reply = await self.node.request(owner, {"op": "state", "s": self.id})
+                except CommandError:
+                    reply = {}
+                if "state" in reply:
+                    blob, epoch = reply["state"], reply["epoch"]
+                    break
+            if time.monotonic() > deadline:
+                raise unavailable("the session's node did not answer")
+            await asyncio.sleep(0.2)
+        self.owner = owner
+        self.state, self.epoch = unpack_state(blob), epoch
+        entries = await self.node.r.xrevrange(k_stream(self.id), count=RESUME_EVENTS)
+        for _id, fields in reversed(entries):
+            event, _wall = unpack_entry(fields)
+            self.recent.append(event)
+            apply(self.state, event)
+        self.sent_seq = self.state.seq
+        self.info.status = self.state.status
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._follow()), loop.create_task(self._watch())]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            await cancel(task)
+
+    def now(self) -> int:
+        owned = self.sessions.owned.get(self.id)
+        return owned.live.now() if owned is not None else self.state.t
+
+    # -- the hub's side -------------------------------------------------------------------------
+
+    def attach(self, sid: str, pid: str, name: str, role: str) -> None:
+        sids = self.connections.setdefault(pid, set())
+        sids.add(sid)
+        self.people[pid] = (name, role)
+        self.empty_since = None
+        if len(sids) == 1:
+            self._presence("attach", pid)
+
+    def detach(self, sid: str, pid: str) -> None:
+        sids = self.connections.get(pid)
+        if not sids:
+            return
+        sids.discard(sid)
+        if not sids:
+            del self.connections[pid]
+            self._presence("detach", pid)
+            if not self.connections:
+                self.empty_since = time.monotonic()
+
+    def _presence(self, op: str, pid: str) -> None:
+        owner = self.owner
+        if owner is None:
+            return  # the next owner hears of it when it takes over (`_watch`)
+        name, role = self.people.get(pid, ("?", "learner"))
+        args = [pid, name, role, self.core.addresses.get(pid)] if op == "attach" else [pid]
+        if owner == self.node.id:
+            owned = self.sessions.owned.get(self.id)
+            if owned is not None:
+                if op == "attach":
+                    owned.attach(self.node.id, *args)
+                else:
+                    owned.detach(self.node.id, pid)
+            return
+        self.node.send(owner, {"k": "req", "op": op, "s": self.id, "a": args, "from": self.node.id})
+
+    async def command(self, pid: str, name: str, payload: Any) -> dict[str, Any]:
+        """Run a command on the session's owner; its ack."""
+        if name.startswith("media."):  # WebRTC peers are per process: not across a cluster yet
+            raise CommandError("media_failed", "live media is not available in cluster mode yet")
+        for _ in range(3):
+            owner = self.owner
+            if owner == self.node.id:
+                owned = self.sessions.owned.get(self.id)
+                if owned is not None:
+                    return await owned.run(pid, name, payload)
+            elif owner is not None:
+                reply = await self.node.request(owner, {"op": "cmd", "s": self.id, "a": [pid, name, payload]})
+                if "ack" in reply:
+                    return reply["ack"]
+            await self._check_owner()
+        raise unavailable("the session has no reachable node right now")
+
+    def snapshot(self, audience: Audience, pid: str | None) -> dict[str, Any]:
+        return self.state.view(audience, pid, bounded=True)
+
+    def missed(self, last_seq: int, audience: Audience, pid: str) -> list[dict[str, Any]] | None:
+        """As `LiveSession.missed`, from the events this node has followed."""
+        if last_seq > self.sent_seq:
+            return None
+        if last_seq == self.sent_seq:
+            return []
+        oldest = self.recent[0].seq if self.recent else self.sent_seq + 1
+        if last_seq < oldest - 1:
+            return None
+        out = []
+        for event in self.recent:
+            if event.seq <= last_seq:
+                continue
+            view = project(event, audience, event.actor == pid)
+            if view is not None:
+                out.append(view)
+        return out
+
+    # -- following ------------------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        r = self.node.r
+        while True:
+            try:
+                found = await r.xread({k_stream(self.id): f"{self.state.seq}-0"}, count=1000, block=1000)
+            except RedisError as exc:
+                self.node.failed(exc)
+                await asyncio.sleep(0.25)
+                continue
+            if not found:
+                continue
+            try:
+                events = [unpack_entry(fields)[0] for _id, fields in found[0][1]]
+                await self._fold(events)
+            except Exception:  # a broken socket must not stop the session's stream
+                log.exception("session %s: delivering events failed", self.id)
+
+    async def _fold(self, events: list[Event]) -> None:
+        batch = []
+        for event in events:
+            if event.seq <= self.state.seq:
+                continue
+            if event.seq != self.state.seq + 1:
+                log.error(
+                    "session %s: events %s-%s never reached this node",
+                    self.id,
+                    self.state.seq + 1,
+                    event.seq - 1,
+                )
+            apply(self.state, event)
+            self.recent.append(event)
+            batch.append(self._delivery(event))
+            if event.type == "session.started":
+                self.info.status = "live"
+            elif event.type == "session.ended":
+                self.info.status = "ended"
+                for hook in self.on_ended:
+                    with contextlib.suppress(Exception):
+                        hook(self.id)
+        if batch:
+            self.sent_seq = self.state.seq
+            await self.sessions.fanout.deliver(self.id, batch)
+
+    def _delivery(self, event: Event) -> Delivery:
+        if event.actor is None:
+            return Delivery(event)
+        actor = self.state.participants.get(event.actor)
+        return Delivery(event, actor["role"] if actor else None, self.connections.get(event.actor, ()))
+
+    async def _watch(self) -> None:
+        """Follow the lease: take it when it lapses, and tell a new owner who is here."""
+        while True:
+            await asyncio.sleep(WATCH_S)
+            try:
+                await self._check_owner()
+            except (RedisError, CommandError) as exc:  # Redis away: the next round tries again
+                self.node.failed(exc)
+            except Exception:
+                log.exception("session %s: checking its owner failed", self.id)
+
+    async def _check_owner(self) -> None:
+        owner = await self.sessions.owner_of(self.id, acquire=bool(self.connections))
+        if owner != self.owner:
+            if self.owner is not None and self.owner != self.node.id:
+                self.node.abandon(self.owner)
+            self.owner = owner
+            if owner is not None:
+                for pid in list(self.connections):
+                    self._presence("attach", pid)
