@@ -147,6 +147,8 @@ class Owned:
             info, _NoFanout(), sessions.store.set_status, StreamLog(owned, recorder), recovered
         )
         owned.live.epoch = owned.epoch
+        # Hooks that must run once per session (pushing xAPI statements), on its owner only.
+        owned.live.on_ended.extend(sessions.on_ended)
         sessions.owned[info.id] = owned
         owned._tasks = [
             asyncio.get_running_loop().create_task(f()) for f in (owned._publish_loop, owned._renew)

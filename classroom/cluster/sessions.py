@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -49,6 +50,8 @@ class ClusterSessions:
         self._taking: dict[str, asyncio.Future[None]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self.draining = False  # set by release_all: this node takes no session any more
+        # Called with a session's id once it has ended, by the node that owns it.
+        self.on_ended: list[Callable[[str], None]] = []
 
     def start(self) -> None:
         self.node.start()
