@@ -683,6 +683,7 @@ def summarise(level: dict[str, Any]) -> dict[str, Any]:
         "viewers_demand": median([r["viewers_demand"] for r in rounds]),
         "viewers_max_demand": median([r.get("viewers_max_demand") for r in rounds]),
         "sent_fps_per_viewer": median([r.get("sent_fps_per_viewer") for r in rounds]),
+        "published_fps": median([r.get("published_fps") for r in rounds]),
         "loss_pct": median([r["loss_pct"] for r in rounds]),
         "packets": sum(r["packets"] for r in rounds),
         "lost": sum(r["lost"] for r in rounds),
@@ -850,6 +851,13 @@ def verdict(fwd: list[dict], rel: list[dict], rel_per: float | None, stopped: st
             + "), "
             f"loss {fmt(top['loss_pct'], '.2f')} %, late joiner's first key frame "
             f"{fmt(top['late_key_ms'], '.0f')} ms median (target ≤ 300 ms)."
+        )
+    starved = [s for s in fwd if s.get("published_fps") is not None and s["published_fps"] < FPS * 0.8]
+    if starved:
+        out.append(
+            "The publisher fell behind (it shares the viewers' core) at N = "
+            + ", ".join(f"{s['n']} ({s['published_fps']:.1f} frames/s reached the server)" for s in starved)
+            + ": there the viewers received less because less was sent."
         )
     keys = median([s["late_key_ms"] for s in fwd if s["late_key_ms"] is not None and not saturated(s)])
     if keys is not None:
