@@ -852,7 +852,13 @@ def verdict(fwd: list[dict], rel: list[dict], rel_per: float | None, stopped: st
             f"loss {fmt(top['loss_pct'], '.2f')} %, late joiner's first key frame "
             f"{fmt(top['late_key_ms'], '.0f')} ms median (target ≤ 300 ms)."
         )
-    starved = [s for s in fwd if s.get("published_fps") is not None and s["published_fps"] < FPS * 0.8]
+    lost = [s for s in fwd if s.get("published_fps") == 0]
+    if lost:
+        out.append(
+            f"From N = {lost[0]['n']} no frame reached the server at all: the publisher stopped sending "
+            "(starved of CPU on the shared core, or its connection dropped), so those rows measure nothing."
+        )
+    starved = [s for s in fwd if s.get("published_fps") is not None and 0 < s["published_fps"] < FPS * 0.8]
     if starved:
         out.append(
             "The publisher fell behind (it shares the viewers' core) at N = "
