@@ -16,7 +16,10 @@ def camera(room: Room) -> dict:
     return room.media.stats()["tracks"]["trainer:camera"]
 
 
-async def test_a_viewer_after_a_fresh_key_frame_starts_from_the_cache() -> None:
+async def test_a_viewer_after_a_fresh_key_frame_starts_from_the_cache(monkeypatch) -> None:
+    # The cache's age bound is the next test's: here it must not run out while a loaded machine
+    # takes its time to connect the late viewer.
+    monkeypatch.setattr(forward, "KEY_CACHE_SECONDS", 60.0)
     room = Room()
     try:
         await room.publisher("trainer")
@@ -26,7 +29,7 @@ async def test_a_viewer_after_a_fresh_key_frame_starts_from_the_cache() -> None:
         # A fresh key frame (asked for here, as a late joiner would) fills the cache.
         room.media.request_keyframe("trainer:camera")
         await eventually(
-            lambda: slot.cached_key() is not None and time.monotonic() - slot._key_at < 0.3,
+            lambda: slot.cached_key() is not None and time.monotonic() - slot._key_at < 1.0,
             what="a fresh key frame in the cache",
         )
         before = camera(room)
