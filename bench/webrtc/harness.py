@@ -300,7 +300,7 @@ async def publish(url: str) -> None:
     # other work on its core, so a starved source does not pass for a slow server. The server and the
     # viewers keep the default priority.
     with contextlib.suppress(OSError):
-        os.nice(PUBLISHER_NICE)
+        os.nice(min(PUBLISHER_NICE, int(os.environ.get("BENCH_NICE", "0"))) - os.nice(0))
 
     class Replay(MediaStreamTrack):
         """Yields the clip's packets at 30 fps; a PLI (the sender's force-keyframe flag) restarts it."""
@@ -805,6 +805,9 @@ def machine_state(results: dict[str, Any]) -> str:
         f"run at {results['started']}, load average {before[0]:.1f} before, {after[0]:.1f} after, "
         f"on {os.cpu_count()} cores"
     )
+    if results.get("nice"):
+        nice = results["nice"]
+        loads += f"; server and viewers at nice {nice}, publisher at {min(PUBLISHER_NICE, nice)}"
     if not busy:
         return f"**Machine state:** otherwise idle ({loads})."
     return (
@@ -923,12 +926,22 @@ def main() -> None:
     parser.add_argument("--budget", type=float, help="seconds the run may take (default: the mode's)")
     parser.add_argument("--max-n", type=int, help="the largest N scaling may reach (default: the mode's)")
     parser.add_argument("--viewer-procs", type=int, help="viewer processes (default: the mode's)")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of the server and viewer processes (negative: ahead of other work on a shared "
+        "machine; needs root); the publisher always runs at -5 where allowed",
+    )
     parser.add_argument("--from-json", help="re-render the markdown of an earlier --json file")
     parser.add_argument("--role", choices=["server", "publisher", "viewers"], help=argparse.SUPPRESS)
     parser.add_argument("--kind", choices=["forward", "relay"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--server", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.role in ("server", "viewers") and int(os.environ.get("BENCH_NICE", "0")):
+        with contextlib.suppress(OSError):  # --nice: the server and viewers too (root only)
+            os.nice(int(os.environ["BENCH_NICE"]))
     if args.role == "server":
         return asyncio.run(serve(args.port, args.kind))
     if args.role == "publisher":
@@ -942,7 +955,8 @@ def main() -> None:
     for name in ("budget", "max_n", "viewer_procs"):
         if getattr(args, name) is not None:
             setattr(plan, name, getattr(args, name))
-    results = run_plan(plan) | {"mode": args.mode}
+    os.environ["BENCH_NICE"] = str(args.nice)  # the roles' processes inherit it
+    results = run_plan(plan) | {"mode": args.mode, "nice": args.nice}
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     print(markdown(results, args.mode))
