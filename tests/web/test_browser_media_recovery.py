@@ -1,8 +1,9 @@
 """Live media through the things that go wrong or change mid-class, in real Chromium with fake
 devices (issue 10): the trainer's network drops and comes back (the console publishes again and the
 learner sees the video again); a learner's own network drops (the stage views again); the browser's
-connections use the STUN/TURN servers the server hands out; a learner given the floor with camera is seen by another learner and
-the trainer; and the browser's own "Stop sharing" ends the screen share for the learners.
+connections use the STUN/TURN servers the server hands out; a learner given the floor with camera
+is seen by another learner and the trainer; and the browser's own "Stop sharing" ends the screen
+share for the learners.
 
 The network is cut with helpers.Network (the context goes offline and its websockets are closed and
 refused until it is back). The browser's "Stop sharing" ends the screen track, which fires its
