@@ -44,7 +44,7 @@ async def test_media_leave_ends_viewing_and_publishing(server: Server) -> None:
         ack = await ada.request("media.leave")
         assert (ack["viewing"], ack["publishing"]) == (True, False)
         assert viewers(server, info["id"]) == set()
-        await eventually(lambda: viewer.pc.connectionState in ("closed", "failed"), 30, "viewer closed")
+        await eventually(lambda: viewer.pc.connectionState in ("closed", "failed"), 60, "viewer closed")
         assert len(trainer.state.media["tracks"]) == 2
         # The trainer leaves: all their tracks end for everyone, and the session's media closes.
         ack = await trainer.request("media.leave")
