@@ -238,12 +238,15 @@ class Slot:
         """The future of the latest key frame's node, if the cache still holds it (else None)."""
         return self._key
 
-    def start_from_cache(self) -> asyncio.Future | None:
-        """Where a new viewer starts: the cached key frame (counted), or None (then wait for one)."""
-        if self._key is None:
+    def start_from_cache(self, after_pts: int = -1) -> asyncio.Future | None:
+        """Where a viewer waiting for a key frame starts: the cached key frame (counted), or None
+        (then wait for one). Only a key frame later than ``after_pts`` (what that viewer's sender
+        last sent, e.g. from another slot on a reused transceiver): its timestamps never go back."""
+        key = self._key  # always resolved: it is set in _push right before the head resolves
+        if key is None or key.result().packet.pts <= after_pts:
             return None
         self.cache_starts += 1
-        return self._key
+        return key
 
     def _push(self, codec: str, clock_rate: int, timestamp: int, data: bytes) -> None:
         if codec != self.codec or clock_rate != self.clock_rate or not data:
@@ -333,6 +336,7 @@ class ForwardTrack(MediaStreamTrack):
         self._wake: asyncio.Future | None = None
         self._need_key = kind == "video"
         self._asked = 0.0
+        self._last_pts = -1  # of the last packet this track handed its sender (kept across slots)
 
     def attach(self, slot: Slot) -> None:
         """Follow ``slot`` from now on. Video asks the publisher for a key frame at once (while the
@@ -367,7 +371,7 @@ class ForwardTrack(MediaStreamTrack):
             if self._need_key and self.slot is not None:
                 # Start with the slot's cached key frame when there is one (even if it is older than
                 # where this track stands: the frames after it are what make the picture now).
-                cached = self.slot.start_from_cache()
+                cached = self.slot.start_from_cache(self._last_pts)
                 if cached is not None:
                     fut = self._fut = cached
             node: _Node = await asyncio.shield(fut)
@@ -394,6 +398,7 @@ class ForwardTrack(MediaStreamTrack):
                     continue
                 self._need_key = False
             self.sent += 1
+            self._last_pts = node.packet.pts
             return node.packet
 
 
