@@ -57,7 +57,7 @@ async def test_a_late_joiner_sees_video_within_a_second() -> None:
         first = await room.viewer("early")
         # Two seconds of media: the publisher's first key frames are gone, also from the slot's key
         # frame cache (at most a second old), so the late joiner does not start at the beginning.
-        await first.wait_video(60)
+        await first.wait_video(60, timeout=30)
         before = room.media.stats()["tracks"]["trainer:camera"]
         late = await room.viewer("late")
         await eventually(lambda: late.connected_at is not None, what="late viewer connected")
