@@ -11,6 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "benchmarks.md"
+# Seconds the media benchmark may take at most, per mode (its plan's budget plus set-up).
+MEDIA_TIMEOUT = {"tiny": 300, "quick": 1200, "full": 3600}
 
 
 def machine() -> str:
@@ -88,6 +90,8 @@ def main() -> None:
         text=True,
     )
     sections.append(fanout.stdout)
+    # The media harness bounds itself (its plan's time budget: it stops scaling N when spent); the
+    # timeout here is the backstop for a run that hangs.
     media = subprocess.run(
         [
             sys.executable,
@@ -98,6 +102,7 @@ def main() -> None:
         check=True,
         stdout=subprocess.PIPE,
         text=True,
+        timeout=MEDIA_TIMEOUT[os.environ.get("BENCH_MODE", "quick")],
     )
     sections.append(media.stdout)
     profile = subprocess.run(

@@ -197,6 +197,9 @@ class Hub:
             "token": self.signer.participant(session.id, role, pid, name),
             "epoch": session.epoch,
         }
+        if self.media is not None:
+            # The STUN/TURN servers browsers give their RTCPeerConnections (`--ice-servers`).
+            reply["ice_servers"] = self.media.client_ice_servers
         resumable = last_seq is not None and data.get("epoch") == session.epoch
         missed = session.missed(last_seq, role, pid) if resumable else None
         if missed is None:

@@ -36,12 +36,14 @@ from .webrtc import Media, MediaError, parse_ice_servers
 
 log = logging.getLogger(__name__)
 
-COMMANDS = frozenset({"media.publish", "media.unpublish", "media.view", "media.answer", "media.candidate"})
+COMMANDS = frozenset(
+    {"media.publish", "media.unpublish", "media.view", "media.answer", "media.candidate", "media.leave"}
+)
 SDP_LEN = 32 * 1024  # characters of an offer or answer (a browser's is 3-10 KiB)
 CANDIDATE_LEN = 1024
 LABELS_MAX = 8
 # Per participant: peer connections are dear (sockets, DTLS, threads), candidates cheap.
-NEGOTIATION_RATE = Rate(20, 10_000)  # publish, unpublish, view, answer
+NEGOTIATION_RATE = Rate(20, 10_000)  # publish, unpublish, view, answer, leave
 CANDIDATE_RATE = Rate(200, 10_000)
 
 Label = Literal["mic", "camera", "screen"]
@@ -72,6 +74,7 @@ MODELS: dict[str, type[Payload]] = {
     "media.view": Empty,
     "media.answer": Answer,
     "media.candidate": Candidate,
+    "media.leave": Empty,
 }
 
 # MediaError codes that are the client's input, not a refusal of the media layer.
@@ -80,6 +83,17 @@ _INPUT = {"bad_label", "nothing_published", "bad_candidate"}
 
 def _ms() -> int:
     return int(time.monotonic() * 1000)
+
+
+def client_ice_server(server: Any) -> dict[str, str]:
+    """An aiortc RTCIceServer as a browser's RTCPeerConnection takes it: ``{urls, username?,
+    credential?}``."""
+    out = {"urls": server.urls}
+    if server.username is not None:
+        out["username"] = server.username
+    if server.credential is not None:
+        out["credential"] = server.credential
+    return out
 
 
 @dataclass
@@ -99,6 +113,8 @@ class MediaRooms:
     def __init__(self, sio: Any, ice_servers: Any = None, recording: MediaRecording | None = None) -> None:
         self.sio = sio
         self.ice_servers = parse_ice_servers(ice_servers)  # checked once, at start
+        # The same servers as browsers take them (RTCConfiguration.iceServers), sent in the join ack.
+        self.client_ice_servers = [client_ice_server(s) for s in self.ice_servers]
         self.recording = recording
         self.rooms: dict[str, _Room] = {}
         self._locks: dict[str, asyncio.Lock] = {}  # per socket: its media commands in order
@@ -125,6 +141,8 @@ class MediaRooms:
             if room is None:
                 if name == "media.unpublish":
                     return {}
+                if name == "media.leave":
+                    return {"viewing": False, "publishing": False}
                 raise CommandError("media_failed", "no media connection: publish or view first")
             room.busy += 1
             try:
@@ -160,6 +178,16 @@ class MediaRooms:
                 del room.publishers[pid]
             await room.media.unpublish(pid)
             return {}
+        if name == "media.leave":
+            # Everything this participant has in the session's media ends: this socket's viewer
+            # connection and the tracks they publish (from whichever socket).
+            viewing = sid in room.viewers
+            if viewing:
+                room.viewers.discard(sid)
+                await room.media.leave(sid)
+            room.publishers.pop(pid, None)
+            publishing = await room.media.unpublish(pid)
+            return {"viewing": viewing, "publishing": publishing}
         if name == "media.answer":
             await room.media.answer(sid, body.sdp)
             return {}

@@ -16,6 +16,14 @@ futures; every viewer's :class:`ForwardTrack` walks the chain, so a frame costs 
 a publisher that restarts or switches devices attaches a new tap to the same slot, and the slot keeps
 ``pts`` continuous, so viewers' senders carry on without renegotiation.
 
+A late joiner needs a key frame. Each video slot keeps a bounded cache of what it received since its
+last key frame (the chain's future that resolved to that key frame: at most KEY_CACHE_SECONDS old and
+KEY_CACHE_BYTES big, else it is let go), so a new viewer's sender starts with that key frame and the
+frames after it the moment it can send, without a round trip to the publisher. Without a usable cache
+the track asks the publisher for a key frame (PLI) as soon as it is attached to the slot, while ICE and
+DTLS are still under way, and again every KEYFRAME_RETRY while it waits. The cache also makes a join
+storm cost the publisher one key frame, not one per viewer.
+
 Relies on aiortc 1.16.0 internals (pinned in pyproject.toml; ``tests/webrtc/test_aiortc_hook.py``
 fails if they move): ``RTCRtpReceiver._RTCRtpReceiver__decoder_queue`` / ``__started`` /
 ``__rtx_ssrc`` / ``__decoder_thread``, ``RTCRtpReceiver._send_rtcp_pli``,
@@ -47,6 +55,11 @@ MAX_LAG_FRAMES = 120
 KEYFRAME_INTERVAL = 0.25
 #: A viewer waiting for a key frame asks again after this long.
 KEYFRAME_RETRY = 0.5
+#: The key frame cache of a video slot: let go once its key frame is older than this (a new viewer then
+#: starts with a burst of at most this much video) ...
+KEY_CACHE_SECONDS = 1.0
+#: ... or once the frames since it (key frame included) add up to more bytes than this.
+KEY_CACHE_BYTES = 1 << 20
 
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 _STARTED_ATTR = "_RTCRtpReceiver__started"
@@ -192,6 +205,12 @@ class Slot:
         self._last_pts = -1
         self._last_request = 0.0
         self._pending_request: asyncio.TimerHandle | None = None
+        # The key frame cache: the future that resolved to the latest key frame's node, when it came,
+        # and the bytes of the frames from it on.
+        self._key: asyncio.Future | None = None
+        self._key_at = 0.0
+        self._key_bytes = 0
+        self.cache_starts = 0  # viewers that started from the cache (no PLI needed)
 
     @property
     def head(self) -> asyncio.Future:
@@ -211,8 +230,23 @@ class Slot:
             self._tap.sink = None
         self._tap = tap
         self._offset = None
+        self._key = None  # frames of the old source must not lead into the new one's
         tap.sink = self._push
         self.request_keyframe()
+
+    def cached_key(self) -> asyncio.Future | None:
+        """The future of the latest key frame's node, if the cache still holds it (else None)."""
+        return self._key
+
+    def start_from_cache(self, after_pts: int = -1) -> asyncio.Future | None:
+        """Where a viewer waiting for a key frame starts: the cached key frame (counted), or None
+        (then wait for one). Only a key frame later than ``after_pts`` (what that viewer's sender
+        last sent, e.g. from another slot on a reused transceiver): its timestamps never go back."""
+        key = self._key  # always resolved: it is set in _push right before the head resolves
+        if key is None or key.result().packet.pts <= after_pts:
+            return None
+        self.cache_starts += 1
+        return key
 
     def _push(self, codec: str, clock_rate: int, timestamp: int, data: bytes) -> None:
         if codec != self.codec or clock_rate != self.clock_rate or not data:
@@ -226,6 +260,14 @@ class Slot:
             pts = self._last_pts + 1
         self._last_pts = pts
         keyframe = is_keyframe(codec, data)
+        if self.kind == "video":
+            now = time.monotonic()
+            if keyframe:
+                self._key, self._key_at, self._key_bytes = self._head, now, 0
+            if self._key is not None:
+                self._key_bytes += len(data)
+                if self._key_bytes > KEY_CACHE_BYTES or now - self._key_at > KEY_CACHE_SECONDS:
+                    self._key = None
         packet = av.Packet(data)
         packet.pts = pts
         packet.time_base = self.time_base
@@ -267,6 +309,7 @@ class Slot:
         if self.ended:
             return
         self.ended = True
+        self._key = None
         if self._tap is not None:
             self._tap.sink = None
             self._tap = None
@@ -293,12 +336,18 @@ class ForwardTrack(MediaStreamTrack):
         self._wake: asyncio.Future | None = None
         self._need_key = kind == "video"
         self._asked = 0.0
+        self._last_pts = -1  # of the last packet this track handed its sender (kept across slots)
 
     def attach(self, slot: Slot) -> None:
+        """Follow ``slot`` from now on. Video asks the publisher for a key frame at once (while the
+        viewer's ICE and DTLS are still under way) unless the slot's cache holds one to start with."""
         self.slot = slot
         self._fut = slot.head
         self._need_key = self.kind == "video"
         self._asked = 0.0
+        if self._need_key and slot.cached_key() is None:
+            self._asked = time.monotonic()
+            slot.request_keyframe()
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
@@ -319,6 +368,12 @@ class ForwardTrack(MediaStreamTrack):
                 await self._wake
                 continue
             # Shielded: cancelling this viewer's sender must not cancel the future all viewers share.
+            if self._need_key and self.slot is not None:
+                # Start with the slot's cached key frame when there is one (even if it is older than
+                # where this track stands: the frames after it are what make the picture now).
+                cached = self.slot.start_from_cache(self._last_pts)
+                if cached is not None:
+                    fut = self._fut = cached
             node: _Node = await asyncio.shield(fut)
             slot = self.slot
             if node.packet is None:  # the slot ended
@@ -343,6 +398,7 @@ class ForwardTrack(MediaStreamTrack):
                     continue
                 self._need_key = False
             self.sent += 1
+            self._last_pts = node.packet.pts
             return node.packet
 
 

@@ -198,6 +198,7 @@ class Media:
                     "frames": s.frames,
                     "bytes": s.bytes,
                     "keyframes_requested": s.keyframes_requested,
+                    "cache_starts": s.cache_starts,
                     "tapped": s.tap.frames if s.tap else 0,
                 }
                 for s in self._slots.values()

@@ -111,7 +111,8 @@ async def test_a_viewer_joining_mid_stream_sees_video_within_a_second(server: Se
     try:
         assert (await publisher.publish())["ok"]
         await early.start()
-        await early.wait_video(30, timeout=20)  # a second of media: the first key frame is long gone
+        # Two seconds of media: the first key frames are gone, also from the key frame cache (1 s).
+        await early.wait_video(60, timeout=20)
         await late.start()
         await eventually(lambda: late.connected_at is not None, 10, "the late viewer connected")
         await late.wait_video(1, timeout=5)

@@ -71,6 +71,8 @@ export const identityKey = (sessionId: string) => `classcast:${sessionId}`;
 export class Live {
   state: State | null = null;
   you: You | null = null;
+  /** The STUN/TURN servers the server told us in the join ack (`ice_servers`), for live media. */
+  iceServers: RTCIceServer[] = [];
   status: Status = "connecting";
   private socket: Socket | null = null;
   private fetching = new Set<string>();
@@ -302,6 +304,7 @@ export class Live {
     this.token = ack.token;
     this.usingSaved = true;
     this.epoch = ack.epoch;
+    if (Array.isArray(ack.ice_servers)) this.iceServers = ack.ice_servers;
     store.set(identityKey(this.opts.sessionId), ack.token);
     let update: Update;
     if ("snapshot" in ack) {

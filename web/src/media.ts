@@ -2,6 +2,7 @@
 // publisher (one RTCPeerConnection sending the microphone, camera and screen to the server,
 // renegotiated with a new offer on the same connection as tracks come and go) and a viewer (one
 // RTCPeerConnection the server offers with every live track; `media.offer` renegotiates it).
+// Both use the STUN/TURN servers the server sent in the join ack (`Live.iceServers`).
 // No UI here: stage.ts draws the stage and the controls.
 import type { Ack, Live } from "./live";
 
@@ -250,7 +251,7 @@ export class Publisher {
       return;
     }
     if (!this.pc) {
-      this.pc = new RTCPeerConnection();
+      this.pc = new RTCPeerConnection({ iceServers: this.live.iceServers });
       this.tx = {};
     }
     const pc = this.pc;
@@ -341,7 +342,7 @@ export class Viewer {
       this.close();
       const ack = check(await this.live.send("media.view", {}));
       if (gen !== this.gen) return;
-      const pc = new RTCPeerConnection();
+      const pc = new RTCPeerConnection({ iceServers: this.live.iceServers });
       this.pc = pc;
       pc.addEventListener("track", () => this.changed());
       pc.addEventListener("connectionstatechange", () => {

@@ -147,7 +147,7 @@ function buildClassroom(live: Live) {
   const tabs = createTabs({
     label: "Class panels",
     tabs: [
-      { key: "board", label: "Board", content: [stage, h("div", { class: "stage-actions" }, hand, reactions.bar, speak.el)], dot: true },
+      { key: "board", label: "Board", content: [stage, h("div", { class: "stage-actions" }, hand, reactions.bar, speak.el, speak.preview)], dot: true },
       { key: "chat", label: "Chat", content: chat.el },
       { key: "qa", label: "Q&A", content: qa.el },
       { key: "polls", label: "Polls", content: polls.el },
