@@ -38,6 +38,7 @@ const TEXT = Buffer.from('"text":"fo ');
 const learners = [];
 let round = null; // {id, messages, counts: Int32Array, got, dupes, hist: Map, expect, drained}
 let stale = 0;
+let joinedCount = 0;
 
 function onChat(buf, at) {
   // `"text":"fo <round> <k> <µs>"`: parse the three numbers by hand.
@@ -59,45 +60,63 @@ function onChat(buf, at) {
   if (cur.got === cur.expect && !cur.drained) { cur.drained = true; reply({ drained: cur.id }); }
 }
 
+// One learner: connect, join; a connection that fails before the join ack is retried after a
+// random 0.5-1.5 s (socket.io-client's reconnection does the same) until limitMs from the first
+// attempt, which the join time counts from.
 function learner(i, limitMs) {
   return new Promise((resolve) => {
     const base = cfg.urls[i % cfg.urls.length];
     const t0 = performance.now();
-    const ws = new WebSocket(`${base.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`, {
-      perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: limitMs,
-    });
-    let done = false;
+    let retries = 0, lastErr = null, done = false, ws = null;
     const finish = (err) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      resolve(err ? { err } : { ms: performance.now() - t0 });
+      resolve(err ? { err, retries } : { ms: performance.now() - t0, retries });
     };
-    const timer = setTimeout(() => { finish("timeout"); ws.terminate(); }, limitMs);
-    ws.on("message", (buf) => {
-      const b0 = buf[0];
-      if (b0 === 52 /* 4: message */) {
-        const b1 = buf[1];
-        if (b1 === 50 /* 2: event */) {
-          const at = buf.indexOf(TEXT);
-          if (at >= 0) onChat(buf, at);
-        } else if (b1 === 51 /* 3: ack, of our join */) {
-          finish(buf.includes('"ok":true') ? null : `join refused: ${buf.toString().slice(0, 120)}`);
-        } else if (b1 === 48 /* 0: connected */) {
-          ws.send(`420["join",{"name":"Learner ${i}"}]`);
-        } else if (b1 === 52 /* 4: connect error */) {
-          finish(`connect_error: ${buf.toString().slice(2, 120)}`);
-        }
-      } else if (b0 === 50 /* 2: ping */) {
-        ws.send("3");
-      } else if (b0 === 48 /* 0: open */) {
-        ws.send(`40${JSON.stringify({ token: cfg.token, session: cfg.session })}`);
-      }
-    });
-    ws.on("error", (e) => finish(`ws error: ${e.message}`));
-    ws.on("close", () => finish("closed"));
-    learners.push(ws);
+    const timer = setTimeout(() => { finish(lastErr ? `timeout after ${lastErr}` : "timeout"); ws?.terminate(); }, limitMs);
+    const retry = (err) => {
+      if (done) return;
+      lastErr = err;
+      retries++;
+      setTimeout(attempt, 500 + Math.random() * 1000);
+    };
+    const attempt = () => { if (!done) ws = connectOnce(i, base, limitMs, finish, retry); };
+    attempt();
   });
+}
+
+function connectOnce(i, base, limitMs, finish, retry) {
+  let joined = false, failed = false;
+  const fail = (err) => { if (!joined && !failed) { failed = true; ws.terminate(); retry(err); } };
+  const ws = new WebSocket(`${base.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`, {
+    perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: limitMs,
+  });
+  ws.on("message", (buf) => {
+    const b0 = buf[0];
+    if (b0 === 52 /* 4: message */) {
+      const b1 = buf[1];
+      if (b1 === 50 /* 2: event */) {
+        const at = buf.indexOf(TEXT);
+        if (at >= 0) onChat(buf, at);
+      } else if (b1 === 51 /* 3: ack, of our join */) {
+        joined = true;
+        finish(buf.includes('"ok":true') ? null : `join refused: ${buf.toString().slice(0, 120)}`);
+      } else if (b1 === 48 /* 0: connected */) {
+        ws.send(`420["join",{"name":"Learner ${i}"}]`);
+      } else if (b1 === 52 /* 4: connect error */) {
+        finish(`connect_error: ${buf.toString().slice(2, 120)}`);
+      }
+    } else if (b0 === 50 /* 2: ping */) {
+      ws.send("3");
+    } else if (b0 === 48 /* 0: open */) {
+      ws.send(`40${JSON.stringify({ token: cfg.token, session: cfg.session })}`);
+    }
+  });
+  ws.on("error", (e) => fail(`ws error: ${e.message}`));
+  ws.on("close", () => fail("closed"));
+  learners.push(ws);
+  return ws;
 }
 
 async function join({ spread_s = 5, limit_s = 120 }) {
@@ -106,11 +125,14 @@ async function join({ spread_s = 5, limit_s = 120 }) {
   );
   const errors = {};
   const joinMs = [];
+  let retries = 0;
   for (const r of results) {
+    retries += r.retries;
     if (r.err) errors[r.err.slice(0, 80)] = (errors[r.err.slice(0, 80)] || 0) + 1;
     else joinMs.push(Math.round(r.ms * 100) / 100);
   }
-  return { joined: joinMs.length, failed: cfg.count - joinMs.length, errors, join_ms: joinMs };
+  joinedCount = joinMs.length;
+  return { joined: joinMs.length, failed: cfg.count - joinMs.length, errors, retries, join_ms: joinMs };
 }
 
 // -- trainer --------------------------------------------------------------------------------------
@@ -165,7 +187,7 @@ async function handle(msg) {
     case "round":
       round = {
         id: msg.id, counts: new Int32Array(msg.messages), got: 0, dupes: 0, hist: new Map(),
-        expect: msg.messages * cfg.count, drained: false,
+        expect: msg.messages * joinedCount, drained: false,
       };
       return { ready: msg.id };
     case "stats": {

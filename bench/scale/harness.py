@@ -77,7 +77,10 @@ class Plan:
 
 PLANS = {
     "quick": Plan(n=1000, mode="quick", rounds=3, seconds=5, join_spread_s=5),
-    "full": Plan(n=10_000, mode="full", rounds=3, seconds=10, join_spread_s=20, generators=4),
+    "full": Plan(
+        n=10_000, mode="full", rounds=3, seconds=10, join_spread_s=30, join_limit_s=300, generators=4,
+        quiet_limit_s=300,
+    ),
     "tiny": Plan(n=50, mode="tiny", rounds=1, seconds=2, join_spread_s=1, generators=2, drain_s=30),
 }
 
@@ -422,6 +425,7 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
         joined = sum(j["joined"] for j in joins)
         out["join"] = {
             "joined": joined, "failed": sum(j["failed"] for j in joins), "errors": errors,
+            "retries": sum(j["retries"] for j in joins),
             "p50_ms": pct(join_ms, 50), "p99_ms": pct(join_ms, 99), "max_ms": join_ms[-1] if join_ms else None,
             "storm_s": storm_s, "backlog_s": quiet_s, "server_cpu_s": cpu_s(server_pids) - cpu0,
         }  # fmt: skip
@@ -461,7 +465,9 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
     return out
 
 
-def run_plan(plan: Plan) -> dict[str, Any]:
+def run_plan(plan: Plan, save: Path | None = None) -> dict[str, Any]:
+    """Every row, `plan.rounds` times; with `save`, the raw results are rewritten there after each
+    row's round, so a long run that is cut short keeps what it measured."""
     ensure_node_deps()
     raise_nofile(plan.n + 4096)
     results: dict[str, Any] = {"plan": plan.__dict__ | {"rows": list(plan.rows), "rates": list(plan.rates)}}
@@ -476,17 +482,19 @@ def run_plan(plan: Plan) -> dict[str, Any]:
     rows = [r for r in plan.rows if r not in results["skipped"]]
     started = time.monotonic()
     load0 = os.getloadavg()
-    runs = []
+    results["runs"] = runs = []
+    results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                       text=True).stdout.strip() or "unknown"  # fmt: skip
     # Rows interleaved per round, so load from elsewhere on the machine falls on all of them alike.
     for i in range(plan.rounds):
         for row in rows:
             runs.append(one_round(row, plan, i))
-    results["runs"] = runs
-    results["elapsed_s"] = time.monotonic() - started
-    results["load"] = {"before": load0, "after": os.getloadavg()}
-    results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                       text=True).stdout.strip() or "unknown"  # fmt: skip
+            results["elapsed_s"] = time.monotonic() - started
+            results["load"] = {"before": load0, "after": os.getloadavg()}
+            if save is not None:
+                save.parent.mkdir(parents=True, exist_ok=True)
+                save.write_text(json.dumps(results, indent=1))
     return results
 
 
@@ -644,7 +652,7 @@ def main() -> None:
             plan = replace(plan, rounds=args.rounds)
         if args.rows:
             plan = replace(plan, rows=tuple(r for r in args.rows.split(",") if r))
-        results = run_plan(plan)
+        results = run_plan(plan, args.json)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
