@@ -11,7 +11,7 @@ WEB_SRC := $(shell find web/src web/test -type f 2>/dev/null) web/build.mjs web/
 
 BENCH_NODE := bench/node-peer/node_modules/.installed
 
-.PHONY: run test lint fmt fuzz bench bench-full install web system-deps browser-deps screenshots clean
+.PHONY: run test lint fmt fuzz bench bench-full bench-scale install web system-deps browser-deps screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -100,6 +100,11 @@ bench: $(STAMP) $(BENCH_NODE)
 
 bench-full: $(STAMP) $(BENCH_NODE)
 	BENCH_MODE=full $(PY) bench/run.py
+
+# One session of 10,000 learners alone (bench/scale/README.md): Classcast and the Node peer, each
+# alone and clustered on a private Redis; prints its markdown section, keeps the raw figures.
+bench-scale: $(STAMP) $(BENCH_NODE)
+	$(PY) bench/scale/harness.py --mode full --json bench/scale/last-run.json
 
 # PNGs of the four pages from a scripted session, for the README.
 screenshots: $(STAMP) $(WEB_STAMP) browser-deps

@@ -100,6 +100,19 @@ def main() -> None:
         text=True,
     )
     sections.append(media.stdout)
+    # One session at scale: quick mode N = 500, full mode N = 10,000 (bench/scale/README.md).
+    scale = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "scale" / "harness.py"),
+            "--mode",
+            os.environ.get("BENCH_MODE", "quick"),
+        ],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sections.append(scale.stdout)
     profile = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "fanout" / "profile.py"), "--n", "1000", "--seconds", "8"],
         stdout=subprocess.PIPE,

@@ -120,9 +120,14 @@ function connectOnce(i, base, limitMs, finish, retry) {
 }
 
 async function join({ spread_s = 5, limit_s = 120 }) {
+  let settled = 0;
+  const t0 = performance.now();
+  const progress = setInterval(() => log(`${settled}/${cfg.count} settled after ${((performance.now() - t0) / 1000).toFixed(0)} s`), 30000);
   const results = await Promise.all(
-    Array.from({ length: cfg.count }, (_, j) => sleep(Math.random() * spread_s * 1000).then(() => learner(cfg.offset + j, limit_s * 1000))),
+    Array.from({ length: cfg.count }, (_, j) =>
+      sleep(Math.random() * spread_s * 1000).then(() => learner(cfg.offset + j, limit_s * 1000)).then((r) => { settled++; return r; })),
   );
+  clearInterval(progress);
   const errors = {};
   const joinMs = [];
   let retries = 0;

@@ -30,6 +30,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -55,6 +56,8 @@ LABELS = {
     "peer": "Node peer, 1 process",
     "peer-cluster": "Node peer, 2 processes + Redis (redis-streams-adapter)",
 }
+# The checkout whose `python -m classroom` is measured (`--classcast-dir`: another worktree).
+CLASSCAST_DIR = ROOT
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -76,10 +79,16 @@ class Plan:
 
 
 PLANS = {
-    "quick": Plan(n=1000, mode="quick", rounds=3, seconds=5, join_spread_s=5),
+    "quick": Plan(n=500, mode="quick", rounds=3, seconds=5, join_spread_s=5),
     "full": Plan(
-        n=10_000, mode="full", rounds=3, seconds=10, join_spread_s=30, join_limit_s=300, generators=4,
-        quiet_limit_s=300,
+        n=10_000,
+        mode="full",
+        rounds=3,
+        seconds=10,
+        join_spread_s=30,
+        join_limit_s=300,
+        generators=4,
+        quiet_limit_s=900,
     ),
     "tiny": Plan(n=50, mode="tiny", rounds=1, seconds=2, join_spread_s=1, generators=2, drain_s=30),
 }
@@ -120,7 +129,11 @@ def ensure_node_deps() -> None:
 def classcast_cluster_flags() -> str | None:
     """None when `serve` has --workers and --redis-url; otherwise why the clustered row is skipped."""
     out = subprocess.run(
-        [sys.executable, "-m", "classroom", "serve", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "classroom", "serve", "--help"],
+        cwd=CLASSCAST_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
     missing = [f for f in ("--workers", "--redis-url") if f not in out]
     return f"this Classcast's `serve` has no {' or '.join(missing)}" if missing else None
@@ -226,12 +239,10 @@ def servers(row: str, n: int) -> Iterator[Group]:
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp, contextlib.ExitStack() as stack:
 
-        def spawn(argv: list[str], name: str, ready: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        def spawn(argv: list[str], name: str, ready: str, cwd: Path = ROOT) -> subprocess.Popen:
             path = Path(tmp) / f"{name}.log"
             with path.open("w") as out:
-                proc = subprocess.Popen(
-                    argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-                )
+                proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
             procs.append(proc)
             _wait_ready(proc, path, ready)
             return proc
@@ -252,8 +263,8 @@ def servers(row: str, n: int) -> Iterator[Group]:
         if row.endswith("cluster"):
             rport = free_port()
             # Append-only file fsynced every second (Redis's default durable setting), no RDB dumps.
-            argv = ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", tmp, "--save", "",
-                    "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes"]  # fmt: skip
+            argv = ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", tmp,
+                    "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]  # fmt: skip
             redis_pid = spawn(argv, "redis", "Ready to accept connections").pid
             redis_url = f"redis://127.0.0.1:{rport}"
         urls: list[str] = []
@@ -263,7 +274,7 @@ def servers(row: str, n: int) -> Iterator[Group]:
                     str(Path(tmp) / "data"), "--admin-key", ADMIN_KEY, "--log-level", "WARNING"]  # fmt: skip
             if redis_url:
                 argv += ["--workers", "2", "--redis-url", redis_url]
-            spawn(argv, "classcast", "Trainer link")
+            spawn(argv, "classcast", "Trainer link", CLASSCAST_DIR)
             urls = [f"http://127.0.0.1:{port}"]
         else:
             for i in range(2 if redis_url else 1):
@@ -293,8 +304,8 @@ class Swarm:
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.proc = subprocess.Popen(
-            ["node", str(SWARM), json.dumps(cfg)], cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True, bufsize=1,
+            ["node", str(SWARM), json.dumps(cfg)], cwd=NODE_DIR, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, bufsize=1,
         )  # fmt: skip
         self.answers: list[dict[str, Any]] = []
         self.drained: set[int] = set()
@@ -399,7 +410,9 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
             offset = sum(n // gens + (1 if h < n % gens else 0) for h in range(g))
             swarms.append(Swarm({"role": "learners", "urls": group.urls, "token": learner_token,
                                  "session": link_session, "count": count, "offset": offset}))  # fmt: skip
-        trainer = Swarm({"role": "trainer", "urls": group.urls, "token": trainer_token, "session": link_session})
+        trainer = Swarm(
+            {"role": "trainer", "urls": group.urls, "token": trainer_token, "session": link_session}
+        )
         for s in [*swarms, trainer]:
             stack.callback(s.close)
         ask_all([trainer], 60, cmd="join")
@@ -426,16 +439,16 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
         out["join"] = {
             "joined": joined, "failed": sum(j["failed"] for j in joins), "errors": errors,
             "retries": sum(j["retries"] for j in joins),
-            "p50_ms": pct(join_ms, 50), "p99_ms": pct(join_ms, 99), "max_ms": join_ms[-1] if join_ms else None,
+            "p50_ms": pct(join_ms, 50), "p99_ms": pct(join_ms, 99),
+            "max_ms": join_ms[-1] if join_ms else None,
             "storm_s": storm_s, "backlog_s": quiet_s, "server_cpu_s": cpu_s(server_pids) - cpu0,
         }  # fmt: skip
         out["memory"] = {"rss_before": rss0, "rss_after": rss(server_pids),
                          "bytes_per_learner": (rss(server_pids) - rss0) / max(1, joined)}  # fmt: skip
-        log(f"{row} #{index + 1}: joined {joined}/{n}, p99 {out['join']['p99_ms']} ms, backlog {quiet_s:.0f} s")
+        p99 = out["join"]["p99_ms"]
+        log(f"{row} #{index + 1}: joined {joined}/{n}, p99 {p99} ms, backlog {quiet_s:.0f} s")
         out["rates"] = []
-        rid = 0
-        for rate in plan.rates:
-            rid += 1
+        for rid, rate in enumerate(plan.rates, 1):
             messages = round(rate * plan.seconds)
             ask_all(swarms, 30, cmd="round", id=rid, messages=messages)
             c0, s0 = cpu_s(server_pids), time.monotonic()
@@ -459,8 +472,9 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
                 "server_cpu_s": c1 - c0, "wall_s": s1 - s0,
                 "us_per_delivery": (c1 - c0) * 1e6 / got if got else None,
             })  # fmt: skip
+            last = out["rates"][-1]
             log(f"{row} #{index + 1}: {rate:g}/s: {got}/{acked * joined} deliveries, "
-                f"p99 {out['rates'][-1]['p99_ms']} ms, {out['rates'][-1]['us_per_delivery']} µs/delivery")  # fmt: skip
+                f"p99 {last['p99_ms']} ms, {last['us_per_delivery']} µs/delivery")  # fmt: skip
             wait_quiet(server_pids + gen_pids, limit_s=60)
     return out
 
@@ -484,8 +498,8 @@ def run_plan(plan: Plan, save: Path | None = None) -> dict[str, Any]:
     load0 = os.getloadavg()
     results["runs"] = runs = []
     results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                       text=True).stdout.strip() or "unknown"  # fmt: skip
+    head = ["git", "rev-parse", "--short", "HEAD"]
+    results["commit"] = subprocess.run(head, cwd=CLASSCAST_DIR, capture_output=True, text=True).stdout.strip()
     # Rows interleaved per round, so load from elsewhere on the machine falls on all of them alike.
     for i in range(plan.rounds):
         for row in rows:
@@ -536,7 +550,9 @@ def figures(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         # CPU per delivery over both rates of each round, then the median over rounds.
         f["us_per_delivery"] = _med(
             [
-                sum(x["server_cpu_s"] for x in r["rates"]) * 1e6 / max(1, sum(x["deliveries"] for x in r["rates"]))
+                sum(x["server_cpu_s"] for x in r["rates"])
+                * 1e6
+                / max(1, sum(x["deliveries"] for x in r["rates"]))
                 for r in runs
             ]
         )
@@ -603,7 +619,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "Ratios, Classcast / peer (the issue's goals: CPU per delivery ≤ 0.5x, p99 ≤ 1x):",
             "",
-            "| Classcast | peer | CPU per delivery | " + " | ".join(f"p99 at {r:g} msg/s" for r in rates)
+            "| Classcast | peer | CPU per delivery | "
+            + " | ".join(f"p99 at {r:g} msg/s" for r in rates)
             + " | join p99 | memory per learner |",
             "| --- | --- | ---: |" + " ---: |" * (len(rates) + 2),
         ]
@@ -611,7 +628,10 @@ def markdown(results: dict[str, Any]) -> str:
             fc, fp = figs[c], figs[p]
             cells = [_ratio(fc["us_per_delivery"], fp["us_per_delivery"])]
             cells += [_ratio(fc[r]["p99_ms"], fp[r]["p99_ms"]) for r in rates]
-            cells += [_ratio(fc["join_p99_ms"], fp["join_p99_ms"]), _ratio(fc["kib_per_learner"], fp["kib_per_learner"])]
+            cells += [
+                _ratio(fc["join_p99_ms"], fp["join_p99_ms"]),
+                _ratio(fc["kib_per_learner"], fp["kib_per_learner"]),
+            ]
             lines.append(f"| {LABELS[c]} | {LABELS[p]} | " + " | ".join(cells) + " |")
         lines.append("")
     for r, why in results.get("skipped", {}).items():
@@ -634,14 +654,20 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    # SIGTERM unwinds like Ctrl-C, so every server, Redis and generator process is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(PLANS), default="quick")
     parser.add_argument("--n", type=int, help="learners")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--rows", help=f"comma-separated, of {', '.join(ROWS)}")
-    parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument("--json", type=Path, help="write the raw results here (after every row)")
+    parser.add_argument("--classcast-dir", type=Path, help="measure the Classcast of this checkout")
     parser.add_argument("--from-json", type=Path, help="only render the markdown from saved results")
     args = parser.parse_args()
+    if args.classcast_dir:
+        global CLASSCAST_DIR
+        CLASSCAST_DIR = args.classcast_dir.resolve()
     if args.from_json:
         results = json.loads(args.from_json.read_text())
     else:
