@@ -86,7 +86,7 @@ PLANS = {
         rounds=3,
         seconds=10,
         join_spread_s=30,
-        join_limit_s=300,
+        join_limit_s=1200,
         generators=4,
         quiet_limit_s=900,
     ),
