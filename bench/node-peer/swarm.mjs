@@ -18,7 +18,8 @@
 // (time from opening the websocket to the join ack). {"cmd": "round", "id", "messages"} starts
 // counting the chat of round `id`; answers {"drained": id} once every learner has every message.
 // {"cmd": "stats", "id"} answers {"got", "dupes", "stale", "hist": {bucket: count}} (0.1 ms
-// buckets). {"cmd": "quit"} closes everything.
+// buckets), "last_us" (CLOCK_MONOTONIC of the round's last delivery) and "dropped" (learners whose
+// connection the server closed after their join, so far). {"cmd": "quit"} closes everything.
 // Trainer commands: {"cmd": "send", "id", "rate", "seconds"} sends rate × seconds chat messages
 // paced evenly; answers {"sent", "acked", "errors", "ack_ms_p50"} once every ack is in.
 
@@ -39,6 +40,7 @@ const learners = [];
 let round = null; // {id, messages, counts: Int32Array, got, dupes, hist: Map, expect, drained}
 let stale = 0;
 let joinedCount = 0;
+let dropped = 0; // learners whose connection closed after they joined (a server dropping them)
 
 function onChat(buf, at) {
   // `"text":"fo <round> <k> <µs>"`: parse the three numbers by hand.
@@ -55,7 +57,9 @@ function onChat(buf, at) {
   const c = ++cur.counts[k];
   if (c > cfg.count) { cur.dupes++; return; }
   cur.got++;
-  const bucket = Math.floor((nowUs() - ts) / 100); // 0.1 ms
+  const t = nowUs();
+  cur.lastUs = t;
+  const bucket = Math.floor((t - ts) / 100); // 0.1 ms
   cur.hist.set(bucket, (cur.hist.get(bucket) || 0) + 1);
   if (cur.got === cur.expect && !cur.drained) { cur.drained = true; reply({ drained: cur.id }); }
 }
@@ -114,7 +118,7 @@ function connectOnce(i, base, limitMs, finish, retry) {
     }
   });
   ws.on("error", (e) => fail(`ws error: ${e.message}`));
-  ws.on("close", () => fail("closed"));
+  ws.on("close", () => { if (joined) dropped++; else fail("closed"); });
   learners.push(ws);
   return ws;
 }
@@ -192,13 +196,16 @@ async function handle(msg) {
     case "round":
       round = {
         id: msg.id, counts: new Int32Array(msg.messages), got: 0, dupes: 0, hist: new Map(),
-        expect: msg.messages * joinedCount, drained: false,
+        expect: msg.messages * (joinedCount - dropped), drained: false, lastUs: 0, droppedBefore: dropped,
       };
       return { ready: msg.id };
     case "stats": {
       const cur = round;
       round = null;
-      return { got: cur?.got ?? 0, dupes: cur?.dupes ?? 0, stale, hist: Object.fromEntries(cur?.hist ?? []) };
+      return {
+        got: cur?.got ?? 0, dupes: cur?.dupes ?? 0, stale, hist: Object.fromEntries(cur?.hist ?? []),
+        last_us: cur?.lastUs ?? 0, dropped, dropped_during: dropped - (cur?.droppedBefore ?? dropped),
+      };
     }
     case "send":
       return send(msg);

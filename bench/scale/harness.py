@@ -74,7 +74,7 @@ class Plan:
     join_limit_s: float = 180
     generators: int = 2  # learner processes
     quiet_limit_s: float = 600  # bound on waiting for the presence backlog to drain
-    drain_s: float = 60
+    drain_s: float = 30
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -377,6 +377,37 @@ def wait_quiet(pids: list[int], frac: float = 0.05, limit_s: float = 600) -> flo
     return time.monotonic() - t0
 
 
+class CpuSampler:
+    """CPU time of some processes sampled every 0.1 s on CLOCK_MONOTONIC while in use, so a window
+    can be closed afterwards at a moment learned later (the last delivery)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.samples: list[tuple[float, float]] = []
+        self.stop = threading.Event()
+
+    def __enter__(self) -> CpuSampler:
+        self.samples.append((time.monotonic(), cpu_s(self.pids)))
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.1):
+            self.samples.append((time.monotonic(), cpu_s(self.pids)))
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.samples.append((time.monotonic(), cpu_s(self.pids)))
+
+    def until(self, t: float) -> tuple[float, float]:
+        """(CPU seconds, wall seconds) from the start to the first sample at or after `t`."""
+        t0, c0 = self.samples[0]
+        t1, c1 = next(((ts, c) for ts, c in self.samples if ts >= t), self.samples[-1])
+        return c1 - c0, t1 - t0
+
+
 def pct(sorted_values: list[float], p: float) -> float | None:
     if not sorted_values:
         return None
@@ -451,13 +482,16 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
         for rid, rate in enumerate(plan.rates, 1):
             messages = round(rate * plan.seconds)
             ask_all(swarms, 30, cmd="round", id=rid, messages=messages)
-            c0, s0 = cpu_s(server_pids), time.monotonic()
-            sent = ask_all([trainer], plan.seconds + plan.drain_s + 30, cmd="send", id=rid, rate=rate,
-                           seconds=plan.seconds, drain_s=plan.drain_s)[0]  # fmt: skip
-            deadline = time.monotonic() + plan.drain_s
-            complete = all(s.wait_drained(rid, deadline) for s in swarms)
-            c1, s1 = cpu_s(server_pids), time.monotonic()
+            with CpuSampler(server_pids) as cpu:
+                sent = ask_all([trainer], plan.seconds + plan.drain_s + 30, cmd="send", id=rid, rate=rate,
+                               seconds=plan.seconds, drain_s=plan.drain_s)[0]  # fmt: skip
+                deadline = time.monotonic() + plan.drain_s
+                complete = all(s.wait_drained(rid, deadline) for s in swarms)
             stats = ask_all(swarms, 30, cmd="stats", id=rid)
+            # The window ends at the round's last delivery (both on CLOCK_MONOTONIC), not when the
+            # harness stopped waiting for learners a server dropped.
+            last = max((st["last_us"] for st in stats), default=0) / 1e6
+            cpu_used, wall = cpu.until(last if last else time.monotonic())
             hist: dict[int, int] = {}
             for st in stats:
                 for k, v in st["hist"].items():
@@ -467,14 +501,15 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
             out["rates"].append({
                 "rate": rate, "messages": messages, "acked": acked, "send_errors": sent["errors"],
                 "expected": acked * joined, "deliveries": got, "lost": max(0, acked * joined - got),
-                "dupes": sum(st["dupes"] for st in stats), "complete": complete,
+                "dropped": sum(st["dropped"] for st in stats), "dupes": sum(st["dupes"] for st in stats),
+                "complete": complete,
                 "p50_ms": hist_pct(hist, 50), "p99_ms": hist_pct(hist, 99), "max_ms": hist_pct(hist, 100),
-                "server_cpu_s": c1 - c0, "wall_s": s1 - s0,
-                "us_per_delivery": (c1 - c0) * 1e6 / got if got else None,
+                "server_cpu_s": cpu_used, "wall_s": wall,
+                "us_per_delivery": cpu_used * 1e6 / got if got else None,
             })  # fmt: skip
-            last = out["rates"][-1]
-            log(f"{row} #{index + 1}: {rate:g}/s: {got}/{acked * joined} deliveries, "
-                f"p99 {last['p99_ms']} ms, {last['us_per_delivery']} µs/delivery")  # fmt: skip
+            r = out["rates"][-1]
+            log(f"{row} #{index + 1}: {rate:g}/s: {got}/{acked * joined} deliveries ({r['dropped']} learners "
+                f"dropped), p99 {r['p99_ms']} ms, {r['us_per_delivery']} µs/delivery")  # fmt: skip
             wait_quiet(server_pids + gen_pids, limit_s=60)
     return out
 
@@ -536,6 +571,8 @@ def figures(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "backlog_s": _med([r["join"]["backlog_s"] for r in runs]),
             "join_cpu_s": _med([r["join"]["server_cpu_s"] for r in runs]),
             "kib_per_learner": _med([r["memory"]["bytes_per_learner"] / 1024 for r in runs]),
+            # Learners a server closed after their join (ping timeouts of a server running behind).
+            "dropped": max((r["rates"][-1].get("dropped", 0) if r["rates"] else 0) for r in runs),
         }
         for rate in results["plan"]["rates"]:
             rr = [x for r in runs for x in r["rates"] if x["rate"] == rate]
@@ -605,6 +642,7 @@ def markdown(results: dict[str, Any]) -> str:
     row("presence backlog after the storm", "backlog_s", 0, " s")
     row("server CPU for the storm", "join_cpu_s", 1, " s")
     row("memory per learner", "kib_per_learner", 1, " KiB")
+    row("learners the server dropped after joining (most of rounds)", "dropped", 0, "")
     for rate in rates:
         row(f"delivery latency p50 at {rate:g} msg/s", (rate, "p50_ms"), 1, " ms")
         row(f"delivery latency p99 at {rate:g} msg/s", (rate, "p99_ms"), 1, " ms")
