@@ -101,8 +101,9 @@ bench: $(STAMP) $(BENCH_NODE)
 bench-full: $(STAMP) $(BENCH_NODE)
 	BENCH_MODE=full $(PY) bench/run.py
 
-# One session of 10,000 learners alone (bench/scale/README.md): Classcast and the Node peer, each
-# alone and clustered on a private Redis; prints its markdown section, keeps the raw figures.
+# One session of 10,000 learners (bench/scale/README.md; `make bench` runs it at 500, bench-full at
+# 2,000): Classcast and the Node peer, each alone and clustered on a private Redis. Prints its
+# markdown section, keeps the raw figures. Long: every join storm is O(N²) on today's servers.
 bench-scale: $(STAMP) $(BENCH_NODE)
 	$(PY) bench/scale/harness.py --mode full --json bench/scale/last-run.json
 
