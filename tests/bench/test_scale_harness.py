@@ -15,10 +15,14 @@ from bench.scale import harness
 
 N = 50
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or shutil.which("npm") is None or shutil.which("redis-server") is None,
-    reason="node, npm and redis-server are needed",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("node") is None or shutil.which("npm") is None or shutil.which("redis-server") is None,
+        reason="node, npm and redis-server are needed",
+    ),
+    # The module's first test runs the whole harness (3 rows, ~40 s alone, minutes at a load of 30).
+    pytest.mark.timeout(900),
+]
 
 
 @pytest.fixture(scope="module")
