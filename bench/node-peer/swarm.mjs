@@ -165,6 +165,14 @@ async function trainerJoin() {
 }
 
 async function send({ id, rate, seconds, drain_s = 60 }) {
+  // A server that fell far behind (a long join storm) may have dropped the trainer on a ping
+  // timeout: join again, as a trainer's browser would reconnect.
+  let rejoined = false;
+  if (!trainer.connected) {
+    trainer.disconnect();
+    await trainerJoin();
+    rejoined = true;
+  }
   const total = Math.round(rate * seconds);
   const t0 = performance.now();
   const errors = {};
@@ -183,7 +191,7 @@ async function send({ id, rate, seconds, drain_s = 60 }) {
   }
   await Promise.all(pending);
   acks.sort((a, b) => a - b);
-  return { sent: total, acked: acks.length, errors, ack_ms_p50: acks.length ? acks[Math.floor(acks.length / 2)] : null };
+  return { sent: total, acked: acks.length, errors, rejoined, ack_ms_p50: acks.length ? acks[Math.floor(acks.length / 2)] : null };
 }
 
 // -- commands -------------------------------------------------------------------------------------

@@ -500,6 +500,7 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
             acked = sent["acked"]
             out["rates"].append({
                 "rate": rate, "messages": messages, "acked": acked, "send_errors": sent["errors"],
+                "trainer_rejoined": sent.get("rejoined", False),
                 "expected": acked * joined, "deliveries": got, "lost": max(0, acked * joined - got),
                 "dropped": sum(st["dropped"] for st in stats), "dupes": sum(st["dupes"] for st in stats),
                 "complete": complete,
