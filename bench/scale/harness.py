@@ -583,15 +583,16 @@ def figures(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "max_ms": max((x["max_ms"] or 0) for x in rr),
                 "us_per_delivery": _med([x["us_per_delivery"] for x in rr]),
                 "lost": sum(x["lost"] for x in rr),
+                "acked": sum(x["acked"] for x in rr),
+                "messages": sum(x["messages"] for x in rr),
                 "deliveries": sum(x["deliveries"] for x in rr),
             }
         # CPU per delivery over both rates of each round, then the median over rounds.
         f["us_per_delivery"] = _med(
             [
-                sum(x["server_cpu_s"] for x in r["rates"])
-                * 1e6
-                / max(1, sum(x["deliveries"] for x in r["rates"]))
+                sum(x["server_cpu_s"] for x in r["rates"]) * 1e6 / sum(x["deliveries"] for x in r["rates"])
                 for r in runs
+                if sum(x["deliveries"] for x in r["rates"])
             ]
         )
         out[row] = f
@@ -612,6 +613,7 @@ def markdown(results: dict[str, Any]) -> str:
     rates = plan["rates"]
     rows = [r for r in ROWS if r in figs]
     n = plan["n"]
+    done = ", ".join(f"{LABELS[r]}: {figs[r]['rounds']}" for r in rows)
     lines = [
         "## One session at scale (`bench/scale/harness.py`)",
         "",
@@ -620,8 +622,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['elapsed_s'] / 60:.1f} min, load average {results['load']['before'][0]:.1f} before and "
         f"{results['load']['after'][0]:.1f} after on {os.cpu_count()} cores. Every process shares the same "
         "cores (no pinning): the servers, Redis, "
-        f"{plan['generators']} learner processes and the trainer's. Each figure is the median over "
-        f"{plan['rounds']} round(s); a round is a fresh set of server processes: a join storm, memory, then "
+        f"{plan['generators']} learner processes and the trainer's. Each figure is the median over the "
+        f"rounds completed ({done}; "
+        f"{plan['rounds']} planned); a round is a fresh set of server processes: a join storm, memory, then "
         f"trainer chat at {' and '.join(f'{r:g}' for r in rates)} messages/s for {plan['seconds']:g} s each.",
         "",
     ]
@@ -645,6 +648,11 @@ def markdown(results: dict[str, Any]) -> str:
     row("memory per learner", "kib_per_learner", 1, " KiB")
     row("learners the server dropped after joining (most of rounds)", "dropped", 0, "")
     for rate in rates:
+        lines.append(
+            f"| trainer messages acked at {rate:g} msg/s (all rounds) | "
+            + " | ".join(f"{figs[r][rate]['acked']} of {figs[r][rate]['messages']}" for r in rows)
+            + " |"
+        )
         row(f"delivery latency p50 at {rate:g} msg/s", (rate, "p50_ms"), 1, " ms")
         row(f"delivery latency p99 at {rate:g} msg/s", (rate, "p99_ms"), 1, " ms")
         row(f"deliveries lost at {rate:g} msg/s (all rounds)", (rate, "lost"), 0, "")
