@@ -11,7 +11,13 @@ WEB_SRC := $(shell find web/src web/test -type f 2>/dev/null) web/build.mjs web/
 
 BENCH_NODE := bench/node-peer/node_modules/.installed
 
-.PHONY: run test lint fmt fuzz bench bench-full bench-scale install web system-deps browser-deps screenshots clean
+# A Learning Record Store for the xAPI tests (ralph's, with its file-system backend), in a
+# virtualenv of its own: ralph's LRS pins its web stack (fastapi, uvicorn, ...) exactly.
+LRS_VENV ?= .venv-lrs
+LRS_RALPH := ralph-malph[cli,lrs]==5.1.0
+LRS_STAMP := $(LRS_VENV)/.installed-ralph-5.1.0
+
+.PHONY: run test lint fmt fuzz bench bench-full bench-scale install web system-deps browser-deps screenshots clean lrs
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -76,7 +82,16 @@ $(BENCH_NODE): bench/node-peer/package.json bench/node-peer/package-lock.json
 	cd bench/node-peer && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: $(STAMP) $(WEB_STAMP) $(BENCH_NODE) browser-deps
+# ralph's LRS imports requests without declaring it: installed beside it.
+$(LRS_STAMP):
+	@$(MAKE) --no-print-directory system-deps
+	@test -x $(LRS_VENV)/bin/python || $(PYTHON) -m venv $(LRS_VENV)
+	$(LRS_VENV)/bin/python -m pip install -q '$(LRS_RALPH)' 'requests>=2.31,<3'
+	@rm -f $(LRS_VENV)/.installed-* && touch $@
+
+lrs: $(LRS_STAMP)
+
+test: $(STAMP) $(WEB_STAMP) $(BENCH_NODE) $(LRS_STAMP) browser-deps
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -112,4 +127,4 @@ screenshots: $(STAMP) $(WEB_STAMP) browser-deps
 	$(PY) -m tests.web.screenshots docs/screenshots
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info web/node_modules web/dist
+	rm -rf $(VENV) $(LRS_VENV) .pytest_cache .ruff_cache *.egg-info web/node_modules web/dist

@@ -50,12 +50,20 @@ def serve(settings: Settings) -> None:
     from .app import STOPPED, build_app
 
     created = settings.resolve_keys()
-    store = SessionStore(settings.data_dir)
-    try:
-        demo = next((s for s in store.list_sync() if s.title == DEMO_TITLE and s.status != "ended"), None)
-        demo = demo or store.create_sync(new_id(), DEMO_TITLE)
-    finally:
-        store.close()
+    if settings.redis_url:
+        from .cluster import find_or_create_sync
+
+        try:
+            demo = find_or_create_sync(settings.redis_url, DEMO_TITLE)  # in the cluster's store
+        except Exception as exc:  # unreachable, refused: one line, exit 2
+            fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
+    else:
+        store = SessionStore(settings.data_dir)
+        try:
+            demo = next((s for s in store.list_sync() if s.title == DEMO_TITLE and s.status != "ended"), None)
+            demo = demo or store.create_sync(new_id(), DEMO_TITLE)
+        finally:
+            store.close()
     app = build_app(settings)
     base = settings.base_url
     urls = links(_signer(settings), base, demo.id)
@@ -111,11 +119,19 @@ def create(settings: Settings, title: str, recorded_url: bool = False) -> None:
     except CommandError as exc:
         sys.exit(f"error: {exc.message}")
     settings.resolve_keys()
-    store = SessionStore(settings.data_dir)
-    try:
-        info = store.create_sync(new_id(), title)
-    finally:
-        store.close()
+    if settings.redis_url:
+        from .cluster import create_sync
+
+        try:
+            info = create_sync(settings.redis_url, title)  # in the cluster's store
+        except Exception as exc:
+            fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
+    else:
+        store = SessionStore(settings.data_dir)
+        try:
+            info = store.create_sync(new_id(), title)
+        finally:
+            store.close()
     base = settings.base_url
     if recorded_url:
         with contextlib.suppress(OSError):

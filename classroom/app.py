@@ -11,9 +11,10 @@ import engineio.base_server
 import socketio
 from aiohttp import web
 
-from recorder.api import LIBRARY, REPLAY_STORE, setup_replay_routes
+from recorder.api import LIBRARY, REPLAY_STORE, XAPI_BASE, XAPI_CHANGED, build_statements, setup_replay_routes
 from recorder.interactive import ReplayStore
 from recorder.library import Library
+from recorder.lrs import LrsPusher
 from recorder.mediafeed import MediaFeeds
 from recorder.recorder import Recorder
 from signaling.fanout import FrameFanout
@@ -25,6 +26,7 @@ from signaling.wire import JsonPacket
 
 from .api import setup_routes
 from .auth import Signer
+from .cluster import ClusterSessions, RedisStore
 from .config import Settings
 from .heap import HeapTrimmer, LongLived
 from .http import ServerLog, json_errors, security_headers
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # How the last stop went: {"saved": False} when events could not be saved (`serve` exits 3 then).
 STOPPED = web.AppKey("stopped", dict)
+# Cluster mode's registry (None when embedded): `ready()` and `release_all()` for readiness and drain.
+CLUSTER = web.AppKey("cluster", object)
+LRS = web.AppKey("lrs", LrsPusher)  # when --lrs-url is given
 CLOSING = {
     "code": "server_closing",
     "message": "The server is restarting. You will be reconnected in a moment.",
@@ -100,22 +105,44 @@ def build_app(settings: Settings) -> web.Application:
     long_lived = LongLived()
     transports = Transports(heap, Guard(bad_packets=bad_packet_rate(settings.bad_packets)))
     transports.install(sio)
-    store = SessionStore(settings.data_dir)
     recordings = settings.data_dir / "recordings"
     recorder = Recorder(recordings)
     library = Library(recordings, recorder.is_open)
     replay_store = ReplayStore(settings.data_dir / "replay.db")
-    sessions = Sessions(store, FrameFanout(sio, transports), recorder, settings.idle_timeout)
+    sessions: Sessions | ClusterSessions
+    if settings.redis_url:
+        # Cluster mode: sessions shared through Redis (classroom/cluster.py); no live media yet.
+        sessions = ClusterSessions(
+            settings.redis_url, FrameFanout(sio, transports), recorder, settings.idle_timeout
+        )
+        store: SessionStore | RedisStore = sessions.store
+    else:
+        store = SessionStore(settings.data_dir)
+        sessions = Sessions(store, FrameFanout(sio, transports), recorder, settings.idle_timeout)
+    app[CLUSTER] = sessions if isinstance(sessions, ClusterSessions) else None
     signer = Signer(settings.secret, settings.link_ttl, settings.participant_ttl)
     app[SESSIONS] = sessions
     app[SIGNER] = signer
     app[ADMIN_KEY] = settings.admin_key
     app[PUBLIC_URL] = (settings.public_url or "").rstrip("/")
     media = MediaRooms(sio, settings.ice_servers, MediaFeeds(recordings))
-    hub = Hub(sio, sessions, signer, transports.guard, media)
+    hub = Hub(sio, sessions, signer, transports.guard, None if settings.redis_url else media)
     app[HUB] = hub
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store
+    app[XAPI_BASE] = settings.base_url
+    lrs: LrsPusher | None = None
+    if settings.lrs_url:
+        lrs = LrsPusher(
+            settings.lrs_url,
+            settings.lrs_user,
+            settings.lrs_password,
+            settings.data_dir / "lrs.db",
+            lambda session_id: build_statements(app, session_id),
+        )
+        app[LRS] = lrs
+        app[XAPI_CHANGED] = lrs.notify
+        sessions.on_ended.append(lambda session_id: lrs.notify(session_id, final=True))
     setup_routes(app)
     setup_replay_routes(app)
     setup_pages(app)
@@ -123,6 +150,8 @@ def build_app(settings: Settings) -> web.Application:
     async def start(app: web.Application) -> None:
         sessions.start()
         heap.start()
+        if lrs is not None:
+            await lrs.start()
         long_lived.start()
 
     async def closing(app: web.Application) -> None:
@@ -145,6 +174,8 @@ def build_app(settings: Settings) -> web.Application:
         await heap.close()
         await long_lived.close()
         app[STOPPED]["saved"] = await sessions.close()
+        if lrs is not None:
+            await lrs.close()  # what is left to push stays noted for the next start
         store.close()
         library.close()
         replay_store.close()

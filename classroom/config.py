@@ -29,6 +29,12 @@ class Settings:
     bad_packets: int = 20  # undecodable packets per connection per 10 s before it is closed; 0: never
     # STUN/TURN servers for the server's WebRTC peers; none is needed on loopback or a LAN.
     ice_servers: list[str] = field(default_factory=list)
+    # Cluster mode (classroom/cluster.py): sessions shared with the other nodes on this Redis.
+    redis_url: str | None = None
+    # A Learning Record Store's xAPI endpoint: statements are pushed there (`recorder/lrs.py`).
+    lrs_url: str | None = None
+    lrs_user: str | None = None
+    lrs_password: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -115,12 +121,33 @@ _OPTIONS: dict[str, tuple[str, str, Any, str]] = {
         "STUN/TURN servers for live media, comma-separated URLs "
         "(stun:host:port, turn:user:password@host:port?transport=udp; default: none)",
     ),
+    "redis_url": (
+        "--redis-url",
+        "REDIS_URL",
+        str,
+        "cluster mode: share sessions with the other servers on this Redis (redis://host:port/db; "
+        "default: none, one process on its own)",
+    ),
+    "lrs_url": (
+        "--lrs-url",
+        "CLASSCAST_LRS_URL",
+        str,
+        "xAPI endpoint of a Learning Record Store to push statements to, e.g. https://lrs.example.org/xAPI "
+        "(default: none)",
+    ),
+    "lrs_user": ("--lrs-user", "CLASSCAST_LRS_USER", str, "user name for the LRS (HTTP basic auth)"),
+    "lrs_password": (
+        "--lrs-password",
+        "CLASSCAST_LRS_PASSWORD",
+        str,
+        "password for the LRS (prefer the variable: a flag shows in the process list)",
+    ),
 }
 SERVE_OPTIONS = tuple(_OPTIONS)
 # `create` prints links: it needs what makes them (the URL, the secret, the lifetimes).
 CREATE_OPTIONS = (
     *("host", "port", "data_dir", "secret", "public_url"),
-    *("link_ttl", "participant_ttl", "log_level"),
+    *("link_ttl", "participant_ttl", "log_level", "redis_url"),
 )
 EXPORT_OPTIONS = ("data_dir", "log_level")
 _URL_OPTIONS = ("host", "port", "public_url")
@@ -178,6 +205,14 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
             raise ConfigError(f"{_OPTIONS[name][0]}: must be positive")
     if settings.public_url is not None:
         settings.public_url = normalise_url(settings.public_url)
+    if settings.redis_url is not None and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(f"redis URL {settings.redis_url!r}: must start with redis://, rediss:// or unix://")
+    if settings.lrs_url is not None:
+        settings.lrs_url = normalise_url(settings.lrs_url, "LRS URL")
+    elif settings.lrs_user or settings.lrs_password:
+        raise ConfigError("--lrs-user and --lrs-password need --lrs-url (or CLASSCAST_LRS_URL)")
     return settings
 
 
@@ -196,9 +231,9 @@ def ice_server_urls(raw: str, source: str = "--ice-servers") -> list[str]:
     return urls
 
 
-def normalise_url(url: str) -> str:
+def normalise_url(url: str, what: str = "public URL") -> str:
     """A base URL without trailing slashes, so `base + "/s/..."` never has `//`."""
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")) or url[-3:] == "://":
-        raise ConfigError(f"public URL {url!r}: must start with http:// or https://")
+        raise ConfigError(f"{what} {url!r}: must start with http:// or https://")
     return url

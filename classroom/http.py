@@ -47,6 +47,7 @@ STATUS = {
     "internal_error": 500,
     "recording_damaged": 500,
     "storage_full": 503,
+    "temporarily_unavailable": 503,  # cluster mode: Redis unreachable
 }
 
 # Content Security Policy of the HTML pages. The bundles are plain files under /static and the pages

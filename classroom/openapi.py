@@ -101,6 +101,8 @@ def _query(name: str) -> dict[str, Any]:
         schema = {"type": "integer", "enum": [0, 1], "default": 0, "description": "1: as an attachment"}
     elif name == "limit":
         schema = {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
+    elif name == "offset":
+        schema = {"type": "integer", "minimum": 0, "default": 0, "description": "items to skip"}
     else:
         schema = {"type": "integer", "minimum": 0, "description": "milliseconds since the start"}
     return {"name": name, "in": "query", "required": required, "schema": schema}
@@ -113,6 +115,26 @@ def _recording_paths() -> dict[str, Any]:
         "content": {"application/json": {"schema": obj}, "application/msgpack": {"schema": obj}},
     }
     ok = {"200": negotiated}
+    xapi_get = _op(
+        "xAPI 1.0.3 statements of what happened (attended, answered, asked, progressed,"
+        " completed), validated with ralph's xAPI models; a StatementResult page",
+        {
+            "200": {
+                "description": "statements ordered by timestamp then id; `more`: the next"
+                " page's path or empty; `total`: how many in all",
+                "content": {"application/json": {"schema": obj}},
+            }
+        },
+        400,
+        401,
+        403,
+        404,
+        params=("?offset", "?limit"),
+        security="trainer",
+    )
+    for param in xapi_get["parameters"]:
+        if param["name"] == "limit":
+            param["schema"] = {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1000}
     return {
         "/api/recordings": {
             "get": {
@@ -268,6 +290,7 @@ def _recording_paths() -> dict[str, Any]:
                 security="trainer",
             ),
         },
+        "/api/sessions/{id}/xapi": {"get": xapi_get},
         "/api/recordings/{id}/quiz": {
             "get": _op(
                 "This viewer's quiz answers (with the live results where the trainer shared them)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from .auth import new_id
 from .core import SessionState
@@ -27,6 +28,8 @@ class Sessions:
         self.live: dict[str, LiveSession] = {}
         self._loading: dict[str, asyncio.Future[LiveSession | None]] = {}
         self._reaper: asyncio.Task[None] | None = None
+        # Called with a session's id when it ends (its `session.ended` is queued for the log).
+        self.on_ended: list[Callable[[str], None]] = []
 
     async def create(self, title: str, recording: bool = True, anonymize: bool = False) -> SessionInfo:
         return await self.store.create(new_id(), title, recording, anonymize)
@@ -60,6 +63,7 @@ class Sessions:
                 if recovered.repaired:
                     log.warning("session %s: its log had a torn tail (%s)", info.id, recovered.repaired)
                 session = LiveSession(info, self.fanout, self.store.set_status, self.recorder, recovered)
+                session.on_ended = self.on_ended
                 self.live[session_id] = session
                 session.rebuild()
                 if session.state.status != info.status and session.state.status in ("live", "ended"):

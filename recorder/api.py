@@ -29,9 +29,9 @@ from classroom.core.limits import (
 from classroom.core.ratelimit import TokenBucket
 from classroom.core.validation import Text, parse
 from classroom.http import bearer, error_response, int_param, read_json
-from classroom.keys import ADMIN_KEY, HUB, SESSIONS, SIGNER
+from classroom.keys import ADMIN_KEY, HUB, PUBLIC_URL, SESSIONS, SIGNER
 
-from . import exports, media, report
+from . import exports, media, report, xapi
 from .interactive import ReplayStore
 from .library import Library
 from .paths import valid_id
@@ -40,6 +40,14 @@ from .replay import Recording, RecordingError
 LIBRARY = web.AppKey("library", Library)
 REPLAY_STORE = web.AppKey("replay_store", ReplayStore)
 PROGRESS_BUCKETS = web.AppKey("progress_buckets", OrderedDict)
+# Optional: what the assignments know for xAPI. An async callable, session id -> (e-mails by
+# participant or viewer id, completed assignments as `xapi.Completion`s); wired by the composition
+# root once assignments exist. When one completes, call `app[XAPI_CHANGED](session_id)` if set.
+XAPI_EXTRAS = web.AppKey("xapi_extras", object)
+# The server's base URL (`Settings.base_url`): activity ids and accounts' homePage in statements.
+XAPI_BASE = web.AppKey("xapi_base", str)
+# Optional: told when a session's statements may have changed (`recorder/lrs.py`).
+XAPI_CHANGED = web.AppKey("xapi_changed", object)
 
 END = 2**62  # the default `to`: the end of any recording; no query time may exceed it
 _MSGPACK = ("application/msgpack", "application/x-msgpack")
@@ -403,6 +411,7 @@ async def answer_quiz(request: web.Request) -> web.Response:
         raise CommandError("out_of_range", "choices: this poll takes exactly one choice")
     assert access.viewer
     await request.app[REPLAY_STORE].answer_quiz(session_id, access.viewer, poll["id"], choices)
+    _changed(request, session_id)
     return _respond(request, _quiz_result(poll, choices))
 
 
@@ -445,6 +454,7 @@ async def ask(request: web.Request) -> web.Response:
         raise CommandError("out_of_range", f"t: the recording lasts {duration} ms")
     assert access.viewer and access.name
     question = await request.app[REPLAY_STORE].ask(session_id, access.viewer, access.name, body.t, body.text)
+    _changed(request, session_id)
     return _respond(request, question, 201)
 
 
@@ -487,7 +497,15 @@ async def progress(request: web.Request) -> web.Response:
     )
     if not stored:
         raise CommandError("limit_reached", f"a viewer may send at most {PROGRESS_REPORTS} progress reports")
+    _changed(request, session_id, progress=True)
     return web.Response(status=204)
+
+
+def _changed(request: web.Request, session_id: str, progress: bool = False) -> None:
+    """Tell the LRS pusher, if there is one, that the session's statements may have changed."""
+    notify = request.app.get(XAPI_CHANGED)
+    if notify is not None:
+        notify(session_id, progress=progress)  # type: ignore[operator]
 
 
 _CSV_TYPES = ("text/csv",)
@@ -527,6 +545,69 @@ async def session_report(request: web.Request) -> web.Response:
             },
         )
     return _respond(request, body)
+
+
+XAPI_LIMIT = 1000  # statements per page of GET /api/sessions/{id}/xapi
+
+
+async def build_statements(app: web.Application, session_id: str) -> tuple[list[dict[str, Any]], bool]:
+    """The session's xAPI statements (`recorder/xapi.py`) from its recording's report fold and
+    what replay viewers stored, and whether the session has ended. Raises `RecordingError`."""
+    viewers = await app[REPLAY_STORE].report_data(session_id)
+    emails: dict[str, str] = {}
+    completions: tuple[xapi.Completion, ...] = ()
+    extras = app.get(XAPI_EXTRAS)
+    if extras is not None:
+        emails, found = await extras(session_id)  # type: ignore[operator]
+        completions = tuple(found)
+    base = app.get(XAPI_BASE) or app[PUBLIC_URL]
+
+    def build(rec: Recording) -> tuple[list[dict[str, Any]], bool]:
+        fold = rec.report_fold()
+        m = rec.manifest()
+        ix = rec.index
+        names = ix.aliases.names if rec.anonymized else {}
+        rendered = fold.report(0, names, {**viewers, "duration_ms": m["duration_ms"]})
+        if ix.started_wall_ms is not None and fold.started_t is not None:
+            wall_base = ix.started_wall_ms - fold.started_t
+        else:
+            wall_base = int(float(ix.header.get("created") or 0) * 1000)
+        src = xapi.Source(
+            session_id=session_id,
+            title=m["title"],
+            base_url=base,
+            report=rendered,
+            fold=fold,
+            wall_base_ms=wall_base,
+            replay=viewers,
+            emails=emails,
+            completions=completions,
+        )
+        return xapi.statements(src), m["status"] == "ended"
+
+    return await app[LIBRARY].read(session_id, build)
+
+
+async def session_xapi(request: web.Request) -> web.Response:
+    """The session's xAPI statements, as an xAPI StatementResult page (`offset`, `limit`)."""
+    session_id, access = _recording(request)
+    _require_manager(access)
+    offset = int_param(request, "offset", 0, END)
+    limit = int_param(request, "limit", XAPI_LIMIT, END)
+    if not 1 <= limit <= XAPI_LIMIT:
+        raise CommandError("out_of_range", f"limit: from 1 to {XAPI_LIMIT}")
+    try:
+        found, _ended = await build_statements(request.app, session_id)
+    except RecordingError as exc:
+        raise CommandError("recording_damaged", str(exc)) from None
+    page = found[offset : offset + limit]
+    more = ""
+    if offset + limit < len(found):
+        more = f"/api/sessions/{session_id}/xapi?offset={offset + limit}&limit={limit}"
+    return web.json_response(
+        {"statements": page, "more": more, "total": len(found)},
+        headers={"X-Experience-API-Version": xapi.VERSION},
+    )
 
 
 RECORDING_OFF = "the session was created with recording off: it has no replay"
@@ -574,4 +655,5 @@ def setup_replay_routes(app: web.Application) -> None:
     r.add_post("/api/recordings/{id}/questions/{qid}/answer", only(answer))
     r.add_post("/api/recordings/{id}/viewers/{viewer}/progress", only(progress))
     r.add_get("/api/sessions/{id}/report", only(session_report))
+    r.add_get("/api/sessions/{id}/xapi", only(session_xapi))
     app[PROGRESS_BUCKETS] = OrderedDict()

@@ -57,8 +57,8 @@ _COUNTED = {
     "wb.element.added": "drawings",
     "reaction": "reactions",
 }
-VERSION = 4  # 2: the saved index is one CRC-framed record; 3: chapters name pages by number,
-# polls apart; 4: with the engagement report's fold
+VERSION = 5  # 2: the saved index is one CRC-framed record; 3: chapters name pages by number,
+# polls apart; 4: with the engagement report's fold; 5: the fold keeps each learner's answers (xAPI)
 
 
 @dataclass

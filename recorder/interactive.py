@@ -142,18 +142,32 @@ class ReplayStore:
             )
         ]
         progress: dict[str, list[tuple[int, int]]] = {}
-        for r in db.execute("SELECT viewer, from_ms, to_ms FROM progress WHERE recording = ?", (recording,)):
+        progress_at: dict[str, list[float]] = {}  # when each report came (xAPI timestamps)
+        for r in db.execute(
+            "SELECT viewer, from_ms, to_ms, at FROM progress WHERE recording = ? ORDER BY rowid", (recording,)
+        ):
             progress.setdefault(r["viewer"], []).append((r["from_ms"], r["to_ms"]))
+            progress_at.setdefault(r["viewer"], []).append(r["at"])
         quiz: dict[str, dict[str, list[int]]] = {}
-        for r in db.execute("SELECT viewer, poll, choices FROM quiz WHERE recording = ?", (recording,)):
+        quiz_at: dict[str, dict[str, float]] = {}
+        for r in db.execute("SELECT viewer, poll, choices, at FROM quiz WHERE recording = ?", (recording,)):
             quiz.setdefault(r["viewer"], {})[r["poll"]] = json.loads(r["choices"])
+            quiz_at.setdefault(r["viewer"], {})[r["poll"]] = r["at"]
         questions = [
-            {"viewer": r["viewer"], "t": r["t"], "text": r["text"]}
+            {"viewer": r["viewer"], "t": r["t"], "text": r["text"], "id": r["id"], "created": r["created"]}
             for r in db.execute(
-                "SELECT viewer, t, text FROM questions WHERE recording = ? ORDER BY t, created", (recording,)
+                "SELECT id, viewer, t, text, created FROM questions WHERE recording = ? ORDER BY t, created",
+                (recording,),
             )
         ]
-        return {"viewers": viewers, "progress": progress, "quiz": quiz, "questions": questions}
+        return {
+            "viewers": viewers,
+            "progress": progress,
+            "progress_at": progress_at,
+            "quiz": quiz,
+            "quiz_at": quiz_at,
+            "questions": questions,
+        }
 
     async def report_data(self, recording: str) -> dict[str, Any]:
         """Everything replay viewers added to a recording, for the engagement report."""

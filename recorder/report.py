@@ -51,6 +51,7 @@ _STATUS = {"qa.answered": "answered", "qa.dismissed": "dismissed", "qa.reopened"
 
 class _Person:
     __slots__ = (
+        "answers",
         "counts",
         "id",
         "joins",
@@ -72,6 +73,7 @@ class _Person:
         self.poll_votes = 0  # polls voted in (non-anonymous)
         self.quiz_answered = 0  # of those, quizzes
         self.quiz_correct = 0  # quizzes whose last choices are the correct ones
+        self.answers: dict[str, list[Any]] = {}  # poll -> [last choices, t] (non-anonymous polls)
 
     def dump(self) -> list[Any]:
         return [
@@ -83,6 +85,7 @@ class _Person:
             self.poll_votes,
             self.quiz_answered,
             self.quiz_correct,
+            self.answers,
         ]
 
     @classmethod
@@ -91,6 +94,7 @@ class _Person:
         p.joins = d[2]
         p.counts = dict(zip(PERSONAL, d[3], strict=True))
         p.upvotes_received, p.poll_votes, p.quiz_answered, p.quiz_correct = d[4:8]
+        p.answers = d[8]
         return p
 
 
@@ -151,7 +155,7 @@ class ReportFold:
         minute[_KIND_AT[kind]] += 1
         person = self.people.get(actor) if actor else None
         if type_ == "poll.voted":
-            self._voted(person, data)
+            self._voted(person, data, t)
             return
         if type_ == "qa.asked":
             self.questions[data["id"]] = {
@@ -196,7 +200,7 @@ class ReportFold:
         if eligible is not None:
             self.polls[poll_id]["eligible"] = len(eligible)
 
-    def _voted(self, person: _Person | None, data: dict[str, Any]) -> None:
+    def _voted(self, person: _Person | None, data: dict[str, Any], t: int) -> None:
         poll = self.polls.get(data["poll_id"])
         if poll is None:
             return
@@ -205,6 +209,7 @@ class ReportFold:
             return  # counted for the poll and the timeline, never for a person
         previous = data.get("previous")
         correct = poll["correct"]
+        person.answers[data["poll_id"]] = [data["choices"], t]  # what xAPI says they answered
         if previous is None:
             person.poll_votes += 1
         if correct is not None:

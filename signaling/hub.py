@@ -220,6 +220,9 @@ class Hub:
                 raise CommandError("invalid_payload", "send one payload object per command")
             payload = args[0] if args else None
             _check_size(payload)
+            if getattr(conn.session, "forwards", False):
+                # Cluster mode (classroom/cluster.py): the session's owner runs the core and acks.
+                return await conn.session.command(conn.pid, name, payload)
             if name in MEDIA_COMMANDS and self.media is not None:
                 reply = await self.media.command(sid, conn.session, conn.pid, name, payload)
                 return {"ok": True, "seq": conn.session.state.seq, **reply}

@@ -75,8 +75,8 @@ async def barrier(trainer: ClassroomClient, *clients: ClassroomClient) -> None:
 
 @asynccontextmanager
 async def running_server(data_dir: Path, **overrides: Any) -> AsyncIterator[Server]:
-    """A real server in this process, listening on a free loopback port."""
-    port = free_port()
+    """A real server in this process, listening on a free loopback port (or `port=`)."""
+    port = overrides.pop("port", None) or free_port()
     settings = Settings(port=port, data_dir=data_dir, admin_key=ADMIN_KEY, idle_timeout=3600)
     for key, value in overrides.items():
         setattr(settings, key, value)

@@ -21,7 +21,9 @@ READY = b"Learner link"  # printed once the socket listens, after the URL and th
 
 def command_env(env: Mapping[str, str] | None = None, drop: Iterable[str] = ()) -> dict[str, str]:
     """This process's environment without the names in `drop`, with `env` on top."""
-    dropped = set(drop)
+    # REDIS_URL (set for the cluster tests' Redis) would turn every served server into a node:
+    # only the tests that ask for cluster mode get it (by flag or `env`).
+    dropped = {*drop, "REDIS_URL"}
     return {**{k: v for k, v in os.environ.items() if k not in dropped}, **(env or {})}
 
 

@@ -50,6 +50,7 @@ CODES = {
     "internal_error": "the server failed; nothing changed",
     "storage_failed": "the change took effect but is not yet on disk; the server keeps retrying",
     "storage_full": "the server cannot save right now; nothing changed",
+    "temporarily_unavailable": "cluster mode: Redis or the session's node is unreachable; not acknowledged",
     "method_not_allowed": "the HTTP method is not allowed on this path",
     "http_error": "another HTTP error (the status code says which)",
 }

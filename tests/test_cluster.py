@@ -1,0 +1,309 @@
+"""Cluster mode: three server processes on loopback, one private Redis, one shared data directory.
+A session spread over every node sees one order; clients resume on another node; the owner
+killed -9 loses no acknowledged event; a Redis restart is survived."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from classroom.__main__ import build_parser
+from classroom.auth import new_id
+from classroom.client import ClassroomClient
+from classroom.cluster import Node, connect, k_lease, k_stream
+from classroom.config import ConfigError, from_args
+
+from .cluster import RedisServer, cluster_of, gapless
+from .conftest import barrier
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer | None]:
+    """A private redis-server, or None when REDIS_URL names one to use instead."""
+    if os.environ.get("REDIS_URL"):
+        yield None
+        return
+    server = RedisServer(tmp_path / "redis")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.kill()
+
+
+def chats(c: ClassroomClient) -> list[tuple[int, str]]:
+    return [(e["seq"], e["data"]["text"]) for e in c.events if e["type"] == "chat.message"]
+
+
+def seqs(c: ClassroomClient) -> list[int]:
+    return [e["seq"] for e in c.events]
+
+
+async def until_ok(c: ClassroomClient, command: str, timeout: float = 30, **fields: Any) -> dict[str, Any]:
+    """Send until acknowledged (a failover or an outage answers `temporarily_unavailable`)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                ack = await c.send(command, **fields)
+            except TimeoutError:
+                continue
+            if ack.get("ok"):
+                return ack
+            assert ack["error"]["code"] == "temporarily_unavailable", ack
+            await asyncio.sleep(0.1)
+
+
+async def test_one_order_on_every_node(tmp_path: Path, redis_server: RedisServer | None) -> None:
+    async with cluster_of(tmp_path, 3, redis_server and redis_server.url) as cl:
+        info = await cl.create_session(node=1)  # any node creates; every node sees it
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")
+        await trainer.request("session.start")
+        learners = [await cl.client(info["join_url"], i % 3, f"L{i}") for i in range(6)]
+        watchers = [await cl.client(info["trainer_url"], i, f"W{i}") for i in range(3)]
+
+        async def talk(c: ClassroomClient, n: int) -> list[dict[str, Any]]:
+            return [await c.request("chat.send", text=f"{c.name} {k}") for k in range(n)]
+
+        acks = await asyncio.gather(*(talk(c, 4) for c in [trainer, *learners, *watchers]))
+        await barrier(trainer, *learners, *watchers)
+        order = chats(trainer)
+        assert len(order) == 4 * 10
+        for c in [*learners, *watchers]:
+            assert chats(c) == order, c.name  # the same messages in the same order on every node
+            assert gapless(seqs(c)) if c in watchers else seqs(c) == sorted(set(seqs(c)))
+        assert {a["seq"] for batch in acks for a in batch} <= {s for s, _ in order}
+        assert gapless(await cl.stream_seqs(info["id"]))
+        # The metadata is in Redis: every node describes the session the same way.
+        for node in cl.nodes:
+            async with cl.http.get(
+                f"{node.base}/api/sessions/{info['id']}", headers={"Authorization": "Bearer test-admin-key"}
+            ) as r:
+                assert r.status == 200 and (await r.json())["status"] == "live"
+
+
+async def test_resume_on_another_node(tmp_path: Path, redis_server: RedisServer | None) -> None:
+    async with cluster_of(tmp_path, 3, redis_server and redis_server.url) as cl:
+        info = await cl.create_session()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")
+        await trainer.request("session.start")
+        learner = await cl.client(info["join_url"], 1, "Lee")
+        watcher = await cl.client(info["trainer_url"], 1, "Wat")  # a trainer sees every event
+        for k in range(3):
+            await trainer.request("chat.send", text=f"before {k}")
+        await barrier(trainer, learner, watcher)
+        await learner.sio.disconnect()
+        await watcher.sio.disconnect()
+        for k in range(5):
+            await trainer.request("chat.send", text=f"while away {k}")
+        ack = await cl.move(learner, 2)
+        assert "events" in ack and "snapshot" not in ack  # resumed from the stream, not a snapshot
+        ack = await cl.move(watcher, 2)
+        assert "events" in ack
+        await learner.request("chat.send", text="back")
+        refused = await learner.send("media.view", {})
+        assert refused["error"]["code"] == "media_failed"  # no live media across a cluster yet
+        await barrier(trainer, learner, watcher)
+        assert chats(learner) == chats(trainer) == chats(watcher)
+        assert gapless(seqs(watcher))  # no gap, no duplicate across the move
+        assert seqs(learner) == sorted(set(seqs(learner)))
+        await trainer.request("session.end")
+        assert await cl.redis.pttl(f"cc:events:{info['id']}") > 0  # an ended stream expires
+
+
+async def test_owner_killed(tmp_path: Path, redis_server: RedisServer | None) -> None:
+    async with cluster_of(tmp_path, 3, redis_server and redis_server.url) as cl:
+        info = await cl.create_session()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")  # first on node 0: it owns
+        assert f"owns session {info['id']}" in cl.log(0)
+        await trainer.request("session.start")
+        learner0 = await cl.client(info["join_url"], 0, "Lou")
+        talkers = [await cl.client(info["trainer_url"], i, f"T{i}") for i in (1, 2)]
+        watchers = [await cl.client(info["trainer_url"], i, f"W{i}") for i in (1, 2)]
+        acked: dict[int, str] = {}
+        killed = asyncio.Event()
+        after: dict[str, int] = {}
+        first_ok_after: list[float] = []
+
+        async def talk(c: ClassroomClient) -> None:
+            k = 0
+            while after.get(c.name or "", 0) < 5:
+                text = f"{c.name} {k}"
+                k += 1
+                try:
+                    ack = await c.send("chat.send", text=text)
+                except TimeoutError:
+                    continue
+                if ack.get("ok"):
+                    acked[ack["seq"]] = text
+                    if killed.is_set():
+                        after[c.name or ""] = after.get(c.name or "", 0) + 1
+                        first_ok_after.append(time.monotonic())
+                else:
+                    assert ack["error"]["code"] == "temporarily_unavailable", ack
+                    await asyncio.sleep(0.05)
+                if k == 10 and c is talkers[0]:
+                    await cl.nodes[0].kill()  # kill -9 of the owner, mid-stream
+                    killed_at.append(time.monotonic())
+                    killed.set()
+
+        killed_at: list[float] = []
+        await asyncio.wait_for(asyncio.gather(*(talk(c) for c in talkers)), 60)
+        takeover = min(first_ok_after) - killed_at[0]
+        assert takeover < 10, takeover
+        # The dead node's clients come back on the others and resume.
+        await cl.move(trainer, 1)
+        await cl.move(learner0, 2)
+        await until_ok(trainer, "session.mark", title="settled")
+        await barrier(trainer, learner0, *watchers, *talkers)
+        for c in [*watchers, *talkers, trainer, learner0]:
+            got = dict(chats(c))
+            assert all(got.get(seq) == text for seq, text in acked.items()), c.name  # nothing acked lost
+            assert seqs(c) == sorted(set(seqs(c))), c.name  # no duplicates
+        for w in watchers:
+            assert gapless(seqs(w)), w.name
+        assert chats(watchers[0]) == chats(watchers[1]) == chats(trainer)
+        stream = await cl.stream_seqs(info["id"])
+        assert gapless(stream) and stream[-1] == trainer.state.seq
+        print(f"takeover: first acknowledged command {takeover:.2f}s after kill -9")
+
+
+async def test_redis_restart(tmp_path: Path, redis_server: RedisServer | None) -> None:
+    if redis_server is None:
+        pytest.skip("restarts a private redis-server (REDIS_URL is set)")
+    async with cluster_of(tmp_path, 2, redis_server.url) as cl:
+        info = await cl.create_session()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")
+        await trainer.request("session.start")
+        talker = await cl.client(info["trainer_url"], 1, "Tal")
+        watcher = await cl.client(info["trainer_url"], 1, "Wat")
+        acked: dict[int, str] = {}
+        for k in range(5):
+            for c in (trainer, talker):
+                ack = await c.request("chat.send", text=f"{c.name} {k}")
+                acked[ack["seq"]] = f"{c.name} {k}"
+        await redis_server.kill()
+        # Both the owner's clients and the other node's get a clear refusal.
+        for c in (trainer, talker):
+            async with asyncio.timeout(20):
+                while True:
+                    ack = await c.send("chat.send", text=f"{c.name} during")
+                    if not ack.get("ok"):
+                        break
+                    acked[ack["seq"]] = f"{c.name} during"
+            assert ack["error"]["code"] == "temporarily_unavailable", ack
+        await redis_server.start()  # same port, same append-only file
+        for c in (trainer, talker):
+            ack = await until_ok(c, "chat.send", text=f"{c.name} after")
+            acked[ack["seq"]] = f"{c.name} after"
+        await barrier(trainer, talker, watcher)
+        for c in (trainer, talker, watcher):
+            got = dict(chats(c))
+            assert all(got.get(seq) == text for seq, text in acked.items()), c.name
+            assert seqs(c) == sorted(set(seqs(c))), c.name
+        assert gapless(seqs(watcher))
+        stream = await cl.stream_seqs(info["id"])
+        assert gapless(stream) and stream[-1] == trainer.state.seq
+        # Any node serves the replay (shared data directory).
+        for node in cl.nodes:
+            async with cl.http.get(
+                f"{node.base}/api/recordings/{info['id']}", headers={"Authorization": "Bearer test-admin-key"}
+            ) as r:
+                assert r.status == 200, await r.text()
+
+
+async def test_owner_stopped_hands_over(tmp_path: Path, redis_server: RedisServer | None) -> None:
+    """SIGTERM of the owner (`release_all`): what it decided is published, its lease freed, and
+    another node carries on at once."""
+    async with cluster_of(tmp_path, 2, redis_server and redis_server.url) as cl:
+        info = await cl.create_session()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")  # node 0 owns
+        await trainer.request("session.start")
+        talker = await cl.client(info["trainer_url"], 1, "Tal")
+        watcher = await cl.client(info["trainer_url"], 1, "Wat")
+        acked = {}
+        for k in range(5):
+            ack = await talker.request("chat.send", text=f"before {k}")
+            acked[ack["seq"]] = f"before {k}"
+        code, _took = await cl.nodes[0].stop()
+        assert code == 0
+        stopped = time.monotonic()
+        ack = await until_ok(talker, "chat.send", timeout=20, text="after")
+        handover = time.monotonic() - stopped
+        acked[ack["seq"]] = "after"
+        await cl.move(trainer, 1)
+        await barrier(trainer, talker, watcher)
+        for c in (trainer, talker, watcher):
+            got = dict(chats(c))
+            assert all(got.get(seq) == text for seq, text in acked.items()), c.name
+            assert seqs(c) == sorted(set(seqs(c))), c.name
+        assert gapless(seqs(watcher)) and gapless(await cl.stream_seqs(info["id"]))
+        assert handover < 5, handover
+        print(f"hand-over: first acknowledged command {handover:.2f}s after the owner stopped")
+
+
+def test_redis_url_flag() -> None:
+    """Cluster mode only with a usable URL; without one nothing changes."""
+    args = build_parser().parse_args(["serve"])
+    assert from_args(args, {}).redis_url is None
+    assert from_args(args, {"REDIS_URL": "redis://127.0.0.1:7000/0"}).redis_url == "redis://127.0.0.1:7000/0"
+    with pytest.raises(ConfigError, match="redis URL"):
+        from_args(build_parser().parse_args(["serve", "--redis-url", "localhost:6379"]), {})
+
+
+async def test_publishing_is_fenced(redis_server: RedisServer | None) -> None:
+    """Only the lease holder publishes, and only right after the stream's last seq: a deposed
+    owner can neither fork the stream nor repeat or skip a seq."""
+    client = connect(redis_server.url if redis_server else os.environ["REDIS_URL"])
+    node = Node(client)
+    session = "fence-" + new_id(6)
+    lease, stream = k_lease(session), k_stream(session)
+    try:
+        assert await node.lease(keys=[lease], args=["A", 3000]) == 1
+        assert await node.lease(keys=[lease], args=["B", 3000]) == 0  # held by A
+        assert await node.lease(keys=[lease], args=["A", 3000]) == 1  # renewed
+        assert await node.publish(keys=[lease, stream], args=["B", 100, 0, 1, b"x"]) == -1
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 0, 1, b"a", 2, b"b"]) == 1
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 0, 1, b"again"]) == -2
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 3, 4, b"gap"]) == -2
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 2, 3, b"c"]) == 1
+        assert await node.release(keys=[lease], args=["B"]) == 0
+        assert await node.release(keys=[lease], args=["A"]) == 1
+        assert await node.lease(keys=[lease], args=["B", 3000]) == 1  # free again: B takes it
+        assert await node.publish(keys=[lease, stream], args=["A", 100, 3, 4, b"late"]) == -1
+        entries = await client.xrange(stream)
+        assert [(i, f[b"e"]) for i, f in entries] == [(b"1-0", b"a"), (b"2-0", b"b"), (b"3-0", b"c")]
+    finally:
+        await client.delete(lease, stream)
+        await client.aclose()
+
+
+async def test_unrecorded_session_stays_ended_on_another_node(
+    tmp_path: Path, redis_server: RedisServer | None
+) -> None:
+    """A session created with recording off drops its log when it ends; the node that takes it
+    over next still serves it as ended."""
+    async with cluster_of(tmp_path, 2, redis_server and redis_server.url) as cl:
+        async with cl.http.post(
+            f"{cl.nodes[0].base}/api/sessions",
+            json={"title": "Off the record", "recording": False},
+            headers={"Authorization": "Bearer test-admin-key"},
+        ) as r:
+            info = await r.json()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")  # node 0 owns
+        await trainer.request("session.start")
+        await trainer.request("chat.send", text="not kept")
+        await trainer.request("session.end")
+        code, _ = await cl.nodes[0].stop()
+        assert code == 0
+        again = await cl.client(info["trainer_url"], 1, "Tess again")  # node 1 takes it over
+        assert again.state is not None and again.state.status == "ended"
+        refused = await again.send("session.start")
+        assert refused["error"]["code"] == "session_ended"
