@@ -17,7 +17,7 @@ LRS_VENV ?= .venv-lrs
 LRS_RALPH := ralph-malph[cli,lrs]==5.1.0
 LRS_STAMP := $(LRS_VENV)/.installed-ralph-5.1.0
 
-.PHONY: run test lint fmt fuzz bench bench-full install web system-deps browser-deps screenshots clean lrs
+.PHONY: run test lint fmt fuzz bench bench-full bench-scale install web system-deps browser-deps screenshots clean lrs
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
@@ -115,6 +115,12 @@ bench: $(STAMP) $(BENCH_NODE)
 
 bench-full: $(STAMP) $(BENCH_NODE)
 	BENCH_MODE=full $(PY) bench/run.py
+
+# One session of 10,000 learners (bench/scale/README.md; `make bench` runs it at 500, bench-full at
+# 2,000): Classcast and the Node peer, each alone and clustered on a private Redis. Prints its
+# markdown section, keeps the raw figures. Long: every join storm is O(N²) on today's servers.
+bench-scale: $(STAMP) $(BENCH_NODE)
+	$(PY) bench/scale/harness.py --mode full --json bench/scale/last-run.json
 
 # PNGs of the four pages from a scripted session, for the README.
 screenshots: $(STAMP) $(WEB_STAMP) browser-deps

@@ -105,6 +105,17 @@ def main() -> None:
         timeout=MEDIA_TIMEOUT[os.environ.get("BENCH_MODE", "quick")],
     )
     sections.append(media.stdout)
+    # One session at scale: N = 500 in quick mode, 2,000 in full mode; the 10,000-learner run is
+    # `make bench-scale` (bench/scale/README.md): on today's servers its join storms alone are O(N²).
+    quick = os.environ.get("BENCH_MODE", "quick") == "quick"
+    scale_args = ["--mode", "quick"] if quick else ["--mode", "full", "--n", "2000"]
+    scale = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale" / "harness.py"), *scale_args],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sections.append(scale.stdout)
     profile = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "fanout" / "profile.py"), "--n", "1000", "--seconds", "8"],
         stdout=subprocess.PIPE,

@@ -6,16 +6,23 @@
 // generator drives both servers.
 //
 //   node peer.mjs --port 8090            prints "Peer listening on http://127.0.0.1:8090" when ready
+//   node peer.mjs --port 8091 --redis-url redis://127.0.0.1:PORT
+//                                        the same, scaled out the standard way: rooms and broadcasts
+//                                        span every process on that Redis (@socket.io/redis-streams-adapter)
 //
 // POST /api/sessions {"title"} creates a session and answers {id, join_url, trainer_url} like
-// Classcast. GET /gc runs the garbage collector when started with --expose-gc (memory figures only).
+// Classcast; with {"id", "learner_token", "trainer_token"} it adopts a session another process
+// created (scaled out, each process needs the links; the session's state stays per process, see
+// bench/scale/README.md). GET /gc runs the garbage collector when started with --expose-gc.
 
 import { createServer } from "node:http";
 import { randomBytes } from "node:crypto";
 import { Server } from "socket.io";
 
 const args = process.argv.slice(2);
-const port = Number(args[args.indexOf("--port") + 1] || 8090);
+const opt = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const port = Number(opt("--port") || 8090);
+const redisUrl = opt("--redis-url");
 const host = "127.0.0.1";
 const base = `http://${host}:${port}`;
 
@@ -23,17 +30,17 @@ const sessions = new Map(); // id -> session
 const tokens = new Map(); // link token -> {session, role}
 const id = (n = 6) => randomBytes(n).toString("base64url");
 
-function newSession(title) {
+function newSession(title, adopt = {}) {
   const s = {
-    id: id(9), title, status: "created", seq: 0, t0: null,
+    id: adopt.id || id(9), title, status: "created", seq: 0, t0: null,
     chat: [], elements: [], polls: new Map(), participants: new Map(),
   };
   sessions.set(s.id, s);
-  const learner = id(16), trainer = id(16);
+  const learner = adopt.learner_token || id(16), trainer = adopt.trainer_token || id(16);
   tokens.set(learner, { session: s, role: "learner" });
   tokens.set(trainer, { session: s, role: "trainer" });
   return {
-    id: s.id, title,
+    id: s.id, title, learner_token: learner, trainer_token: trainer,
     join_url: `${base}/s/${s.id}/join?token=${learner}`,
     trainer_url: `${base}/s/${s.id}/trainer?token=${trainer}`,
   };
@@ -63,10 +70,10 @@ const http = createServer((req, res) => {
     let body = "";
     req.on("data", (c) => (body += c));
     req.on("end", () => {
-      let title = "Session";
-      try { title = JSON.parse(body || "{}").title || title; } catch { /* default title */ }
+      let title = "Session", parsed = {};
+      try { parsed = JSON.parse(body || "{}"); title = parsed.title || title; } catch { /* default title */ }
       res.writeHead(201, { "content-type": "application/json" });
-      res.end(JSON.stringify(newSession(title)));
+      res.end(JSON.stringify(newSession(title, parsed.id ? parsed : {})));
     });
   } else if (req.url === "/gc") {
     if (global.gc) global.gc();
@@ -81,7 +88,16 @@ const http = createServer((req, res) => {
   }
 });
 
-const io = new Server(http, { pingInterval: 10000, pingTimeout: 10000, maxHttpBufferSize: 1e6 });
+const options = { pingInterval: 10000, pingTimeout: 10000, maxHttpBufferSize: 1e6 };
+if (redisUrl) {
+  const { createClient } = await import("redis");
+  const { createAdapter } = await import("@socket.io/redis-streams-adapter");
+  const redisClient = createClient({ url: redisUrl });
+  redisClient.on("error", (e) => console.error(`redis: ${e.message}`));
+  await redisClient.connect();
+  options.adapter = createAdapter(redisClient);
+}
+const io = new Server(http, options);
 
 io.use((socket, next) => {
   const link = tokens.get(socket.handshake.auth?.token);
