@@ -11,7 +11,8 @@ import engineio.base_server
 import socketio
 from aiohttp import web
 
-from recorder.api import LIBRARY, REPLAY_STORE, setup_replay_routes
+from recorder.api import ASSIGNMENTS, LIBRARY, REPLAY_STORE, setup_replay_routes
+from recorder.assignments import AssignmentStore
 from recorder.interactive import ReplayStore
 from recorder.library import Library
 from recorder.mediafeed import MediaFeeds
@@ -116,6 +117,7 @@ def build_app(settings: Settings) -> web.Application:
     app[HUB] = hub
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store
+    app[ASSIGNMENTS] = AssignmentStore(settings.data_dir / "assignments")
     setup_routes(app)
     setup_replay_routes(app)
     setup_pages(app)

@@ -32,6 +32,7 @@ from classroom.http import bearer, error_response, int_param, read_json
 from classroom.keys import ADMIN_KEY, HUB, SESSIONS, SIGNER
 
 from . import exports, media, report
+from .assignments import AssignmentStore
 from .interactive import ReplayStore
 from .library import Library
 from .paths import valid_id
@@ -40,6 +41,7 @@ from .replay import Recording, RecordingError
 LIBRARY = web.AppKey("library", Library)
 REPLAY_STORE = web.AppKey("replay_store", ReplayStore)
 PROGRESS_BUCKETS = web.AppKey("progress_buckets", OrderedDict)
+ASSIGNMENTS = web.AppKey("assignments", AssignmentStore)
 
 END = 2**62  # the default `to`: the end of any recording; no query time may exceed it
 _MSGPACK = ("application/msgpack", "application/x-msgpack")
@@ -50,6 +52,7 @@ class Access:
     role: str  # admin | trainer | replay | learner
     viewer: str | None = None  # a replay viewer's id (from a viewer token)
     name: str | None = None
+    assignment: str | None = None  # a replay assignee's assignment (from their personal link)
 
     @property
     def manages(self) -> bool:
@@ -91,7 +94,7 @@ def _access(request: web.Request, session_id: str) -> Access:
         return Access("admin")
     claims = request.app[SIGNER].verify(token, session_id)
     if claims.role == "replay" and claims.pid:
-        return Access("replay", claims.pid, claims.name)
+        return Access("replay", claims.pid, claims.name, claims.assignment)
     return Access(claims.role)
 
 
@@ -185,8 +188,12 @@ async def list_recordings(request: web.Request) -> web.Response:
 async def manifest(request: web.Request) -> web.Response:
     session_id, access = _recording(request)
     body = await _read(request, session_id, Recording.manifest)
-    # Who is asking, so a replay page can offer trainers what only they may do.
-    return _respond(request, {**body, "you": {"role": access.role, "manages": access.manages}})
+    # Who is asking, so a replay page can offer trainers what only they may do, and a viewer's
+    # own link (an assignee's) can report progress under its own identity.
+    you: dict[str, Any] = {"role": access.role, "manages": access.manages}
+    if access.viewer is not None:
+        you.update(viewer_id=access.viewer, name=access.name, assignment=access.assignment)
+    return _respond(request, {**body, "you": you})
 
 
 async def events(request: web.Request) -> web.Response:
@@ -368,6 +375,7 @@ async def delete(request: web.Request) -> web.Response:
     await sessions.forget(session_id)
     await request.app[LIBRARY].delete(session_id)
     await request.app[REPLAY_STORE].forget(session_id)
+    await request.app[ASSIGNMENTS].forget(session_id)
     return web.Response(status=204)
 
 
@@ -493,20 +501,12 @@ async def progress(request: web.Request) -> web.Response:
 _CSV_TYPES = ("text/csv",)
 
 
-async def session_report(request: web.Request) -> web.Response:
-    """The engagement report (`recorder/report.py`), as JSON or CSV: live while the session runs,
-    final once it ended."""
-    session_id, access = _recording(request)
-    _require_manager(access)
-    fmt = request.query.get("format")
-    if fmt is None:
-        fmt = "csv" if any(kind in request.headers.get("Accept", "") for kind in _CSV_TYPES) else "json"
-    if fmt not in ("json", "csv"):
-        raise CommandError("invalid_payload", "format: json or csv")
-    live = request.app[SESSIONS].live.get(session_id)
+async def build_report(app: web.Application, session_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The engagement report of a recorded session, and what replay viewers added that it was
+    built from (`ReplayStore.report_data`, with the times of their reports and answers)."""
+    live = app[SESSIONS].live.get(session_id)
     live_now = live.now() if live is not None and live.state.status == "live" else 0
-
-    viewers = await request.app[REPLAY_STORE].report_data(session_id)
+    viewers = await app[REPLAY_STORE].report_data(session_id)
 
     def build(rec: Recording) -> dict[str, Any]:
         # In the recording's reader thread (one at a time): the fold is extended in place.
@@ -517,7 +517,25 @@ async def session_report(request: web.Request) -> web.Response:
         out["session"] = {"id": m["id"], "title": m["title"], "status": m["status"], **out["session"]}
         return out
 
-    body = await _read(request, session_id, build)
+    try:
+        return await app[LIBRARY].read(session_id, build), viewers
+    except RecordingError as exc:
+        if exc.message == "no recording":
+            raise CommandError("not_found", f"no recording {session_id!r}") from None
+        raise CommandError("recording_damaged", str(exc)) from None
+
+
+async def session_report(request: web.Request) -> web.Response:
+    """The engagement report (`recorder/report.py`), as JSON or CSV: live while the session runs,
+    final once it ended."""
+    session_id, access = _recording(request)
+    _require_manager(access)
+    fmt = request.query.get("format")
+    if fmt is None:
+        fmt = "csv" if any(kind in request.headers.get("Accept", "") for kind in _CSV_TYPES) else "json"
+    if fmt not in ("json", "csv"):
+        raise CommandError("invalid_payload", "format: json or csv")
+    body, _ = await build_report(request.app, session_id)
     if fmt == "csv":
         return web.Response(
             body=report.report_csv(body),
@@ -553,6 +571,8 @@ def _recorded_only(handler: Any) -> Any:
 
 
 def setup_replay_routes(app: web.Application) -> None:
+    from .assignment_api import setup_assignment_routes  # it builds on this module's helpers
+
     r = app.router
     only = _recorded_only
     r.add_get("/api/recordings", list_recordings)
@@ -574,4 +594,5 @@ def setup_replay_routes(app: web.Application) -> None:
     r.add_post("/api/recordings/{id}/questions/{qid}/answer", only(answer))
     r.add_post("/api/recordings/{id}/viewers/{viewer}/progress", only(progress))
     r.add_get("/api/sessions/{id}/report", only(session_report))
+    setup_assignment_routes(app, only)
     app[PROGRESS_BUCKETS] = OrderedDict()

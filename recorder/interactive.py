@@ -60,6 +60,20 @@ class ReplayStore:
     async def add_viewer(self, recording: str, name: str) -> str:
         return await self._run(self._add_viewer, recording, name)
 
+    def _add_viewers(self, recording: str, names: list[str]) -> list[str]:
+        ids = [new_id(6) for _ in names]
+        now = time.time()
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO viewers VALUES (?, ?, ?, ?)",
+                [(v, recording, name, now) for v, name in zip(ids, names, strict=True)],
+            )
+        return ids
+
+    async def add_viewers(self, recording: str, names: list[str]) -> list[str]:
+        """Register several viewers at once (a replay assignment's assignees), in one transaction."""
+        return await self._run(self._add_viewers, recording, names)
+
     def _answer_quiz(self, recording: str, viewer: str, poll: str, choices: list[int]) -> None:
         with self._db:
             self._db.execute(
@@ -141,19 +155,35 @@ class ReplayStore:
                 "SELECT id, name, created FROM viewers WHERE recording = ? ORDER BY created, id", (recording,)
             )
         ]
+        # Each report's and answer's wall-clock time beside it (`progress_at`, `quiz_at`): when an
+        # assignment was completed is read from them (`recorder/assignments.py`).
         progress: dict[str, list[tuple[int, int]]] = {}
-        for r in db.execute("SELECT viewer, from_ms, to_ms FROM progress WHERE recording = ?", (recording,)):
+        progress_at: dict[str, list[float]] = {}
+        for r in db.execute(
+            "SELECT viewer, from_ms, to_ms, at FROM progress WHERE recording = ? ORDER BY at, rowid",
+            (recording,),
+        ):
             progress.setdefault(r["viewer"], []).append((r["from_ms"], r["to_ms"]))
+            progress_at.setdefault(r["viewer"], []).append(r["at"])
         quiz: dict[str, dict[str, list[int]]] = {}
-        for r in db.execute("SELECT viewer, poll, choices FROM quiz WHERE recording = ?", (recording,)):
+        quiz_at: dict[str, dict[str, float]] = {}
+        for r in db.execute("SELECT viewer, poll, choices, at FROM quiz WHERE recording = ?", (recording,)):
             quiz.setdefault(r["viewer"], {})[r["poll"]] = json.loads(r["choices"])
+            quiz_at.setdefault(r["viewer"], {})[r["poll"]] = r["at"]
         questions = [
             {"viewer": r["viewer"], "t": r["t"], "text": r["text"]}
             for r in db.execute(
                 "SELECT viewer, t, text FROM questions WHERE recording = ? ORDER BY t, created", (recording,)
             )
         ]
-        return {"viewers": viewers, "progress": progress, "quiz": quiz, "questions": questions}
+        return {
+            "viewers": viewers,
+            "progress": progress,
+            "progress_at": progress_at,
+            "quiz": quiz,
+            "quiz_at": quiz_at,
+            "questions": questions,
+        }
 
     async def report_data(self, recording: str) -> dict[str, Any]:
         """Everything replay viewers added to a recording, for the engagement report."""
