@@ -69,7 +69,7 @@ async def test_assignment_statuses_follow_what_the_assignees_did(server):
         trainer,
         201,
         json={
-            "deadline": deadline_in(10),
+            "deadline": deadline_in(12),
             "threshold": 0.9,
             "quiz_required": True,
             "assignees": [{"name": "Vera", "email": "vera@example.org"}, {"name": "Walt"}],

@@ -6,6 +6,7 @@ progress reports), and links the deadline as an .ics file."""
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import expect
@@ -80,11 +81,11 @@ async def test_trainer_assigns_the_replay_from_the_report(server, browser, probl
 
 @needs_browser
 async def test_assignee_sees_deadline_and_progress_advance(server, browser, problems):
-    info = await recorded(server)
+    info = await recorded(server, 4.0)
     rid = info["id"]
     deadline = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     made = await ok(server, "POST", f"/api/sessions/{rid}/assignments", ADMIN, 201,
-                    json={"deadline": deadline.isoformat(), "threshold": 0.9,
+                    json={"deadline": deadline.isoformat(), "threshold": 1.0,
                           "assignees": [{"name": "Vera", "email": "vera@example.org"}]})  # fmt: skip
     link = made["assignees"][0]["link"]
     ctx = await browser.new_context()
@@ -96,19 +97,27 @@ async def test_assignee_sees_deadline_and_progress_advance(server, browser, prob
     await expect(page.locator(tid("assignment-deadline"))).to_have_attribute(
         "data-deadline", deadline.isoformat().replace("+00:00", "Z")
     )
-    await expect(page.locator(tid("assignment-deadline"))).to_contain_text("at least 90%")
+    await expect(page.locator(tid("assignment-deadline"))).to_contain_text("at least 100%")
     ics = await page.locator(tid("assignment-ics")).get_attribute("href")
     got = await page.request.get(server.base_url + ics)
     assert got.status == 200 and got.headers["content-type"].startswith("text/calendar")
 
-    # Play at 2x, pause a moment in: the progress reported so far shows, in progress.
+    # Play at 2x, pause a moment in: the progress reported so far shows, in progress (all of it
+    # must be watched).
     await page.select_option(tid("speed"), "2")
     await page.click(tid("play"))
-    await page.wait_for_function("() => window.classcast.time() > 1000", timeout=20_000)
-    await page.click(tid("play"))  # pause
+    # Paused in the same frame that sees the playhead past 0.8 s: at most one frame (2 s at 2x)
+    # later, so well before the end of the 4 s recording.
+    paused = await page.wait_for_function(
+        """() => { const t = window.classcast.time(); if (t <= 800) return false;
+        document.querySelector('[data-testid="play"]').click(); return t; }""",
+        timeout=20_000,
+    )
+    paused_at = await paused.json_value()
     await expect(status).to_have_text("In progress", timeout=20_000)
+    duration = (await ok(server, "GET", f"/api/recordings/{rid}", ADMIN))["duration_ms"]
     share = float(await page.locator(tid("assignment-progress")).get_attribute("data-share") or 0)
-    assert 0 < share < 0.9
+    assert share == round(math.ceil(paused_at) / duration, 4) < 1  # [0, the pause) was reported
     # On to the end: completed, all of it watched.
     await page.click(tid("play"))
     await expect(status).to_have_text("Completed", timeout=30_000)
