@@ -4,6 +4,7 @@ reads their own deadline and progress and gets the deadline as an `.ics` file. T
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -68,15 +69,12 @@ def _deadline(text: str, now: float) -> float:
 
 
 def _link(request: web.Request, a: Assignment, who: Assignee) -> str:
-    token = _token(request, a, who)
-    return f"{base_url(request)}/s/{a.session_id}/replay?token={token}"
-
-
-def _token(request: web.Request, a: Assignment, who: Assignee) -> str:
-    """The assignee's personal token: valid until the link TTL after the deadline (a late viewer
-    can still catch up), the same every time it is made."""
+    """The assignee's personal link. Its token is valid until the link TTL after the deadline (a
+    late viewer can still catch up) and the same every time it is made, so links are not stored.
+    Reads the request only (safe in a worker thread)."""
     signer = request.app[SIGNER]
-    return signer.assignee(a.session_id, who.id, who.name, a.id, int(a.deadline) + signer.link_ttl)
+    token = signer.assignee(a.session_id, who.id, who.name, a.id, int(a.deadline) + signer.link_ttl)
+    return f"{base_url(request)}/s/{a.session_id}/replay?token={token}"
 
 
 def _status_out(s: AssigneeStatus) -> dict[str, Any]:
@@ -182,7 +180,11 @@ async def assignment_statuses(
         return []
     report, activity = await build_report(app, session_id)
     at = time.time() if now is None else now
-    return [(a, rules.assignee_statuses(a, report, activity, at)) for a in items]
+
+    def derive() -> list[tuple[Assignment, list[AssigneeStatus]]]:
+        return [(a, rules.assignee_statuses(a, report, activity, at)) for a in items]
+
+    return await asyncio.to_thread(derive)  # up to 25 000 assignees: off the event loop
 
 
 async def list_assignments(request: web.Request) -> web.Response:
@@ -194,22 +196,27 @@ async def list_assignments(request: web.Request) -> web.Response:
         raise CommandError("invalid_payload", "format: json or csv")
     now = time.time()
     found = await assignment_statuses(request.app, session_id, now)
-    if fmt == "csv":
-        rows = [
-            (a, s, _link(request, a, next(x for x in a.assignees if x.id == s.assignee_id)))
-            for a, statuses in found
-            for s in statuses
-        ]
+
+    def render() -> bytes | dict[str, Any]:
+        # Signing a link per assignee and the CSV: in a worker thread, like the statuses.
+        if fmt == "csv":
+            rows = []
+            for a, statuses in found:
+                people = {x.id: x for x in a.assignees}
+                rows += [(a, s, _link(request, a, people[s.assignee_id])) for s in statuses]
+            return rules.assignments_csv(rows)
+        return {"now": rules.iso(now), "assignments": [_assignment_out(request, a, s) for a, s in found]}
+
+    body = await asyncio.to_thread(render)
+    if isinstance(body, bytes):
         return web.Response(
-            body=rules.assignments_csv(rows),
+            body=body,
             headers={
                 "Content-Type": "text/csv; charset=utf-8",
                 "Content-Disposition": f'attachment; filename="{session_id}-assignments.csv"',
             },
         )
-    return _respond(
-        request, {"now": rules.iso(now), "assignments": [_assignment_out(request, a, s) for a, s in found]}
-    )
+    return _respond(request, body)
 
 
 async def _mine(request: web.Request) -> tuple[str, Assignment, Assignee]:

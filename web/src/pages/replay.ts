@@ -651,6 +651,8 @@ function buildPlayer(manifest: Manifest): Player {
   // admins previewing the replay report nothing: the report counts viewers.
   const REPORT_MS = 5000;
   const PER_ROUND = 4;
+  const ASSIGNMENT_MS = 15_000;
+  let assignmentAt = 0; // when the assignee's card was last refreshed (performance.now())
   const reportsOn = !manifest.you.manages;
   let stretchFrom: number | null = null; // where the stretch being played began
   let pending: [number, number][] = [];
@@ -695,6 +697,14 @@ function buildPlayer(manifest: Manifest): Player {
         } catch (err) {
           const code = (err as ApiError).code;
           if (code === "rate_limited" || code === "network" || code === "http_error" || code === "internal_error") break; // later
+          if ((code === "expired_token" || code === "invalid_token") && !manifest.you.viewer_id) {
+            // This browser's viewer token expired (or the server's secret changed): the next
+            // round registers again.
+            viewer = null;
+            persist.remove(viewerKey);
+            renderViewer();
+            break;
+          }
           list.shift(); // refused for good (beyond the recording, over the limit): dropped
         }
       }
@@ -704,7 +714,9 @@ function buildPlayer(manifest: Manifest): Player {
       pending.push(...list);
       sending = false;
     }
-    if (sent) void refreshAssignment();
+    // The assignee's card follows: at once when playback stopped, else every ASSIGNMENT_MS at most
+    // (each refresh folds the report on the server).
+    if (sent && (!playing || performance.now() - assignmentAt >= ASSIGNMENT_MS)) void refreshAssignment();
   }
 
   /** The page goes away (closed, navigated, hidden on a phone): what is left, with keepalive. */
@@ -778,6 +790,7 @@ function buildPlayer(manifest: Manifest): Player {
   async function refreshAssignment(): Promise<void> {
     if (!assignee) return;
     window.clearTimeout(asgTimer);
+    assignmentAt = performance.now();
     try {
       const a = await api<MyAssignment>(`${base}/assignment`, token);
       show(asgCard, true);
