@@ -164,7 +164,11 @@ async def create(request: web.Request) -> web.Response:
         audience=body.audience,
         assignees=tuple(Assignee(v, n, e, r) for v, (n, e, r) in zip(ids, chosen, strict=True)),
     )
-    await request.app[ASSIGNMENTS].add(assignment)
+    try:
+        await request.app[ASSIGNMENTS].add(assignment)
+    except Exception:
+        await request.app[REPLAY_STORE].remove_viewers(session_id, ids)  # refused: nothing changed
+        raise
     report, activity = await build_report(request.app, session_id)
     statuses = rules.assignee_statuses(assignment, report, activity, time.time())
     return _respond(request, _assignment_out(request, assignment, statuses), 201)

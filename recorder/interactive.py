@@ -74,6 +74,16 @@ class ReplayStore:
         """Register several viewers at once (a replay assignment's assignees), in one transaction."""
         return await self._run(self._add_viewers, recording, names)
 
+    def _remove_viewers(self, recording: str, ids: list[str]) -> None:
+        with self._db:
+            self._db.executemany(
+                "DELETE FROM viewers WHERE recording = ? AND id = ?", [(recording, v) for v in ids]
+            )
+
+    async def remove_viewers(self, recording: str, ids: list[str]) -> None:
+        """Take back viewers registered for an assignment that could not be saved."""
+        await self._run(self._remove_viewers, recording, ids)
+
     def _answer_quiz(self, recording: str, viewer: str, poll: str, choices: list[int]) -> None:
         with self._db:
             self._db.execute(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import io
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +18,8 @@ from typing import Any
 
 import icalendar
 
+from recorder import assignments as assignments_module
+from recorder.api import ASSIGNMENTS
 from recorder.assignments import MAX_ASSIGNEES
 
 from ..conftest import ADMIN_KEY, running_server
@@ -231,6 +235,30 @@ async def test_bad_input_and_auth_change_nothing(server):
         await fails(server, "GET", mine + ".ics", token, 403, "forbidden")
     await fails(server, "GET", mine, None, 401, "unauthorized")
     assert ada.you["role"] == "learner"
+
+
+async def test_a_full_disk_stores_nothing(server, monkeypatch):
+    info, trainer = await server.live_session("Full disk")
+    rid = info["id"]
+
+    class FullDisk:
+        """`os` as the store sees it, on a disk that refuses the rename of the new file."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(os, name)
+
+        @staticmethod
+        def replace(*_: Any) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(assignments_module, "os", FullDisk())
+    body = {"deadline": deadline_in(3600), "assignees": [{"name": "Ada"}, {"name": "Bob"}]}
+    await fails(server, "POST", f"/api/sessions/{rid}/assignments", ADMIN_KEY, 503, "storage_full", json=body)
+    assert await assignments(server, rid) == []
+    report = await ok(server, "GET", f"/api/sessions/{rid}/report", ADMIN_KEY)
+    assert report["replay"]["viewers"] == []  # the viewers registered for it were taken back
+    assert not list((server.app[ASSIGNMENTS].root).glob("*.tmp"))
+    assert trainer.you["role"] == "trainer"
 
 
 async def test_restart_csv_calendar_and_damage(tmp_path: Path):
