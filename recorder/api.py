@@ -501,24 +501,27 @@ async def progress(request: web.Request) -> web.Response:
 _CSV_TYPES = ("text/csv",)
 
 
-async def build_report(app: web.Application, session_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+async def build_report(
+    app: web.Application, session_id: str, viewers: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The engagement report of a recorded session, and what replay viewers added that it was
-    built from (`ReplayStore.report_data`, with the times of their reports and answers)."""
+    built from (`ReplayStore.report_data`, with the times of their reports and answers). With
+    `viewers`, the report's replay part holds only those viewers (one assignee's status)."""
     live = app[SESSIONS].live.get(session_id)
     live_now = live.now() if live is not None and live.state.status == "live" else 0
-    viewers = await app[REPLAY_STORE].report_data(session_id)
+    added = await app[REPLAY_STORE].report_data(session_id, viewers)
 
     def build(rec: Recording) -> dict[str, Any]:
         # In the recording's reader thread (one at a time): the fold is extended in place.
         fold = rec.report_fold()
         m = rec.manifest()
         names = rec.index.aliases.names if rec.anonymized else {}
-        out = fold.report(live_now, names, {**viewers, "duration_ms": m["duration_ms"]})
+        out = fold.report(live_now, names, {**added, "duration_ms": m["duration_ms"]})
         out["session"] = {"id": m["id"], "title": m["title"], "status": m["status"], **out["session"]}
         return out
 
     try:
-        return await app[LIBRARY].read(session_id, build), viewers
+        return await app[LIBRARY].read(session_id, build), added
     except RecordingError as exc:
         if exc.message == "no recording":
             raise CommandError("not_found", f"no recording {session_id!r}") from None

@@ -8,13 +8,14 @@ import asyncio
 import time
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from classroom.api import base_url
-from classroom.auth import new_id
+from classroom.auth import Signer, new_id
 from classroom.core import CommandError
 from classroom.core.limits import NAME_LEN
 from classroom.core.validation import Name, Text, parse
@@ -23,7 +24,7 @@ from classroom.keys import SIGNER
 
 from . import assignments as rules
 from .api import ASSIGNMENTS, REPLAY_STORE, Access, _recording, _require_manager, _respond, build_report
-from .assignments import Assignee, AssigneeStatus, Assignment
+from .assignments import MAX_ASSIGNEES, MAX_ASSIGNMENTS, Assignee, AssigneeStatus, Assignment
 
 _CSV_TYPES = ("text/csv",)
 
@@ -73,8 +74,17 @@ def _link(request: web.Request, a: Assignment, who: Assignee) -> str:
     late viewer can still catch up) and the same every time it is made, so links are not stored.
     Reads the request only (safe in a worker thread)."""
     signer = request.app[SIGNER]
-    token = signer.assignee(a.session_id, who.id, who.name, a.id, int(a.deadline) + signer.link_ttl)
+    token = _assignee_token(signer, a.session_id, who.id, who.name, a.id, int(a.deadline) + signer.link_ttl)
     return f"{base_url(request)}/s/{a.session_id}/replay?token={token}"
+
+
+@lru_cache(maxsize=2 * MAX_ASSIGNMENTS * MAX_ASSIGNEES)
+def _assignee_token(
+    signer: Signer, session_id: str, pid: str, name: str, assignment: str, expires: int
+) -> str:
+    """Signing costs tens of microseconds and a session's list holds up to 25 000 links: each is
+    signed once (the token is a pure function of these arguments and the signer's secret)."""
+    return signer.assignee(session_id, pid, name, assignment, expires)
 
 
 def _status_out(s: AssigneeStatus) -> dict[str, Any]:
@@ -133,7 +143,7 @@ async def create(request: web.Request) -> web.Response:
         raise CommandError("invalid_payload", "assignees: the same person is listed twice")
     if body.audience == "list" and not roster:
         raise CommandError("out_of_range", "assignees: name at least one learner (or use audience 'missed')")
-    report, _ = await build_report(request.app, session_id)
+    report, _ = await build_report(request.app, session_id, viewers=[])  # the live part is enough here
     quizzes = [p for p in report["polls"] if p["quiz"] and not p["anonymous"]]
     if body.quiz_required and not quizzes:
         raise CommandError(
@@ -169,7 +179,7 @@ async def create(request: web.Request) -> web.Response:
     except Exception:
         await request.app[REPLAY_STORE].remove_viewers(session_id, ids)  # refused: nothing changed
         raise
-    report, activity = await build_report(request.app, session_id)
+    report, activity = await build_report(request.app, session_id, viewers=ids)
     statuses = rules.assignee_statuses(assignment, report, activity, time.time())
     return _respond(request, _assignment_out(request, assignment, statuses), 201)
 
@@ -238,7 +248,7 @@ async def _mine(request: web.Request) -> tuple[str, Assignment, Assignee]:
 async def my_assignment(request: web.Request) -> web.Response:
     """An assignee's own deadline, threshold, status and progress."""
     session_id, a, who = await _mine(request)
-    report, activity = await build_report(request.app, session_id)
+    report, activity = await build_report(request.app, session_id, viewers=[who.id])  # only theirs
     now = time.time()
     mine = rules.assignee_statuses(replace(a, assignees=(who,)), report, activity, now)[0]
     return _respond(
@@ -259,7 +269,7 @@ async def my_assignment(request: web.Request) -> web.Response:
 async def my_calendar(request: web.Request) -> web.Response:
     """The assignee's deadline as an iCalendar file."""
     session_id, a, who = await _mine(request)
-    report, _ = await build_report(request.app, session_id)
+    report, _ = await build_report(request.app, session_id, viewers=[])
     body = rules.deadline_ics(a, who, report["session"]["title"], _link(request, a, who), time.time())
     return web.Response(
         body=body,

@@ -378,9 +378,10 @@ def assignments_csv(rows: list[tuple[Assignment, AssigneeStatus, str]]) -> bytes
     """One row per assignee: (assignment, status, personal link). Every text cell neutralised
     against formulas (`exports.csv_cell`)."""
     out: list[list[Any]] = [CSV_COLUMNS]
-    by_id = {}
+    by_id: dict[str, dict[str, Assignee]] = {}
     for a, s, link in rows:
-        by_id.setdefault(a.id, {x.id: x for x in a.assignees})
+        if a.id not in by_id:
+            by_id[a.id] = {x.id: x for x in a.assignees}
         assignee = by_id[a.id][s.assignee_id]
         out.append(
             [
