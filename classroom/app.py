@@ -4,6 +4,7 @@ HTTP API, `signaling`'s real-time edge, `recorder`'s log and replay) and stops i
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -11,7 +12,18 @@ import engineio.base_server
 import socketio
 from aiohttp import web
 
-from recorder.api import LIBRARY, REPLAY_STORE, XAPI_BASE, XAPI_CHANGED, build_statements, setup_replay_routes
+from recorder.api import (
+    ASSIGNMENTS,
+    LIBRARY,
+    REPLAY_STORE,
+    XAPI_BASE,
+    XAPI_CHANGED,
+    XAPI_EXTRAS,
+    build_statements,
+    setup_replay_routes,
+)
+from recorder.assignment_api import xapi_extras
+from recorder.assignments import AssignmentStore
 from recorder.interactive import ReplayStore
 from recorder.library import Library
 from recorder.lrs import LrsPusher
@@ -131,6 +143,8 @@ def build_app(settings: Settings) -> web.Application:
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store
     app[XAPI_BASE] = settings.base_url
+    # Assignees' e-mails and completions in the session's xAPI statements.
+    app[XAPI_EXTRAS] = functools.partial(xapi_extras, app)
     lrs: LrsPusher | None = None
     if settings.lrs_url:
         lrs = LrsPusher(
@@ -143,6 +157,7 @@ def build_app(settings: Settings) -> web.Application:
         app[LRS] = lrs
         app[XAPI_CHANGED] = lrs.notify
         sessions.on_ended.append(lambda session_id: lrs.notify(session_id, final=True))
+    app[ASSIGNMENTS] = AssignmentStore(settings.data_dir / "assignments")
     setup_routes(app)
     setup_replay_routes(app)
     setup_pages(app)

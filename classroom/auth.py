@@ -18,13 +18,15 @@ LINK_ROLES = ("trainer", "learner", "replay")
 
 @dataclass(frozen=True, slots=True)
 class Claims:
-    """What a verified token says. `pid` and `name` are set only on participant tokens."""
+    """What a verified token says. `pid` and `name` are set only on participant tokens,
+    `assignment` only on a replay assignee's token (`Signer.assignee`)."""
 
     session_id: str
     role: str
     expires: int
     pid: str | None = None
     name: str | None = None
+    assignment: str | None = None
 
 
 class Signer:
@@ -45,6 +47,14 @@ class Signer:
         exp = int(time.time()) + self.participant_ttl
         return self._participants.dumps({"s": session_id, "r": role, "e": exp, "p": pid, "n": name})
 
+    def assignee(self, session_id: str, pid: str, name: str, assignment: str, expires: int) -> str:
+        """A replay assignee's personal link token: a replay viewer's token (`pid` is the viewer)
+        that also names the assignment. Its expiry is given, not now + a TTL, so the same
+        assignment always yields the same token and links need not be stored."""
+        return self._participants.dumps(
+            {"s": session_id, "r": "replay", "e": expires, "p": pid, "n": name, "a": assignment}
+        )
+
     def verify(self, token: object, session_id: str | None = None) -> Claims:
         """Verify a link or participant token; raise CommandError with a precise code."""
         if not isinstance(token, str) or not token or len(token) > 2048:
@@ -64,7 +74,7 @@ class Signer:
             raise CommandError("expired_token", "the link has expired; ask the trainer for a new one")
         if session_id is not None and data["s"] != session_id:
             raise CommandError("wrong_session", "the token is for another session")
-        return Claims(data["s"], data["r"], data["e"], data.get("p"), data.get("n"))
+        return Claims(data["s"], data["r"], data["e"], data.get("p"), data.get("n"), data.get("a"))
 
 
 def new_id(nbytes: int = 9) -> str:

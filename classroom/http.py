@@ -43,9 +43,12 @@ STATUS = {
     "recording_off": 409,
     "payload_too_large": 413,
     "limit_reached": 409,
+    "no_quiz": 409,
+    "nobody_to_assign": 409,
     "rate_limited": 429,
     "internal_error": 500,
     "recording_damaged": 500,
+    "assignments_damaged": 500,
     "storage_full": 503,
     "temporarily_unavailable": 503,  # cluster mode: Redis unreachable
 }

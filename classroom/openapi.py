@@ -47,12 +47,13 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "No or invalid credentials",
         403: "Forbidden",
         404: "Not found",
-        409: "Conflict: recording_off (the session is recorded off: no replay), session_live (DELETE),"
-        " limit_reached (progress reports)",
+        409: "Conflict: recording_off (the session is recorded off: no replay), session_live (DELETE;"
+        " assignments to those who missed a running session), limit_reached (progress reports,"
+        " assignments), no_quiz, nobody_to_assign (assignments)",
         413: "Body over 256 KiB",
         416: "Range not satisfiable (range_not_satisfiable; Content-Range: bytes */<size>)",
         429: "Too fast (rate_limited)",
-        500: "Server failure (internal_error, recording_damaged)",
+        500: "Server failure (internal_error, recording_damaged, assignments_damaged)",
         503: "The disk refuses writes (storage_full); nothing was created",
     }
     return {str(s): {"description": names[s], **ref} for s in statuses}
@@ -106,6 +107,33 @@ def _query(name: str) -> dict[str, Any]:
     else:
         schema = {"type": "integer", "minimum": 0, "description": "milliseconds since the start"}
     return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+_ASSIGNMENT_IN = {
+    "type": "object",
+    "required": ["deadline"],
+    "additionalProperties": False,
+    "properties": {
+        "deadline": {"type": "string", "format": "date-time", "description": "ISO 8601 with a time zone"},
+        "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.9},
+        "quiz_required": {"type": "boolean", "default": False},
+        "audience": {"type": "string", "enum": ["list", "missed"], "default": "list"},
+        "assignees": {
+            "type": "array",
+            "maxItems": 500,
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "maxLength": 60},
+                    "email": {"type": "string", "maxLength": 254, "format": "email"},
+                },
+            },
+        },
+        "left_early_s": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 300},
+    },
+}
 
 
 def _recording_paths() -> dict[str, Any]:
@@ -291,6 +319,67 @@ def _recording_paths() -> dict[str, Any]:
             ),
         },
         "/api/sessions/{id}/xapi": {"get": xapi_get},
+        "/api/sessions/{id}/assignments": {
+            "post": _op(
+                "Assign the replay (and optionally its quiz) with a deadline to learners, or to everyone"
+                " who missed the live session or left early; each assignee gets a personal link",
+                {"201": negotiated},
+                400,
+                401,
+                403,
+                404,
+                500,
+                503,
+                body=_ASSIGNMENT_IN,
+                security="trainer",
+            ),
+            "get": _op(
+                "The session's replay assignments with each assignee's status (JSON or CSV)",
+                {
+                    "200": {
+                        "description": "JSON (msgpack with Accept: application/msgpack), or CSV with"
+                        " format=csv or Accept: text/csv",
+                        "content": {
+                            "application/json": {"schema": obj},
+                            "application/msgpack": {"schema": obj},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
+                400,
+                401,
+                403,
+                404,
+                500,
+                params=("?format",),
+                security="trainer",
+            ),
+        },
+        "/api/recordings/{id}/assignment": {
+            "get": _op(
+                "An assignee's own deadline, status and progress (their personal link's token)",
+                ok,
+                401,
+                403,
+                404,
+                500,
+            ),
+        },
+        "/api/recordings/{id}/assignment.ics": {
+            "get": _op(
+                "An assignee's deadline as an iCalendar file",
+                {
+                    "200": {
+                        "description": "iCalendar",
+                        "content": {"text/calendar": {"schema": {"type": "string"}}},
+                    }
+                },
+                401,
+                403,
+                404,
+                500,
+            ),
+        },
         "/api/recordings/{id}/quiz": {
             "get": _op(
                 "This viewer's quiz answers (with the live results where the trainer shared them)",

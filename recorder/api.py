@@ -32,6 +32,7 @@ from classroom.http import bearer, error_response, int_param, read_json
 from classroom.keys import ADMIN_KEY, HUB, PUBLIC_URL, SESSIONS, SIGNER
 
 from . import exports, media, report, xapi
+from .assignments import AssignmentStore
 from .interactive import ReplayStore
 from .library import Library
 from .paths import valid_id
@@ -48,6 +49,7 @@ XAPI_EXTRAS = web.AppKey("xapi_extras", object)
 XAPI_BASE = web.AppKey("xapi_base", str)
 # Optional: told when a session's statements may have changed (`recorder/lrs.py`).
 XAPI_CHANGED = web.AppKey("xapi_changed", object)
+ASSIGNMENTS = web.AppKey("assignments", AssignmentStore)
 
 END = 2**62  # the default `to`: the end of any recording; no query time may exceed it
 _MSGPACK = ("application/msgpack", "application/x-msgpack")
@@ -58,6 +60,7 @@ class Access:
     role: str  # admin | trainer | replay | learner
     viewer: str | None = None  # a replay viewer's id (from a viewer token)
     name: str | None = None
+    assignment: str | None = None  # a replay assignee's assignment (from their personal link)
 
     @property
     def manages(self) -> bool:
@@ -99,7 +102,7 @@ def _access(request: web.Request, session_id: str) -> Access:
         return Access("admin")
     claims = request.app[SIGNER].verify(token, session_id)
     if claims.role == "replay" and claims.pid:
-        return Access("replay", claims.pid, claims.name)
+        return Access("replay", claims.pid, claims.name, claims.assignment)
     return Access(claims.role)
 
 
@@ -193,8 +196,12 @@ async def list_recordings(request: web.Request) -> web.Response:
 async def manifest(request: web.Request) -> web.Response:
     session_id, access = _recording(request)
     body = await _read(request, session_id, Recording.manifest)
-    # Who is asking, so a replay page can offer trainers what only they may do.
-    return _respond(request, {**body, "you": {"role": access.role, "manages": access.manages}})
+    # Who is asking, so a replay page can offer trainers what only they may do, and a viewer's
+    # own link (an assignee's) can report progress under its own identity.
+    you: dict[str, Any] = {"role": access.role, "manages": access.manages}
+    if access.viewer is not None:
+        you.update(viewer_id=access.viewer, name=access.name, assignment=access.assignment)
+    return _respond(request, {**body, "you": you})
 
 
 async def events(request: web.Request) -> web.Response:
@@ -376,6 +383,7 @@ async def delete(request: web.Request) -> web.Response:
     await sessions.forget(session_id)
     await request.app[LIBRARY].delete(session_id)
     await request.app[REPLAY_STORE].forget(session_id)
+    await request.app[ASSIGNMENTS].forget(session_id)
     return web.Response(status=204)
 
 
@@ -511,6 +519,33 @@ def _changed(request: web.Request, session_id: str, progress: bool = False) -> N
 _CSV_TYPES = ("text/csv",)
 
 
+async def build_report(
+    app: web.Application, session_id: str, viewers: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The engagement report of a recorded session, and what replay viewers added that it was
+    built from (`ReplayStore.report_data`, with the times of their reports and answers). With
+    `viewers`, the report's replay part holds only those viewers (one assignee's status)."""
+    live = app[SESSIONS].live.get(session_id)
+    live_now = live.now() if live is not None and live.state.status == "live" else 0
+    added = await app[REPLAY_STORE].report_data(session_id, viewers)
+
+    def build(rec: Recording) -> dict[str, Any]:
+        # In the recording's reader thread (one at a time): the fold is extended in place.
+        fold = rec.report_fold()
+        m = rec.manifest()
+        names = rec.index.aliases.names if rec.anonymized else {}
+        out = fold.report(live_now, names, {**added, "duration_ms": m["duration_ms"]})
+        out["session"] = {"id": m["id"], "title": m["title"], "status": m["status"], **out["session"]}
+        return out
+
+    try:
+        return await app[LIBRARY].read(session_id, build), added
+    except RecordingError as exc:
+        if exc.message == "no recording":
+            raise CommandError("not_found", f"no recording {session_id!r}") from None
+        raise CommandError("recording_damaged", str(exc)) from None
+
+
 async def session_report(request: web.Request) -> web.Response:
     """The engagement report (`recorder/report.py`), as JSON or CSV: live while the session runs,
     final once it ended."""
@@ -521,21 +556,7 @@ async def session_report(request: web.Request) -> web.Response:
         fmt = "csv" if any(kind in request.headers.get("Accept", "") for kind in _CSV_TYPES) else "json"
     if fmt not in ("json", "csv"):
         raise CommandError("invalid_payload", "format: json or csv")
-    live = request.app[SESSIONS].live.get(session_id)
-    live_now = live.now() if live is not None and live.state.status == "live" else 0
-
-    viewers = await request.app[REPLAY_STORE].report_data(session_id)
-
-    def build(rec: Recording) -> dict[str, Any]:
-        # In the recording's reader thread (one at a time): the fold is extended in place.
-        fold = rec.report_fold()
-        m = rec.manifest()
-        names = rec.index.aliases.names if rec.anonymized else {}
-        out = fold.report(live_now, names, {**viewers, "duration_ms": m["duration_ms"]})
-        out["session"] = {"id": m["id"], "title": m["title"], "status": m["status"], **out["session"]}
-        return out
-
-    body = await _read(request, session_id, build)
+    body, _ = await build_report(request.app, session_id)
     if fmt == "csv":
         return web.Response(
             body=report.report_csv(body),
@@ -634,6 +655,8 @@ def _recorded_only(handler: Any) -> Any:
 
 
 def setup_replay_routes(app: web.Application) -> None:
+    from .assignment_api import setup_assignment_routes  # it builds on this module's helpers
+
     r = app.router
     only = _recorded_only
     r.add_get("/api/recordings", list_recordings)
@@ -656,4 +679,5 @@ def setup_replay_routes(app: web.Application) -> None:
     r.add_post("/api/recordings/{id}/viewers/{viewer}/progress", only(progress))
     r.add_get("/api/sessions/{id}/report", only(session_report))
     r.add_get("/api/sessions/{id}/xapi", only(session_xapi))
+    setup_assignment_routes(app, only)
     app[PROGRESS_BUCKETS] = OrderedDict()

@@ -60,6 +60,30 @@ class ReplayStore:
     async def add_viewer(self, recording: str, name: str) -> str:
         return await self._run(self._add_viewer, recording, name)
 
+    def _add_viewers(self, recording: str, names: list[str]) -> list[str]:
+        ids = [new_id(6) for _ in names]
+        now = time.time()
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO viewers VALUES (?, ?, ?, ?)",
+                [(v, recording, name, now) for v, name in zip(ids, names, strict=True)],
+            )
+        return ids
+
+    async def add_viewers(self, recording: str, names: list[str]) -> list[str]:
+        """Register several viewers at once (a replay assignment's assignees), in one transaction."""
+        return await self._run(self._add_viewers, recording, names)
+
+    def _remove_viewers(self, recording: str, ids: list[str]) -> None:
+        with self._db:
+            self._db.executemany(
+                "DELETE FROM viewers WHERE recording = ? AND id = ?", [(recording, v) for v in ids]
+            )
+
+    async def remove_viewers(self, recording: str, ids: list[str]) -> None:
+        """Take back viewers registered for an assignment that could not be saved."""
+        await self._run(self._remove_viewers, recording, ids)
+
     def _answer_quiz(self, recording: str, viewer: str, poll: str, choices: list[int]) -> None:
         with self._db:
             self._db.execute(
@@ -133,31 +157,45 @@ class ReplayStore:
         """Store one progress report, unless the viewer has sent `limit` already (False)."""
         return await self._run(self._progress, recording, viewer, start, end, limit)
 
-    def _report_data(self, recording: str) -> dict[str, Any]:
+    def _report_data(self, recording: str, only: list[str] | None) -> dict[str, Any]:
         db = self._db
+        # `only`: these viewers' rows alone (each query then goes by viewer, through the indexes).
+        where = "recording = ?" if only is None else "recording = ? AND viewer = ?"
+        keys = [(recording,)] if only is None else [(recording, v) for v in only]
+
+        def rows(sql: str) -> list[sqlite3.Row]:
+            return [r for k in keys for r in db.execute(sql.format(where=where), k)]
+
         viewers = [
             {"id": r["id"], "name": r["name"], "created": r["created"]}
-            for r in db.execute(
-                "SELECT id, name, created FROM viewers WHERE recording = ? ORDER BY created, id", (recording,)
+            for r in sorted(
+                rows(
+                    "SELECT id, name, created FROM viewers WHERE "
+                    + ("recording = ?" if only is None else "recording = ? AND id = ?")
+                ),
+                key=lambda r: (r["created"], r["id"]),
             )
         ]
+        # Each report's and answer's wall-clock time beside it (`progress_at`, `quiz_at`): when an
+        # assignment was completed is read from them (`recorder/assignments.py`).
         progress: dict[str, list[tuple[int, int]]] = {}
-        progress_at: dict[str, list[float]] = {}  # when each report came (xAPI timestamps)
-        for r in db.execute(
-            "SELECT viewer, from_ms, to_ms, at FROM progress WHERE recording = ? ORDER BY rowid", (recording,)
+        progress_at: dict[str, list[float]] = {}
+        for r in sorted(
+            rows("SELECT viewer, from_ms, to_ms, at, rowid FROM progress WHERE {where}"),
+            key=lambda r: (r["at"], r["rowid"]),
         ):
             progress.setdefault(r["viewer"], []).append((r["from_ms"], r["to_ms"]))
             progress_at.setdefault(r["viewer"], []).append(r["at"])
         quiz: dict[str, dict[str, list[int]]] = {}
         quiz_at: dict[str, dict[str, float]] = {}
-        for r in db.execute("SELECT viewer, poll, choices, at FROM quiz WHERE recording = ?", (recording,)):
+        for r in rows("SELECT viewer, poll, choices, at FROM quiz WHERE {where}"):
             quiz.setdefault(r["viewer"], {})[r["poll"]] = json.loads(r["choices"])
             quiz_at.setdefault(r["viewer"], {})[r["poll"]] = r["at"]
         questions = [
             {"viewer": r["viewer"], "t": r["t"], "text": r["text"], "id": r["id"], "created": r["created"]}
-            for r in db.execute(
-                "SELECT id, viewer, t, text, created FROM questions WHERE recording = ? ORDER BY t, created",
-                (recording,),
+            for r in sorted(
+                rows("SELECT id, viewer, t, text, created FROM questions WHERE {where}"),
+                key=lambda r: (r["t"], r["created"]),
             )
         ]
         return {
@@ -169,9 +207,10 @@ class ReplayStore:
             "questions": questions,
         }
 
-    async def report_data(self, recording: str) -> dict[str, Any]:
-        """Everything replay viewers added to a recording, for the engagement report."""
-        return await self._run(self._report_data, recording)
+    async def report_data(self, recording: str, viewers: list[str] | None = None) -> dict[str, Any]:
+        """Everything replay viewers added to a recording, for the engagement report (with
+        `viewers`: only what those viewers added)."""
+        return await self._run(self._report_data, recording, viewers)
 
     def _forget(self, recording: str) -> None:
         with self._db:

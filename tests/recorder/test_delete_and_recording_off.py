@@ -4,8 +4,10 @@ clear `recording_off` answer of every replay route for a session recorded off (i
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from classroom.client import ClassroomError
+from recorder.api import ASSIGNMENTS
 
 from ..conftest import ADMIN_KEY
 from .test_replay_api import call, create, fails, ok, token_of
@@ -97,3 +99,19 @@ async def test_recording_off_answers_a_clear_error_everywhere(server):
     await fails(server, "GET", "/api/recordings/NoSuchOne/questions", replay, 403, "wrong_session")
     got, _ = await call(server, "DELETE", f"/api/recordings/{rid}", ADMIN_KEY)
     assert got == 204 and rid not in await _sessions(server)
+
+
+async def test_deleting_a_recording_deletes_its_assignments(server):
+    info, trainer = await server.live_session("Assigned, then deleted")
+    await trainer.request("session.end")
+    await trainer.wait_for("session.ended")
+    rid = info["id"]
+    body = {"deadline": (datetime.now(UTC) + timedelta(days=1)).isoformat(), "assignees": [{"name": "Ada"}]}
+    made = await ok(server, "POST", f"/api/sessions/{rid}/assignments", ADMIN_KEY, 201, json=body)
+    stored = server.app[ASSIGNMENTS].root / f"{rid}.json"
+    assert stored.exists()
+    got, _ = await call(server, "DELETE", f"/api/recordings/{rid}", ADMIN_KEY)
+    assert got == 204 and not stored.exists()
+    link = made["assignees"][0]["link"]
+    await fails(server, "GET", f"/api/recordings/{rid}/assignment", token_of(link), 404, "not_found")
+    await fails(server, "GET", f"/api/sessions/{rid}/assignments", ADMIN_KEY, 404, "not_found")

@@ -160,6 +160,31 @@ export const store = {
   },
 };
 
+/** localStorage, for what should outlast the tab: a replay viewer's identity in this browser. */
+export const persist = {
+  get(key: string): string | null {
+    try {
+      return localStorage.getItem(key);
+    } catch {
+      return null;
+    }
+  },
+  set(key: string, value: string): void {
+    try {
+      localStorage.setItem(key, value);
+    } catch {
+      /* storage unavailable: the identity lasts this page's lifetime */
+    }
+  },
+  remove(key: string): void {
+    try {
+      localStorage.removeItem(key);
+    } catch {
+      /* ignore */
+    }
+  },
+};
+
 /** Keep a text field's content in sessionStorage so a reload keeps the draft. */
 export function mirrorDraft(field: HTMLInputElement | HTMLTextAreaElement, key: string): void {
   const saved = store.get(key);

@@ -20,6 +20,7 @@ import {
   location_,
   nextFrame,
   parseTime,
+  persist,
   reconcile,
   setAttr,
   setText,
@@ -94,7 +95,8 @@ interface Manifest {
   counts: Record<string, number>;
   trainers: string[];
   anonymized: boolean;
-  you: { role: string; manages: boolean };
+  /** Who is asking; a viewer's own link (an assignee's personal link) names the viewer. */
+  you: { role: string; manages: boolean; viewer_id?: string; name?: string; assignment?: string | null };
   /** Recorded media files on the session clock (docs/protocol.md, the manifest's `media`). */
   media?: MediaEntry[];
 }
@@ -308,13 +310,18 @@ function buildPlayer(manifest: Manifest): Player {
       },
     },
   };
+  // The viewer's identity on this recording (quiz answers, questions, progress reports): kept in
+  // this browser's localStorage, so one person is one viewer however often they come back. An
+  // assignee's personal link carries their own identity instead, kept nowhere.
   const viewerKey = `classcast:${sessionId}:viewer`;
   let viewer: { token: string; name: string; viewer_id: string } | null = null;
   try {
-    viewer = JSON.parse(store.get(viewerKey) ?? "null");
+    viewer = JSON.parse(persist.get(viewerKey) ?? store.get(viewerKey) ?? "null");
   } catch {
     viewer = null;
   }
+  const assignee = !!(manifest.you.viewer_id && manifest.you.assignment);
+  if (manifest.you.viewer_id) viewer = { token, name: manifest.you.name ?? "Viewer", viewer_id: manifest.you.viewer_id };
   const quizResults = new Map<string, QuizResult>();
   const quizBoxes = new Map<string, () => void>();
 
@@ -367,7 +374,7 @@ function buildPlayer(manifest: Manifest): Player {
       })
         .then((r) => {
           viewer = { token: r.token, name: r.name, viewer_id: r.viewer_id };
-          store.set(viewerKey, JSON.stringify(viewer));
+          persist.set(viewerKey, JSON.stringify(viewer));
           renderViewer();
           return r.token;
         })
@@ -413,6 +420,7 @@ function buildPlayer(manifest: Manifest): Player {
           const vt = await viewerToken();
           const r = await api<QuizResult>(`${base}/quiz/${encodeURIComponent(p.id)}`, vt, { method: "POST", body: { choices } });
           quizResults.set(p.id, r);
+          void refreshAssignment();
           revealed.delete(p.id); // the quiz box now shows the results
           paint();
           schedule(["polls"]);
@@ -508,7 +516,9 @@ function buildPlayer(manifest: Manifest): Player {
       })
       .catch(() => {
         // The viewer token expired or belongs to an older server secret: register again when needed.
+        if (manifest.you.viewer_id) return; // the link's own identity: nothing to forget
         viewer = null;
+        persist.remove(viewerKey);
         store.remove(viewerKey);
         renderViewer();
       });
@@ -631,6 +641,177 @@ function buildPlayer(manifest: Manifest): Player {
       renderVQ();
     })
     .catch(() => {});
+
+  // -- progress reports and the assignee's card ------------------------------------------------------
+  // What was played, as intervals of recording time: a stretch starts when playback starts (or a
+  // seek lands while playing) and closes at a pause, a seek, the end, and every REPORT_MS; so
+  // seeking and the speed change nothing but which stretches are reported. Each is POSTed to
+  // `…/viewers/{viewer}/progress` (merged first, a few per round: the route allows 30 per 30 s),
+  // and what is left when the page goes away leaves with `fetch(…, {keepalive})`. Trainers and
+  // admins previewing the replay report nothing: the report counts viewers.
+  const REPORT_MS = 5000;
+  const PER_ROUND = 4;
+  const ASSIGNMENT_MS = 15_000;
+  let assignmentAt = 0; // when the assignee's card was last refreshed (performance.now())
+  const reportsOn = !manifest.you.manages;
+  let stretchFrom: number | null = null; // where the stretch being played began
+  let pending: [number, number][] = [];
+  let sending = false;
+
+  function closeStretch(): void {
+    if (stretchFrom !== null) {
+      const a = Math.max(0, Math.floor(stretchFrom));
+      const b = Math.min(duration, Math.ceil(now));
+      if (b > a) pending.push([a, b]);
+    }
+    stretchFrom = playing ? now : null;
+  }
+
+  function mergedPending(): [number, number][] {
+    const out: [number, number][] = [];
+    for (const [a, b] of pending.sort((x, y) => x[0] - y[0])) {
+      const last = out[out.length - 1];
+      if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+      else out.push([a, b]);
+    }
+    return out;
+  }
+
+  async function sendProgress(): Promise<void> {
+    if (!reportsOn) return;
+    closeStretch();
+    if (sending || !pending.length) return;
+    sending = true;
+    const list = mergedPending();
+    pending = [];
+    let sent = 0;
+    try {
+      const vt = await viewerToken();
+      const path = `${base}/viewers/${encodeURIComponent(viewer!.viewer_id)}/progress`;
+      while (list.length && sent < PER_ROUND) {
+        const [a, b] = list[0];
+        try {
+          await api(path, vt, { method: "POST", body: { from: a, to: b } });
+          sent++;
+          list.shift();
+        } catch (err) {
+          const code = (err as ApiError).code;
+          if (code === "rate_limited" || code === "network" || code === "http_error" || code === "internal_error") break; // later
+          if ((code === "expired_token" || code === "invalid_token") && !manifest.you.viewer_id) {
+            // This browser's viewer token expired (or the server's secret changed): the next
+            // round registers again.
+            viewer = null;
+            persist.remove(viewerKey);
+            renderViewer();
+            break;
+          }
+          list.shift(); // refused for good (beyond the recording, over the limit): dropped
+        }
+      }
+    } catch {
+      /* registering failed: the next round tries again */
+    } finally {
+      pending.push(...list);
+      sending = false;
+    }
+    // The assignee's card follows: at once when playback stopped, else every ASSIGNMENT_MS at most
+    // (each refresh folds the report on the server).
+    if (sent && (!playing || performance.now() - assignmentAt >= ASSIGNMENT_MS)) void refreshAssignment();
+  }
+
+  /** The page goes away (closed, navigated, hidden on a phone): what is left, with keepalive. */
+  function sendBeforeLeaving(): void {
+    if (!reportsOn) return;
+    closeStretch();
+    if (!viewer || sending || !pending.length) return;
+    const path = `${base}/viewers/${encodeURIComponent(viewer.viewer_id)}/progress`;
+    for (const [a, b] of mergedPending().slice(0, PER_ROUND)) {
+      void fetch(path, {
+        method: "POST",
+        keepalive: true,
+        headers: { Authorization: `Bearer ${viewer.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ from: a, to: b }),
+      }).catch(() => {});
+    }
+    pending = [];
+  }
+  window.setInterval(() => {
+    if (playing || pending.length) void sendProgress();
+  }, REPORT_MS);
+  window.addEventListener("pagehide", sendBeforeLeaving);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") sendBeforeLeaving();
+  });
+
+  interface MyAssignment {
+    id: string;
+    title: string;
+    name: string;
+    deadline: string;
+    threshold: number;
+    quiz_required: boolean;
+    status: "not_started" | "in_progress" | "completed" | "overdue";
+    watched_share: number;
+    quiz_answered: number;
+    quiz_total: number;
+    completed_at: string | null;
+    late: boolean;
+  }
+  const STATUS_TEXT: Record<MyAssignment["status"], string> = {
+    not_started: "Not started",
+    in_progress: "In progress",
+    completed: "Completed",
+    overdue: "Overdue",
+  };
+  const asgDeadline = h("p", { "data-testid": "assignment-deadline" });
+  const asgStatus = h("span", { class: "badge", "data-testid": "assignment-status" });
+  const asgBar = h("progress", { max: 1, value: 0, "aria-label": "Share of the replay watched" }) as HTMLProgressElement;
+  const asgProgress = h("span", { "data-testid": "assignment-progress" });
+  const asgQuiz = h("p", { "data-testid": "assignment-quiz" });
+  const asgCard = h(
+    "section",
+    { class: "panel assignment-card", "data-testid": "assignment", "aria-labelledby": "asg-h", hidden: true },
+    h("div", { class: "panel-head" }, h("h2", { id: "asg-h" }, "Your assignment"), asgStatus),
+    asgDeadline,
+    h("p", { class: "assignment-progress" }, asgBar, " ", asgProgress),
+    asgQuiz,
+    h(
+      "a",
+      {
+        class: "btn btn-small",
+        "data-testid": "assignment-ics",
+        href: `${base}/assignment.ics?token=${encodeURIComponent(token)}`,
+        download: `${sessionId}-deadline.ics`,
+      },
+      "Add to calendar",
+    ),
+  );
+  let asgTimer = 0;
+  async function refreshAssignment(): Promise<void> {
+    if (!assignee) return;
+    window.clearTimeout(asgTimer);
+    assignmentAt = performance.now();
+    try {
+      const a = await api<MyAssignment>(`${base}/assignment`, token);
+      show(asgCard, true);
+      const due = new Date(a.deadline);
+      setText(asgDeadline, `Due ${due.toLocaleString()} · watch at least ${Math.round(a.threshold * 100)}% of the replay${a.quiz_required ? " and answer its quiz" : ""}.`);
+      setAttr(asgDeadline, "data-deadline", a.deadline);
+      setText(asgStatus, STATUS_TEXT[a.status] + (a.late ? " (late)" : ""));
+      setAttr(asgStatus, "data-status", a.status);
+      asgStatus.className = `badge badge-status-${a.status}`;
+      asgBar.value = a.watched_share;
+      setText(asgProgress, `Watched ${Math.floor(a.watched_share * 1000) / 10}% of the ${Math.round(a.threshold * 100)}% needed`);
+      setAttr(asgProgress, "data-share", String(a.watched_share));
+      show(asgQuiz, a.quiz_required);
+      setText(asgQuiz, `Quiz: ${a.quiz_answered} of ${a.quiz_total} answered`);
+    } catch (err) {
+      show(asgCard, true);
+      setText(asgDeadline, `Your assignment cannot be shown: ${(err as Error).message}`);
+    }
+    asgTimer = window.setTimeout(() => void refreshAssignment(), 60_000); // the deadline may pass
+  }
+  void refreshAssignment();
 
   // -- player controls --------------------------------------------------------------------------------
   const playBtn: HTMLButtonElement = h("button", {
@@ -892,6 +1073,7 @@ function buildPlayer(manifest: Manifest): Player {
         h(
           "div",
           { class: "col-main" },
+          asgCard,
           h("div", { class: "stage" }, media.el, board.el, reactions.overlay),
           h(
             "section",
@@ -993,7 +1175,9 @@ function buildPlayer(manifest: Manifest): Player {
   // -- playback -------------------------------------------------------------------------------------
   function seek(ms: number): void {
     const t = Math.max(0, Math.min(duration, Math.round(Number.isFinite(ms) ? ms : 0)));
+    closeStretch(); // what was played up to here; playing on, a new stretch starts at t
     now = t;
+    if (stretchFrom !== null) stretchFrom = t;
     chatShown = SNAPSHOT_CHAT;
     // Forward within the events here: fold on. Back, or beyond them: load the state there.
     if (loaded && !loading && t >= foldedAt && t <= bufTo) {
@@ -1025,13 +1209,16 @@ function buildPlayer(manifest: Manifest): Player {
     if (playing) return;
     if (now >= duration) seek(0);
     playing = true;
+    closeStretch(); // a stretch starts here
     lastTs = performance.now();
     requestAnimationFrame(tick);
     renderClock();
     media.sync(now, playing, speed, true);
   }
   function pause(): void {
+    const was = playing;
     playing = false;
+    if (was) void sendProgress(); // closes the stretch at the pause and reports it
     renderClock();
     media.sync(now, playing, speed, true);
   }

@@ -2,7 +2,7 @@
 // (SVG charts drawn here), sortable tables of participants and replay viewers, polls and the most
 // upvoted questions, from GET /api/sessions/{id}/report. Live sessions refresh every 15 s.
 // Every name and text from the server goes in as text, never as HTML.
-import { ApiError, api, app, duration, h, location_, setText, shortTime } from "../dom";
+import { ApiError, api, app, copyText, duration, h, location_, setAttr, setText, shortTime, toast } from "../dom";
 import { brand, expose, initPage, setTitle, shellTitle } from "../page";
 
 initPage();
@@ -242,7 +242,16 @@ const csvLink = h(
   },
   "Download CSV",
 );
-const refreshBtn = h("button", { type: "button", class: "btn btn-small", text: "Refresh", onclick: () => void load() });
+const refreshBtn = h("button", {
+  type: "button",
+  class: "btn btn-small",
+  text: "Refresh",
+  "data-testid": "report-refresh",
+  onclick: () => {
+    void load();
+    void loadAssignments();
+  },
+});
 const totalsBox = h("dl", { class: "report-totals", "data-testid": "report-totals" });
 const charts = h("div", { class: "report-charts" });
 const pollsBox = h("div");
@@ -307,6 +316,7 @@ function section(heading: string, id: string, ...children: (Node | string)[]): H
 }
 
 const viewersEmpty = h("p", { class: "muted" }, "Nobody has watched the replay yet.");
+const assignBox = h("div", { "data-testid": "assignments" }); // filled below
 
 root.replaceChildren(
   h(
@@ -328,6 +338,7 @@ root.replaceChildren(
       section("Polls", "polls-h", pollsBox),
       section("Most upvoted questions", "top-h", questionsBox),
       section("Replay viewers", "viewers-h", viewersEmpty, viewers.el),
+      section("Replay assignments", "assign-h", assignBox),
     ),
   ),
 );
@@ -401,3 +412,204 @@ async function load(): Promise<void> {
 }
 
 void load();
+
+// -- replay assignments ------------------------------------------------------------------------------
+// Trainers send the replay to learners with a deadline (POST /api/sessions/{id}/assignments) and
+// follow each one's status, refreshed every REFRESH_MS; each assignee's personal link is copyable.
+
+interface AssigneeRow {
+  id: string;
+  name: string;
+  email: string | null;
+  reason: string | null;
+  link: string;
+  status: "not_started" | "in_progress" | "completed" | "overdue";
+  watched_share: number;
+  quiz_answered: number;
+  quiz_total: number;
+  completed_at: string | null;
+  late: boolean;
+}
+interface AssignmentItem {
+  id: string;
+  created_at: string;
+  deadline: string;
+  threshold: number;
+  quiz_required: boolean;
+  audience: "list" | "missed";
+  counts: Record<AssigneeRow["status"], number>;
+  assignees: AssigneeRow[];
+}
+
+const STATUS_TEXT: Record<AssigneeRow["status"], string> = {
+  not_started: "Not started",
+  in_progress: "In progress",
+  completed: "Completed",
+  overdue: "Overdue",
+};
+const REASON_TEXT: Record<string, string> = { missed: "missed the session", left_early: "left early" };
+const assignPath = `/api/sessions/${encodeURIComponent(sessionId)}/assignments`;
+
+/** "Name <e-mail>", "Name, e-mail" or just "Name", one learner a line. */
+function parseAssignees(text: string): { name: string; email?: string }[] {
+  const out: { name: string; email?: string }[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line) continue;
+    const m = /^(.*?)[\s,;]*<?([^\s<>,;]+@[^\s<>,;]+?)>?$/.exec(line);
+    if (m && m[1].trim()) out.push({ name: m[1].trim(), email: m[2] });
+    else out.push({ name: line });
+  }
+  return out;
+}
+
+function assignmentsPanel(): HTMLElement {
+  const inAWeek = new Date(Date.now() + 7 * 86_400_000);
+  inAWeek.setSeconds(0, 0);
+  const local = new Date(inAWeek.getTime() - inAWeek.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  const deadline = h("input", { id: "assign-deadline", type: "datetime-local", required: true, value: local, "data-testid": "assign-deadline" });
+  const threshold = h("input", { id: "assign-threshold", type: "number", min: 1, max: 100, step: 1, value: 90, required: true, "data-testid": "assign-threshold" });
+  const quiz = h("input", { id: "assign-quiz", type: "checkbox", "data-testid": "assign-quiz" });
+  const toList = h("input", { type: "radio", name: "assign-audience", value: "list", checked: true, "data-testid": "assign-audience-list" });
+  const toMissed = h("input", { type: "radio", name: "assign-audience", value: "missed", "data-testid": "assign-audience-missed" });
+  const peopleLabel = h("label", { for: "assign-people", class: "field-label" });
+  const people = h("textarea", { id: "assign-people", "data-testid": "assign-people", placeholder: "Ada Lovelace <ada@example.org>\nAlan Turing" });
+  const error = h("p", { class: "form-error", role: "alert", "data-testid": "assign-error" });
+  const submit: HTMLButtonElement = h("button", { type: "submit", class: "btn btn-primary", "data-testid": "assign-create", text: "Assign the replay" });
+  const labelPeople = () =>
+    setText(
+      peopleLabel,
+      toMissed.checked
+        ? "Who was expected (optional, one a line: name and e-mail): those who never came are assigned too"
+        : "Learners, one a line: name, optionally an e-mail (Name <e-mail>)",
+    );
+  toList.addEventListener("change", labelPeople);
+  toMissed.addEventListener("change", labelPeople);
+  labelPeople();
+  const form = h(
+    "form",
+    {
+      class: "assignment-form",
+      "data-testid": "assign-form",
+      onsubmit: async (ev: Event) => {
+        ev.preventDefault();
+        setText(error, "");
+        const when = new Date(deadline.value);
+        if (Number.isNaN(when.getTime())) {
+          setText(error, "Choose a deadline.");
+          return;
+        }
+        const body = {
+          deadline: when.toISOString(),
+          threshold: Math.min(100, Math.max(1, Number(threshold.value) || 90)) / 100,
+          quiz_required: quiz.checked,
+          audience: toMissed.checked ? "missed" : "list",
+          assignees: parseAssignees(people.value),
+        };
+        submit.disabled = true;
+        try {
+          const made = await api<AssignmentItem>(assignPath, token, { method: "POST", body });
+          people.value = "";
+          toast(`Assigned to ${made.assignees.length} ${made.assignees.length === 1 ? "learner" : "learners"}.`);
+          await loadAssignments();
+        } catch (err) {
+          setText(error, (err as ApiError).message);
+        } finally {
+          submit.disabled = false;
+        }
+      },
+    },
+    h("div", null, h("label", { for: "assign-deadline", class: "field-label" }, "Deadline"), deadline),
+    h("div", null, h("label", { for: "assign-threshold", class: "field-label" }, "Share to watch (%)"), threshold),
+    h("label", { class: "choice" }, quiz, h("span", null, "The replay's quiz must be answered")),
+    h(
+      "fieldset",
+      { class: "wide" },
+      h("legend", { class: "field-label" }, "Assign to"),
+      h("label", { class: "choice" }, toList, h("span", null, "These learners")),
+      h("label", { class: "choice" }, toMissed, h("span", null, "Everyone who missed the live session or left early")),
+    ),
+    h("div", { class: "wide" }, peopleLabel, people),
+    h("p", { class: "muted wide" }, "Left early: their last time online ended more than 5 minutes before the session did."),
+    h("div", { class: "wide" }, submit, error),
+  );
+  return h(
+    "div",
+    null,
+    form,
+    h(
+      "p",
+      { class: "assignment-actions" },
+      h("a", { class: "btn btn-small", "data-testid": "assign-csv", href: `${assignPath}?format=csv&token=${encodeURIComponent(token)}`, download: `${sessionId}-assignments.csv` }, "Download CSV"),
+    ),
+    assignmentList,
+  );
+}
+
+const assignmentList = h("div", { class: "assignment-list", "data-testid": "assignment-list", "aria-live": "polite" });
+
+function assignmentView(a: AssignmentItem): HTMLElement {
+  const due = new Date(a.deadline).toLocaleString();
+  const c = a.counts;
+  const rows = a.assignees.map((p) => {
+    const input = h("input", { type: "text", readonly: true, value: p.link, "aria-label": `Personal link of ${p.name}`, "data-testid": "assignee-link" });
+    const copy = h("button", {
+      type: "button",
+      class: "btn btn-small",
+      text: "Copy",
+      onclick: async () => toast((await copyText(p.link, input)) ? `Link for ${p.name} copied.` : "Copying failed; select the link and copy it."),
+    });
+    const status = h("span", { class: `badge badge-status-${p.status}`, "data-testid": "assignee-status", "data-status": p.status }, STATUS_TEXT[p.status] + (p.late ? " (late)" : ""));
+    const row = h(
+      "tr",
+      { "data-testid": "assignee-row" },
+      h("th", { scope: "row" }, p.name),
+      h("td", null, p.email ?? "—"),
+      h("td", null, p.reason ? REASON_TEXT[p.reason] ?? p.reason : "—"),
+      h("td", null, status),
+      h("td", { class: "num", "data-testid": "assignee-watched" }, percent(p.watched_share)),
+      h("td", { class: "num" }, p.quiz_total ? `${p.quiz_answered}/${p.quiz_total}` : "—"),
+      h("td", null, p.completed_at ? new Date(p.completed_at).toLocaleString() : "—"),
+      h("td", null, h("div", { class: "assignment-link" }, input, copy)),
+    );
+    setAttr(row, "data-name", p.name);
+    return row;
+  });
+  return h(
+    "article",
+    { class: "assignment-item", "data-testid": "assignment-item", "data-id": a.id },
+    h("h3", null, `Due ${due} · at least ${Math.round(a.threshold * 100)}% watched${a.quiz_required ? " · quiz required" : ""}${a.audience === "missed" ? " · for those who missed it or left early" : ""}`),
+    h("p", { class: "muted", "data-testid": "assignment-counts" }, `${c.completed} completed · ${c.in_progress} in progress · ${c.not_started} not started · ${c.overdue} overdue`),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "report-table" },
+        h("caption", { class: "sr-only" }, `Assignees, due ${due}`),
+        h(
+          "thead",
+          null,
+          h("tr", null, ...["Name", "E-mail", "Why", "Status", "Watched", "Quiz", "Completed", "Personal link"].map((t) => h("th", { scope: "col" }, t))),
+        ),
+        h("tbody", null, ...rows),
+      ),
+    ),
+  );
+}
+
+let assignTimer: number | undefined;
+async function loadAssignments(): Promise<void> {
+  window.clearTimeout(assignTimer);
+  try {
+    const r = await api<{ assignments: AssignmentItem[] }>(assignPath, token);
+    assignmentList.replaceChildren(
+      ...(r.assignments.length ? r.assignments.map(assignmentView) : [h("p", { class: "muted" }, "No assignments yet.")]),
+    );
+  } catch (err) {
+    assignmentList.replaceChildren(h("p", { class: "form-error" }, `The assignments could not be loaded: ${(err as Error).message}`));
+  }
+  assignTimer = window.setTimeout(() => void loadAssignments(), REFRESH_MS);
+}
+assignBox.replaceChildren(assignmentsPanel());
+void loadAssignments();
