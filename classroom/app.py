@@ -23,12 +23,14 @@ from signaling.media import MediaRooms
 from signaling.websocket import Transports
 from signaling.wire import JsonPacket
 
+from . import metrics
 from .api import setup_routes
 from .auth import Signer
 from .config import Settings
 from .heap import HeapTrimmer, LongLived
 from .http import ServerLog, json_errors, security_headers
 from .keys import ADMIN_KEY, HUB, PUBLIC_URL, SESSIONS, SIGNER
+from .operate import setup_operations
 from .pages import html_errors, setup_pages
 from .sessions import Sessions
 from .store import SessionStore
@@ -105,7 +107,9 @@ def build_app(settings: Settings) -> web.Application:
     recorder = Recorder(recordings)
     library = Library(recordings, recorder.is_open)
     replay_store = ReplayStore(settings.data_dir / "replay.db")
-    sessions = Sessions(store, FrameFanout(sio, transports), recorder, settings.idle_timeout)
+    sessions = Sessions(
+        store, FrameFanout(sio, transports), recorder, settings.idle_timeout, settings.crowd_size
+    )
     signer = Signer(settings.secret, settings.link_ttl, settings.participant_ttl)
     app[SESSIONS] = sessions
     app[SIGNER] = signer
@@ -119,6 +123,15 @@ def build_app(settings: Settings) -> web.Application:
     setup_routes(app)
     setup_replay_routes(app)
     setup_pages(app)
+    # Operating (issue 11): /readyz, /metrics, draining on SIGTERM (`operate.py`, `__main__.py`).
+    node = setup_operations(app)
+    node.tell_clients = hub.drain
+    node.connections = lambda: len(hub.connections)
+    metrics.observe(
+        connections=lambda: len(hub.connections),
+        sessions=lambda: len(sessions.live),
+        backlog=lambda: sum(recorder.backlog.values()),
+    )
 
     async def start(app: web.Application) -> None:
         sessions.start()

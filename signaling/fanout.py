@@ -15,6 +15,7 @@ from typing import Any
 
 import socketio
 
+from classroom import metrics
 from classroom.core import AUDIENCES, project
 from classroom.ports import Delivery
 
@@ -47,20 +48,25 @@ class FrameFanout:
         self.transports = transports.by_eio_sid
         self.frames = 0  # frames built (one per audience copy), for tests and benchmarks
         self.writes = 0
+        self._delivered = 0  # event frames written in the current batch (counted once per batch)
 
     async def deliver(self, session_id: str, batch: list[Delivery]) -> None:
         rooms = self.sio.manager.rooms.get("/", {})
         fallback: list[tuple[str, dict[str, Any]]] = []
         run: list[list[dict[str, Any] | None]] = []  # per event, its view per audience
+        self._delivered = 0
         for d in batch:
             event = d.event
-            views = [project(event, audience) for audience in AUDIENCES]
+            if d.hidden:  # a large session's presence: not for every audience
+                views = [None if a in d.hidden else project(event, a) for a in AUDIENCES]
+            else:
+                views = [project(event, audience) for audience in AUDIENCES]
             own: dict[str, Any] | None = None
-            personal = False
+            personal = d.subject is not None
             if event.actor is not None and d.actor_role in AUDIENCES:
                 own = project(event, d.actor_role, True)
                 # The actor sees more of their own event (their vote) than the rest.
-                personal = own is not views[AUDIENCES.index(d.actor_role)]
+                personal = personal or own is not views[AUDIENCES.index(d.actor_role)]
             if not personal:
                 run.append(views)
                 continue
@@ -74,9 +80,33 @@ class FrameFanout:
                         self._write(rooms.get(personal_room(session_id, event.actor)), [own], (), fallback)
                 if view is not None:
                     self._write(rooms.get(audience_room(session_id, audience)), [view], skip, fallback)
+            if d.subject is not None:
+                self._write(rooms.get(personal_room(session_id, d.subject)), [event.wire()], (), fallback)
         self._write_run(rooms, session_id, run, fallback)
         for sid, view in fallback:
             await self.sio.emit("event", view, to=sid)
+        metrics.DELIVERIES.inc(self._delivered + len(fallback))
+
+    async def notify(self, session_id: str, audience: str, name: str, data: dict[str, Any]) -> int:
+        """An event outside the stream (no seq) to an audience's room: one frame, written to
+        every member (the large-session presence summary)."""
+        members = self.sio.manager.rooms.get("/", {}).get(audience_room(session_id, audience))
+        if not members:
+            return 0
+        frame = text_frame(b"42" + wire.dumps([name, data]))
+        transports = self.transports
+        written = 0
+        slow = []
+        for sid, eio_sid in members.items():
+            transport = transports.get(eio_sid)
+            if transport is None:
+                slow.append(sid)
+            elif write_frame(transport, frame):
+                written += 1
+        for sid in slow:
+            await self.sio.emit(name, data, to=sid)
+        metrics.DELIVERIES.inc(written + len(slow))
+        return written + len(slow)
 
     def _write_run(
         self,
@@ -113,3 +143,4 @@ class FrameFanout:
                 self.frames += len(views)
             if write_frame(transport, frames):
                 self.writes += 1
+                self._delivered += len(views)

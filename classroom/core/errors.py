@@ -52,4 +52,5 @@ CODES = {
     "storage_full": "the server cannot save right now; nothing changed",
     "method_not_allowed": "the HTTP method is not allowed on this path",
     "http_error": "another HTTP error (the status code says which)",
+    "draining": "the server is stopping: connect again (a load balancer sends you to another node)",
 }
