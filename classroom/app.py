@@ -126,6 +126,7 @@ def build_app(settings: Settings) -> web.Application:
     # Operating (issue 11): /readyz, /metrics, draining on SIGTERM (`operate.py`, `__main__.py`).
     node = setup_operations(app)
     node.tell_clients = hub.drain
+    node.refuse_new = hub.refuse_new
     node.connections = lambda: len(hub.connections)
     metrics.observe(
         connections=lambda: len(hub.connections),

@@ -8,6 +8,7 @@ callbacks the composition root plugs in (`observe`). The Redis metrics are fed b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
@@ -39,6 +40,8 @@ RECORDER_BACKLOG = Gauge(
 )
 REDIS_SECONDS = Histogram("classcast_redis_seconds", "Redis round trips (cluster mode)", buckets=_SECONDS)
 REDIS_ERRORS = Counter("classcast_redis_errors", "Redis commands that failed (cluster mode)")
+PROCESS = Gauge("classcast_process_id", "This process's id (which worker of `--workers` answered)")
+PROCESS.set(os.getpid())
 DRAINING = Gauge("classcast_draining", "1 while this node drains (SIGTERM received), else 0")
 
 

@@ -42,6 +42,7 @@ class NodeState:
     # Plugged in by the composition root: tell every socket to reconnect elsewhere (returns how
     # many), and how many sockets are still connected.
     tell_clients: Callable[[str], Awaitable[int]] | None = None
+    refuse_new: Callable[[], None] | None = None  # from the drain's start: no new sockets
     connections: Callable[[], int] = lambda: 0
 
     async def problems(self) -> dict[str, str]:
@@ -67,6 +68,8 @@ class NodeState:
     def start_draining(self) -> None:
         self.draining = True
         metrics.DRAINING.set(1)
+        if self.refuse_new is not None:
+            self.refuse_new()
 
     async def drain(self, notice: float, grace: float) -> None:
         """SIGTERM: `/readyz` says 503 at once (and new sockets are refused); after `notice`

@@ -281,6 +281,10 @@ class Hub:
                 await self.sio.disconnect(sid)
                 await self.on_disconnect(sid)
 
+    def refuse_new(self) -> None:
+        """Draining: new connections are refused with `draining` from now on."""
+        self.draining = True
+
     async def drain(self, message: str) -> int:
         """Draining (SIGTERM): refuse new connections, and tell every socket to reconnect
         elsewhere (`closing` {code: "draining"}) before closing its connection. Their
