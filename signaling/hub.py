@@ -226,6 +226,7 @@ class Hub:
             _check_size(payload)
             if name in MEDIA_COMMANDS and self.media is not None:
                 reply = await self.media.command(sid, conn.session, conn.pid, name, payload)
+                metrics.COMMANDS_OK.inc()
                 return {"ok": True, "seq": conn.session.state.seq, **reply}
             outcome = conn.session.execute(conn.pid, name, payload)
         except CommandError as exc:
