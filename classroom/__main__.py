@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import errno
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from .config import (
     url_configured,
 )
 from .http import RedactingAccessLogger
-from .store import SessionStore
+from .store import SessionInfo, SessionStore
 
 DEMO_TITLE = "Demo session"
 
@@ -49,13 +48,12 @@ def fail(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def serve(settings: Settings, argv: list[str] | None = None) -> None:
-    """Serve in this process, or with `--workers N` (N > 1) supervise N worker processes that
-    share the port (`workers.py`); a worker is this same command with WORKER_ENV set."""
-    from .app import STOPPED, build_app
-    from .workers import WORKER_ENV, supervise
+def serve(settings: Settings) -> None:
+    """Serve in this process, or with `--workers N` (N > 1) supervise N forked worker processes
+    that share the port (`workers.py`)."""
+    from .app import build_app  # noqa: F401 -- imported once here: forked workers inherit it
+    from .workers import supervise
 
-    worker = os.environ.get(WORKER_ENV)
     created = settings.resolve_keys()
     store = SessionStore(settings.data_dir)
     try:
@@ -63,25 +61,33 @@ def serve(settings: Settings, argv: list[str] | None = None) -> None:
         demo = demo or store.create_sync(new_id(), DEMO_TITLE)
     finally:
         store.close()
-    if worker is None and settings.workers > 1:
+    if settings.workers > 1:
         # The parent made the keys and the demo session once; the workers find them.
         if created:
             print(f"Admin key (saved in {settings.data_dir / 'admin.key'}): {settings.admin_key}", flush=True)
-        sys.exit(supervise(["serve", *(argv or [])], settings.workers))
+        sys.exit(supervise(lambda index: _serve_one(settings, demo, False, index), settings.workers))
+    _serve_one(settings, demo, created, None)
+
+
+def _serve_one(settings: Settings, demo: SessionInfo, created: bool, worker: int | None) -> None:
+    """One server process: the only one, or worker `worker` of `--workers` (then it shares the
+    port with SO_REUSEPORT, and only worker 0 prints the links)."""
+    from .app import STOPPED, build_app
+
     app = build_app(settings)
     base = settings.base_url
     urls = links(_signer(settings), base, demo.id)
 
     def announce() -> None:
-        # Called once the socket listens, so the printed links work at once (by worker 0 only).
-        if worker not in (None, "0"):
+        # Called once the socket listens, so the printed links work at once.
+        if worker not in (None, 0):
             return
         with contextlib.suppress(OSError):  # only a convenience for `create`
             (settings.data_dir / URL_FILE).write_text(base + "\n")
         print(f"Classcast is running at {base}", flush=True)
         print(f"Trainer link for '{demo.title}': {urls['trainer_url']}", flush=True)
         print(f"Learner link: {urls['join_url']}", flush=True)
-        if created and worker is None:
+        if created:
             print(f"Admin key (saved in {settings.data_dir / 'admin.key'}): {settings.admin_key}", flush=True)
 
     try:
@@ -244,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         except ImportError:
             pass
-        serve(settings, argv[1:])
+        serve(settings)
     elif args.command == "export":
         export(settings, args.id, args.format, args.out)
     else:

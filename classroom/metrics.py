@@ -41,7 +41,6 @@ RECORDER_BACKLOG = Gauge(
 REDIS_SECONDS = Histogram("classcast_redis_seconds", "Redis round trips (cluster mode)", buckets=_SECONDS)
 REDIS_ERRORS = Counter("classcast_redis_errors", "Redis commands that failed (cluster mode)")
 PROCESS = Gauge("classcast_process_id", "This process's id (which worker of `--workers` answered)")
-PROCESS.set(os.getpid())
 DRAINING = Gauge("classcast_draining", "1 while this node drains (SIGTERM received), else 0")
 
 
@@ -50,6 +49,7 @@ def observe(
 ) -> None:
     """Read these gauges from the running server when scraped (the latest server built in this
     process wins, which is the only one outside tests)."""
+    PROCESS.set(os.getpid())  # here, not at import: `--workers` forks after importing this
     CONNECTIONS.set_function(connections)
     SESSIONS.set_function(sessions)
     RECORDER_BACKLOG.set_function(backlog)
