@@ -95,7 +95,7 @@ async def _served(tmp_path: Path, *args: str) -> AsyncIterator[Served]:
 
 
 async def test_sigterm_drains_readyz_503_clients_told_nothing_acknowledged_lost(tmp_path: Path) -> None:
-    notice, grace = 3.0, 5.0
+    notice, grace = 5.0, 5.0
     async with (
         _served(tmp_path, "--drain-notice", str(notice), "--drain-grace", str(grace)) as served,
         aiohttp.ClientSession() as http,
