@@ -48,13 +48,12 @@ class FrameFanout:
         self.transports = transports.by_eio_sid
         self.frames = 0  # frames built (one per audience copy), for tests and benchmarks
         self.writes = 0
-        self._delivered = 0  # event frames written in the current batch (counted once per batch)
 
     async def deliver(self, session_id: str, batch: list[Delivery]) -> None:
         rooms = self.sio.manager.rooms.get("/", {})
         fallback: list[tuple[str, dict[str, Any]]] = []
         run: list[list[dict[str, Any] | None]] = []  # per event, its view per audience
-        self._delivered = 0
+        delivered = 0  # event frames written, counted in the metrics once per batch
         for d in batch:
             event = d.event
             if d.hidden:  # a large session's presence: not for every audience
@@ -70,22 +69,28 @@ class FrameFanout:
             if not personal:
                 run.append(views)
                 continue
-            self._write_run(rooms, session_id, run, fallback)
+            delivered += self._write_run(rooms, session_id, run, fallback)
             run = []
             for audience, view in zip(AUDIENCES, views, strict=True):
                 skip: Iterable[str] = ()
                 if audience == d.actor_role:
                     skip = set(d.actor_sids)
                     if own is not None:
-                        self._write(rooms.get(personal_room(session_id, event.actor)), [own], (), fallback)
+                        delivered += self._write(
+                            rooms.get(personal_room(session_id, event.actor)), [own], (), fallback
+                        )
                 if view is not None:
-                    self._write(rooms.get(audience_room(session_id, audience)), [view], skip, fallback)
+                    delivered += self._write(
+                        rooms.get(audience_room(session_id, audience)), [view], skip, fallback
+                    )
             if d.subject is not None:
-                self._write(rooms.get(personal_room(session_id, d.subject)), [event.wire()], (), fallback)
-        self._write_run(rooms, session_id, run, fallback)
+                delivered += self._write(
+                    rooms.get(personal_room(session_id, d.subject)), [event.wire()], (), fallback
+                )
+        delivered += self._write_run(rooms, session_id, run, fallback)
         for sid, view in fallback:
             await self.sio.emit("event", view, to=sid)
-        metrics.DELIVERIES.inc(self._delivered + len(fallback))
+        metrics.DELIVERIES.inc(delivered + len(fallback))
 
     async def notify(self, session_id: str, audience: str, name: str, data: dict[str, Any]) -> int:
         """An event outside the stream (no seq) to an audience's room: one frame, written to
@@ -114,11 +119,13 @@ class FrameFanout:
         session_id: str,
         run: list[list[dict[str, Any] | None]],
         fallback: list[tuple[str, dict[str, Any]]],
-    ) -> None:
+    ) -> int:
+        delivered = 0
         for i, audience in enumerate(AUDIENCES):
             views = [v[i] for v in run if v[i] is not None]
             if views:
-                self._write(rooms.get(audience_room(session_id, audience)), views, (), fallback)
+                delivered += self._write(rooms.get(audience_room(session_id, audience)), views, (), fallback)
+        return delivered
 
     def _write(
         self,
@@ -126,11 +133,13 @@ class FrameFanout:
         views: list[dict[str, Any]],
         skip: Iterable[str],
         fallback: list[tuple[str, dict[str, Any]]],
-    ) -> None:
+    ) -> int:
+        """Write `views` to every member but `skip`; return how many event frames were written."""
         if not members:
-            return
+            return 0
         frames = None
         transports = self.transports
+        written = 0
         for sid, eio_sid in members.items():
             if sid in skip:
                 continue
@@ -142,5 +151,6 @@ class FrameFanout:
                 frames = b"".join(event_frame(view) for view in views)
                 self.frames += len(views)
             if write_frame(transport, frames):
-                self.writes += 1
-                self._delivered += len(views)
+                written += 1
+        self.writes += written
+        return written * len(views)
