@@ -65,6 +65,7 @@ def serve(settings: Settings) -> None:
         # The parent made the keys and the demo session once; the workers find them.
         if created:
             print(f"Admin key (saved in {settings.data_dir / 'admin.key'}): {settings.admin_key}", flush=True)
+        print(f"Starting {settings.workers} workers on {settings.host}:{settings.port}", flush=True)
         sys.exit(supervise(lambda index: _serve_one(settings, demo, False, index), settings.workers))
     _serve_one(settings, demo, created, None)
 
