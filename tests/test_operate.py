@@ -86,7 +86,8 @@ async def test_readyz_says_ready_and_names_a_failing_check(server: Server) -> No
 
 @contextlib.asynccontextmanager
 async def _served(tmp_path: Path, *args: str) -> AsyncIterator[Served]:
-    served = Served(tmp_path / "data", *args, env={"CLASSCAST_ADMIN_KEY": "k"})
+    # Generous: at a load of 20 and more, importing the server alone can take 20 s.
+    served = Served(tmp_path / "data", *args, env={"CLASSCAST_ADMIN_KEY": "k"}, ready_timeout=90)
     await served.start()
     try:
         yield served
@@ -192,6 +193,7 @@ async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> N
         tmp_path / "data",
         *("--workers", "2", "--redis-url", f"redis://127.0.0.1:{redis_port}/0"),
         env={"CLASSCAST_ADMIN_KEY": "k"},
+        ready_timeout=90,
     )
     try:
         await served.start()
