@@ -95,6 +95,7 @@ async def _served(tmp_path: Path, *args: str) -> AsyncIterator[Served]:
         await served.kill()
 
 
+@pytest.mark.timeout(300)
 async def test_sigterm_drains_readyz_503_clients_told_nothing_acknowledged_lost(tmp_path: Path) -> None:
     notice, grace = 5.0, 5.0
     async with (
@@ -173,6 +174,7 @@ async def test_workers_without_redis_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+@pytest.mark.timeout(300)
 async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     redis_port = free_port()
     redis = subprocess.Popen(
