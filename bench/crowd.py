@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -75,6 +76,15 @@ def storm(n: int, crowd: int, spread_s: float, timeout_s: float) -> dict[str, An
     }
 
 
+def load_note() -> str:
+    """The machine's load average: a shared machine's other work shows in every figure."""
+    try:
+        one, five, _ = Path("/proc/loadavg").read_text().split()[:3]
+    except (OSError, ValueError):
+        return ""
+    return f" Load average when the run ended: {one} (1 min), {five} (5 min) on {os.cpu_count()} cores."
+
+
 def markdown(runs: list[dict[str, Any]], spread_s: float) -> str:
     lines = [
         "## Large sessions: join storm (`bench/crowd.py`)",
@@ -83,7 +93,7 @@ def markdown(runs: list[dict[str, Any]], spread_s: float) -> str:
         f"session prepared with {PREPARE['chat']} chat messages and {PREPARE['shapes']} shapes. Join time: "
         "socket opened to `join` ack with its snapshot. Deliveries: the server's "
         "`classcast_deliveries_total` over the run (the storm, then every learner leaving). "
-        "`--crowd-size 0` is the old behaviour: every join and leave to everyone.",
+        "`--crowd-size 0` is the old behaviour: every join and leave to everyone." + load_note(),
         "",
         "| N | `--crowd-size` | joined | join p50 | join p99 | join max | storm | server CPU "
         "| deliveries | per learner | snapshot |",
@@ -94,7 +104,10 @@ def markdown(runs: list[dict[str, Any]], spread_s: float) -> str:
             f"{r['n']:,}",
             str(r["crowd"]),
             f"{r['usable']:,}",
-            *(f"{r[k]:.0f} ms" for k in ("join_p50_ms", "join_p99_ms", "join_max_ms")),
+            *(
+                "–" if r[k] is None else f"{r[k]:.0f} ms"
+                for k in ("join_p50_ms", "join_p99_ms", "join_max_ms")
+            ),
             f"{r['storm_s']:.1f} s",
             f"{r['server_cpu_s']:.1f} s",
             f"{r['deliveries']:,.0f}",
