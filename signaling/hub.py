@@ -33,6 +33,9 @@ throttled = LogThrottle(log)
 
 FLOOR_COMMANDS = frozenset({"floor.give", "floor.take"})  # may end a learner's tracks
 
+# Draining: seconds between telling every socket to reconnect elsewhere and closing them.
+DRAIN_NOTICE_S = 0.25
+
 # A flood guard per connection, on top of the core's per-feature rates.
 CONNECTION_RATE = Rate(200, 1_000)
 
@@ -288,15 +291,27 @@ class Hub:
 
     async def drain(self, message: str) -> int:
         """Draining (SIGTERM): refuse new connections, and tell every socket to reconnect
-        elsewhere (`closing` {code: "draining"}) before closing its connection. Their
-        `participant.left` follow as the disconnects come in. Returns how many were told."""
+        elsewhere (`closing` {code: "draining"}), then close their connections. Every notice goes
+        out first, and the connections close DRAIN_NOTICE_S later: a client handles the event
+        before it sees its connection end (python-socketio dispatches events in tasks of their
+        own). Their `participant.left` follow as the disconnects come in. Returns how many."""
         self.draining = True
         sids = list(self.connections)
+        notice = {"code": "draining", "message": message}
         for sid in sids:
             try:
-                await self.close(sid, "draining", message)
+                await self.sio.emit("closing", notice, to=sid)
             except Exception:  # one broken socket must not keep the others from hearing
                 log.debug("could not tell %s to reconnect", sid, exc_info=True)
+        if sids:
+            await asyncio.sleep(DRAIN_NOTICE_S)
+        for sid in sids:
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+            if eio_sid is not None:
+                try:
+                    await self.sio.eio.disconnect(eio_sid)
+                except Exception:
+                    log.debug("could not close %s", sid, exc_info=True)
         return len(sids)
 
     async def close(self, sid: str, code: str, message: str) -> None:
