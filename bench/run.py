@@ -90,6 +90,15 @@ def main() -> None:
         text=True,
     )
     sections.append(fanout.stdout)
+    # Large sessions (issue 11): the 10,000-learner join storm, and presence coalesced or not.
+    quick = os.environ.get("BENCH_MODE", "quick") == "quick"
+    crowd = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "crowd.py"), "--baseline-n", "1000" if quick else "2000"],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sections.append(crowd.stdout)
     # The media harness bounds itself (its plan's time budget: it stops scaling N when spent); the
     # timeout here is the backstop for a run that hangs.
     media = subprocess.run(

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import errno
 import logging
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -25,7 +27,7 @@ from .config import (
     url_configured,
 )
 from .http import RedactingAccessLogger
-from .store import SessionStore
+from .store import SessionInfo, SessionStore
 
 DEMO_TITLE = "Demo session"
 
@@ -47,7 +49,10 @@ def fail(message: str) -> None:
 
 
 def serve(settings: Settings) -> None:
-    from .app import STOPPED, build_app
+    """Serve in this process, or with `--workers N` (N > 1) supervise N forked worker processes
+    that share the port (`workers.py`)."""
+    from .app import build_app  # noqa: F401 -- imported once here: forked workers inherit it
+    from .workers import supervise
 
     created = settings.resolve_keys()
     if settings.redis_url:
@@ -64,12 +69,28 @@ def serve(settings: Settings) -> None:
             demo = demo or store.create_sync(new_id(), DEMO_TITLE)
         finally:
             store.close()
+    if settings.workers > 1:
+        # The parent made the keys and the demo session once; the workers find them.
+        if created:
+            print(f"Admin key (saved in {settings.data_dir / 'admin.key'}): {settings.admin_key}", flush=True)
+        print(f"Starting {settings.workers} workers on {settings.host}:{settings.port}", flush=True)
+        sys.exit(supervise(lambda index: _serve_one(settings, demo, False, index), settings.workers))
+    _serve_one(settings, demo, created, None)
+
+
+def _serve_one(settings: Settings, demo: SessionInfo, created: bool, worker: int | None) -> None:
+    """One server process: the only one, or worker `worker` of `--workers` (then it shares the
+    port with SO_REUSEPORT, and only worker 0 prints the links)."""
+    from .app import STOPPED, build_app
+
     app = build_app(settings)
     base = settings.base_url
     urls = links(_signer(settings), base, demo.id)
 
-    def announce(_aiohttp_message: str) -> None:
-        # Called by run_app once the socket listens, so the printed links work at once.
+    def announce() -> None:
+        # Called once the socket listens, so the printed links work at once.
+        if worker not in (None, 0):
+            return
         with contextlib.suppress(OSError):  # only a convenience for `create`
             (settings.data_dir / URL_FILE).write_text(base + "\n")
         print(f"Classcast is running at {base}", flush=True)
@@ -78,24 +99,55 @@ def serve(settings: Settings) -> None:
         if created:
             print(f"Admin key (saved in {settings.data_dir / 'admin.key'}): {settings.admin_key}", flush=True)
 
-    # A deep accept queue: a class joining at once must not find the door shut.
     try:
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            print=announce,
-            handle_signals=True,
-            backlog=2048,
-            access_log_class=RedactingAccessLogger,  # tokens and keys in query strings stay out of the log
-            shutdown_timeout=5,  # sockets are closed at once (app.py); this only bounds a stuck request
-        )
+        asyncio.run(_run(app, settings, announce, reuse_port=worker is not None))
     except OSError as exc:
         if exc.errno not in _LISTEN_ERRORS:
             raise
         fail(f"cannot listen on {settings.host}:{settings.port}: {_listen_reason(exc)}")
     if app[STOPPED]["saved"] is False:
         sys.exit(EXIT_UNSAVED)
+
+
+async def _run(app: web.Application, settings: Settings, announce: Any, reuse_port: bool) -> None:
+    """Listen, and on SIGTERM or SIGINT drain (`operate.NodeState.drain`) then stop; a second
+    signal stops at once."""
+    from .operate import NODE
+
+    runner = web.AppRunner(
+        app,
+        access_log_class=RedactingAccessLogger,  # tokens and keys in query strings stay out of the log
+        shutdown_timeout=5,  # sockets are closed at once (app.py); this only bounds a stuck request
+    )
+    await runner.setup()
+    try:
+        # A deep accept queue: a class joining at once must not find the door shut.
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=2048, reuse_port=reuse_port or None)
+        await site.start()
+        announce()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        draining: list[asyncio.Task[None]] = []
+
+        async def drain() -> None:
+            try:
+                await app[NODE].drain(settings.drain_notice, settings.drain_grace)
+            finally:
+                stop.set()
+
+        def on_signal() -> None:
+            if draining:
+                stop.set()  # asked again: stop now
+            else:
+                draining.append(loop.create_task(drain()))
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        await stop.wait()
+        for task in draining:
+            task.cancel()
+    finally:
+        await runner.cleanup()
 
 
 _LISTEN_ERRORS = (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL, errno.EPERM)

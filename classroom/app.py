@@ -36,6 +36,7 @@ from signaling.media import MediaRooms
 from signaling.websocket import Transports
 from signaling.wire import JsonPacket
 
+from . import metrics
 from .api import setup_routes
 from .auth import Signer
 from .cluster import ClusterSessions, RedisStore
@@ -43,6 +44,7 @@ from .config import Settings
 from .heap import HeapTrimmer, LongLived
 from .http import ServerLog, json_errors, security_headers
 from .keys import ADMIN_KEY, HUB, PUBLIC_URL, SESSIONS, SIGNER
+from .operate import setup_operations
 from .pages import html_errors, setup_pages
 from .sessions import Sessions
 from .store import SessionStore
@@ -130,7 +132,9 @@ def build_app(settings: Settings) -> web.Application:
         store: SessionStore | RedisStore = sessions.store
     else:
         store = SessionStore(settings.data_dir)
-        sessions = Sessions(store, FrameFanout(sio, transports), recorder, settings.idle_timeout)
+        sessions = Sessions(
+            store, FrameFanout(sio, transports), recorder, settings.idle_timeout, settings.crowd_size
+        )
     app[CLUSTER] = sessions if isinstance(sessions, ClusterSessions) else None
     signer = Signer(settings.secret, settings.link_ttl, settings.participant_ttl)
     app[SESSIONS] = sessions
@@ -161,6 +165,25 @@ def build_app(settings: Settings) -> web.Application:
     setup_routes(app)
     setup_replay_routes(app)
     setup_pages(app)
+    # Operating (issue 11): /readyz, /metrics, draining on SIGTERM (`operate.py`, `__main__.py`).
+    node = setup_operations(app)
+    node.tell_clients = hub.drain
+    node.refuse_new = hub.refuse_new
+    node.connections = lambda: len(hub.connections)
+    if isinstance(sessions, ClusterSessions):
+        cluster = sessions
+        node.ready_checks.append(("redis", cluster.ready))
+
+        async def hand_over() -> None:
+            if lost := await cluster.release_all():
+                log.error("draining: %s decided events could not reach Redis", lost)
+
+        node.on_drain.append(hand_over)
+    metrics.observe(
+        connections=lambda: len(hub.connections),
+        sessions=lambda: len(sessions.owned if isinstance(sessions, ClusterSessions) else sessions.live),
+        backlog=lambda: sum(recorder.backlog.values()),
+    )
 
     async def start(app: web.Application) -> None:
         sessions.start()

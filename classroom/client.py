@@ -57,6 +57,11 @@ class ClassroomClient:
         self.events: list[dict[str, Any]] = []  # every event folded, in order
         self.joins = 0  # how many times this client joined (1 + reconnections)
         self.last_join: dict[str, Any] | None = None  # the latest join acknowledgement
+        # A large session's presence summary (docs/protocol.md, `presence`): the latest, how many
+        # came, and the reactions they counted, per emoji, added up.
+        self.presence: dict[str, Any] | None = None
+        self.summaries = 0
+        self.reactions: dict[str, int] = {}
         self._transports = transports or ["websocket"]
         self._buffer: list[dict[str, Any]] | None = []  # events that arrive before the snapshot
         self._changed = asyncio.Event()
@@ -68,6 +73,7 @@ class ClassroomClient:
             reconnection=reconnect, reconnection_delay=0.1, reconnection_delay_max=1.0
         )
         self.sio.on("event", self._on_event)
+        self.sio.on("presence", self._on_presence)
         self.sio.on("connect", self._on_connect)
         self.sio.on("connect_error", self._on_connect_error)
 
@@ -142,6 +148,7 @@ class ClassroomClient:
         self._epoch = ack["epoch"]
         if "snapshot" in ack:
             self.state = SessionState.from_view(ack["snapshot"], self.you["id"])
+            self.presence = ack["snapshot"].get("presence", self.presence)
         else:
             for wire in ack["events"]:
                 self._apply(wire)
@@ -160,6 +167,13 @@ class ClassroomClient:
             (self._buffer if self._buffer is not None else []).append(wire)
             return
         self._apply(wire)
+        self._notify()
+
+    def _on_presence(self, summary: dict[str, Any]) -> None:
+        self.presence = summary
+        self.summaries += 1
+        for emoji, n in (summary.get("reactions") or {}).items():
+            self.reactions[emoji] = self.reactions.get(emoji, 0) + n
         self._notify()
 
     def _apply(self, wire: dict[str, Any]) -> None:

@@ -35,6 +35,11 @@ class Settings:
     lrs_url: str | None = None
     lrs_user: str | None = None
     lrs_password: str | None = None
+    # -- operating (issue 11): large sessions, processes, draining ---------------------------
+    crowd_size: int = 200  # learners online above which a session's presence is summarised; 0: never
+    workers: int = 1  # server processes sharing the port (SO_REUSEPORT); > 1 needs redis_url
+    drain_notice: float = 0.0  # seconds /readyz says 503 before clients are told to move
+    drain_grace: float = 10.0  # seconds the drain hooks and clients' leaving may take after that
 
     @property
     def base_url(self) -> str:
@@ -142,6 +147,32 @@ _OPTIONS: dict[str, tuple[str, str, Any, str]] = {
         str,
         "password for the LRS (prefer the variable: a flag shows in the process list)",
     ),
+    "crowd_size": (
+        "--crowd-size",
+        "CLASSCAST_CROWD_SIZE",
+        int,
+        "learners online above which learners get a presence summary once a second instead of "
+        "every join and leave (0: never; default 200)",
+    ),
+    "workers": (
+        "--workers",
+        "CLASSCAST_WORKERS",
+        int,
+        "server processes sharing the port (SO_REUSEPORT); more than 1 needs --redis-url",
+    ),
+    "drain_notice": (
+        "--drain-notice",
+        "CLASSCAST_DRAIN_NOTICE",
+        float,
+        "seconds after SIGTERM during which /readyz says 503 before clients are told to reconnect "
+        "elsewhere: time for a load balancer to take the node out (default 0)",
+    ),
+    "drain_grace": (
+        "--drain-grace",
+        "CLASSCAST_DRAIN_GRACE",
+        float,
+        "seconds the drain hooks and the clients' leaving may take before the server stops (default 10)",
+    ),
 }
 SERVE_OPTIONS = tuple(_OPTIONS)
 # `create` prints links: it needs what makes them (the URL, the secret, the lifetimes).
@@ -213,6 +244,19 @@ def from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         settings.lrs_url = normalise_url(settings.lrs_url, "LRS URL")
     elif settings.lrs_user or settings.lrs_password:
         raise ConfigError("--lrs-user and --lrs-password need --lrs-url (or CLASSCAST_LRS_URL)")
+    if settings.crowd_size < 0:
+        raise ConfigError("--crowd-size: must be 0 (never) or more")
+    if not 1 <= settings.workers <= 256:
+        raise ConfigError("--workers: must be between 1 and 256")
+    if settings.workers > 1 and not settings.redis_url:
+        # Every worker would serve its own copy of a session: learners on different workers
+        # would not see each other. Sessions are shared between processes through Redis only.
+        raise ConfigError(
+            "--workers above 1 needs --redis-url (REDIS_URL): workers share sessions through Redis"
+        )
+    for name in ("drain_notice", "drain_grace"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{_OPTIONS[name][0]}: must be 0 or more")
     return settings
 
 

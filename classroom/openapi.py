@@ -485,6 +485,43 @@ def document(server_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: whether to send this node traffic (not draining, checks pass)",
+                    "responses": {
+                        "200": _json(
+                            {"type": "object", "properties": {"status": {"const": "ready"}}}, "Ready"
+                        ),
+                        "503": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "status": {"const": "unavailable"},
+                                    "problems": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string"},
+                                        "description": "why, by check name (`draining`, `redis`, …)",
+                                    },
+                                },
+                            },
+                            "Draining, or a readiness check failed",
+                        ),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of this node (text exposition format)",
+                    "security": [{"admin": []}],
+                    "responses": {
+                        "200": {
+                            "description": "The metrics",
+                            "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(401, 403),
+                    },
+                }
+            },
             "/api/sessions": {
                 "post": {
                     "summary": "Create a session",

@@ -24,10 +24,19 @@ class Delivery:
     event: Event
     actor_role: str | None = None
     actor_sids: Iterable[str] = ()
+    # A large session's presence (`classroom/live.py`): audiences whose room does not get this
+    # event, and a participant (besides the actor) whose personal room gets the full event.
+    hidden: frozenset[str] = frozenset()
+    subject: str | None = None
 
 
 class Fanout(Protocol):
     async def deliver(self, session_id: str, batch: list[Delivery]) -> None: ...
+
+    def notify(self, session_id: str, audience: str, name: str, data: dict[str, Any]) -> int:
+        """Send the socket.io event `name` (not part of the stream: no seq) to an audience's
+        room, encoded once; returns how many connections it was written to."""
+        ...
 
 
 # -- the log: durability ------------------------------------------------------------------------

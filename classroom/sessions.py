@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from .auth import new_id
 from .core import SessionState
-from .live import LiveSession
+from .live import CROWD_LEARNERS, LiveSession
 from .ports import EventLog, Fanout, Recovered, StorageError
 from .store import SessionInfo, SessionStore, storage_full
 
@@ -20,8 +20,16 @@ SAVE_GRACE = 5.0  # seconds a stop keeps retrying to save what is not yet on dis
 
 
 class Sessions:
-    def __init__(self, store: SessionStore, fanout: Fanout, recorder: EventLog, idle_timeout: float) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        fanout: Fanout,
+        recorder: EventLog,
+        idle_timeout: float,
+        crowd: int = CROWD_LEARNERS,
+    ) -> None:
         self.store = store
+        self.crowd = crowd  # learners online above which a session is large (`live.py`)
         self.recorder = recorder
         self.fanout = fanout
         self.idle_timeout = idle_timeout
@@ -50,7 +58,9 @@ class Sessions:
             if info is not None and not info.recording and info.status == "ended":
                 # Its log went with its end (it was never to be recorded): it stays ended.
                 state = SessionState(info.id, info.title, status="ended", recording="off")
-                session = LiveSession(info, self.fanout, self.store.set_status, None, Recovered(state))
+                session = LiveSession(
+                    info, self.fanout, self.store.set_status, None, Recovered(state), self.crowd
+                )
                 self.live[session_id] = session
             elif info is not None:
                 try:
@@ -62,7 +72,9 @@ class Sessions:
                     raise storage_full() from None
                 if recovered.repaired:
                     log.warning("session %s: its log had a torn tail (%s)", info.id, recovered.repaired)
-                session = LiveSession(info, self.fanout, self.store.set_status, self.recorder, recovered)
+                session = LiveSession(
+                    info, self.fanout, self.store.set_status, self.recorder, recovered, self.crowd
+                )
                 session.on_ended = self.on_ended
                 self.live[session_id] = session
                 session.rebuild()

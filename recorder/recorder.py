@@ -27,6 +27,7 @@ from typing import Any
 
 import msgpack
 
+from classroom import metrics
 from classroom.core import Event, SessionState, apply
 from classroom.ports import Recovered, StorageError
 
@@ -505,8 +506,10 @@ class Recorder:
             return {}
         self._pending = {sid: p for sid, p in self._pending.items() if sid not in batch}
         self._in_flight.update(batch)
+        began = time.monotonic()
         try:
             failed = await self._run(self._flush, {sid: p.blobs for sid, p in batch.items()})
+            metrics.RECORDER_FLUSH_SECONDS.observe(time.monotonic() - began)
         except Exception as exc:  # a bug, not the disk: keep the loop (and every ack) alive
             log.exception("recorder flush failed")
             failed = dict.fromkeys(batch, exc)

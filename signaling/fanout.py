@@ -15,6 +15,7 @@ from typing import Any
 
 import socketio
 
+from classroom import metrics
 from classroom.core import AUDIENCES, project
 from classroom.ports import Delivery
 
@@ -52,31 +53,65 @@ class FrameFanout:
         rooms = self.sio.manager.rooms.get("/", {})
         fallback: list[tuple[str, dict[str, Any]]] = []
         run: list[list[dict[str, Any] | None]] = []  # per event, its view per audience
+        delivered = 0  # event frames written, counted in the metrics once per batch
         for d in batch:
             event = d.event
-            views = [project(event, audience) for audience in AUDIENCES]
+            if d.hidden:  # a large session's presence: not for every audience
+                views = [None if a in d.hidden else project(event, a) for a in AUDIENCES]
+            else:
+                views = [project(event, audience) for audience in AUDIENCES]
             own: dict[str, Any] | None = None
-            personal = False
+            personal = d.subject is not None
             if event.actor is not None and d.actor_role in AUDIENCES:
                 own = project(event, d.actor_role, True)
                 # The actor sees more of their own event (their vote) than the rest.
-                personal = own is not views[AUDIENCES.index(d.actor_role)]
+                personal = personal or own is not views[AUDIENCES.index(d.actor_role)]
             if not personal:
                 run.append(views)
                 continue
-            self._write_run(rooms, session_id, run, fallback)
+            delivered += self._write_run(rooms, session_id, run, fallback)
             run = []
             for audience, view in zip(AUDIENCES, views, strict=True):
                 skip: Iterable[str] = ()
                 if audience == d.actor_role:
                     skip = set(d.actor_sids)
                     if own is not None:
-                        self._write(rooms.get(personal_room(session_id, event.actor)), [own], (), fallback)
+                        delivered += self._write(
+                            rooms.get(personal_room(session_id, event.actor)), [own], (), fallback
+                        )
                 if view is not None:
-                    self._write(rooms.get(audience_room(session_id, audience)), [view], skip, fallback)
-        self._write_run(rooms, session_id, run, fallback)
+                    delivered += self._write(
+                        rooms.get(audience_room(session_id, audience)), [view], skip, fallback
+                    )
+            if d.subject is not None:
+                delivered += self._write(
+                    rooms.get(personal_room(session_id, d.subject)), [event.wire()], (), fallback
+                )
+        delivered += self._write_run(rooms, session_id, run, fallback)
         for sid, view in fallback:
             await self.sio.emit("event", view, to=sid)
+        metrics.DELIVERIES.inc(delivered + len(fallback))
+
+    async def notify(self, session_id: str, audience: str, name: str, data: dict[str, Any]) -> int:
+        """An event outside the stream (no seq) to an audience's room: one frame, written to
+        every member (the large-session presence summary)."""
+        members = self.sio.manager.rooms.get("/", {}).get(audience_room(session_id, audience))
+        if not members:
+            return 0
+        frame = text_frame(b"42" + wire.dumps([name, data]))
+        transports = self.transports
+        written = 0
+        slow = []
+        for sid, eio_sid in members.items():
+            transport = transports.get(eio_sid)
+            if transport is None:
+                slow.append(sid)
+            elif write_frame(transport, frame):
+                written += 1
+        for sid in slow:
+            await self.sio.emit(name, data, to=sid)
+        metrics.DELIVERIES.inc(written + len(slow))
+        return written + len(slow)
 
     def _write_run(
         self,
@@ -84,11 +119,13 @@ class FrameFanout:
         session_id: str,
         run: list[list[dict[str, Any] | None]],
         fallback: list[tuple[str, dict[str, Any]]],
-    ) -> None:
+    ) -> int:
+        delivered = 0
         for i, audience in enumerate(AUDIENCES):
             views = [v[i] for v in run if v[i] is not None]
             if views:
-                self._write(rooms.get(audience_room(session_id, audience)), views, (), fallback)
+                delivered += self._write(rooms.get(audience_room(session_id, audience)), views, (), fallback)
+        return delivered
 
     def _write(
         self,
@@ -96,11 +133,13 @@ class FrameFanout:
         views: list[dict[str, Any]],
         skip: Iterable[str],
         fallback: list[tuple[str, dict[str, Any]]],
-    ) -> None:
+    ) -> int:
+        """Write `views` to every member but `skip`; return how many event frames were written."""
         if not members:
-            return
+            return 0
         frames = None
         transports = self.transports
+        written = 0
         for sid, eio_sid in members.items():
             if sid in skip:
                 continue
@@ -112,4 +151,6 @@ class FrameFanout:
                 frames = b"".join(event_frame(view) for view in views)
                 self.frames += len(views)
             if write_frame(transport, frames):
-                self.writes += 1
+                written += 1
+        self.writes += written
+        return written * len(views)

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import socketio
 
+from classroom import metrics
 from classroom.auth import Claims, Signer, new_id
 from classroom.core import CommandError, clean_name
 from classroom.core.limits import PAYLOAD_BYTES, Rate
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 throttled = LogThrottle(log)
 
 FLOOR_COMMANDS = frozenset({"floor.give", "floor.take"})  # may end a learner's tracks
+
+# Draining: seconds between telling every socket to reconnect elsewhere and closing them.
+DRAIN_NOTICE_S = 0.25
 
 # A flood guard per connection, on top of the core's per-feature rates.
 CONNECTION_RATE = Rate(200, 1_000)
@@ -88,6 +92,7 @@ class Hub:
         self.guard = guard or Guard()
         self.media = media  # the `media.*` commands (signaling/media.py); None: no live media
         self.connections: dict[str, Connection] = {}
+        self.draining = False  # SIGTERM: new connections are refused with `draining`
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("join", self.on_join)
@@ -96,6 +101,8 @@ class Hub:
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         auth = auth if isinstance(auth, dict) else {}
         try:
+            if self.draining:
+                raise CommandError("draining", "this server is stopping; connect again to reach another")
             # `session` (optional) is the id in the link's path: a token for another session is
             # refused rather than silently joining that other session.
             claims = self.signer.verify(auth.get("token"), auth.get("session"))
@@ -228,11 +235,14 @@ class Hub:
                 return await conn.session.command(conn.pid, name, payload)
             if name in MEDIA_COMMANDS and self.media is not None:
                 reply = await self.media.command(sid, conn.session, conn.pid, name, payload)
+                metrics.COMMANDS_OK.inc()
                 return {"ok": True, "seq": conn.session.state.seq, **reply}
             outcome = conn.session.execute(conn.pid, name, payload)
         except CommandError as exc:
+            metrics.COMMANDS_ERROR.inc()
             return exc.as_ack()
         except Exception as exc:
+            metrics.COMMANDS_ERROR.inc()
             # One line per kind of failure a minute, not one per command: a client that found a
             # way to make a command fail must not be able to flood the log with it.
             cause = f"{type(exc).__name__} in {name if isinstance(name, str) else '?'}"[:100]
@@ -249,6 +259,7 @@ class Hub:
         if name in FLOOR_COMMANDS and outcome.events and self.media is not None:
             await self.media.floor_changed(conn.session, outcome.events)
         seq = outcome.events[-1].seq if outcome.events else conn.session.state.seq
+        metrics.COMMANDS_OK.inc()
         return {"ok": True, "seq": seq, **outcome.reply}
 
     async def _bad_packet(self, sid: str, conn: Connection | None, bad: BadPacket) -> dict[str, Any]:
@@ -279,6 +290,35 @@ class Hub:
             if conn.session.id == session_id:
                 await self.sio.disconnect(sid)
                 await self.on_disconnect(sid)
+
+    def refuse_new(self) -> None:
+        """Draining: new connections are refused with `draining` from now on."""
+        self.draining = True
+
+    async def drain(self, message: str) -> int:
+        """Draining (SIGTERM): refuse new connections, and tell every socket to reconnect
+        elsewhere (`closing` {code: "draining"}), then close their connections. Every notice goes
+        out first, and the connections close DRAIN_NOTICE_S later: a client handles the event
+        before it sees its connection end (python-socketio dispatches events in tasks of their
+        own). Their `participant.left` follow as the disconnects come in. Returns how many."""
+        self.draining = True
+        sids = list(self.connections)
+        notice = {"code": "draining", "message": message}
+        for sid in sids:
+            try:
+                await self.sio.emit("closing", notice, to=sid)
+            except Exception:  # one broken socket must not keep the others from hearing
+                log.debug("could not tell %s to reconnect", sid, exc_info=True)
+        if sids:
+            await asyncio.sleep(DRAIN_NOTICE_S)
+        for sid in sids:
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+            if eio_sid is not None:
+                try:
+                    await self.sio.eio.disconnect(eio_sid)
+                except Exception:
+                    log.debug("could not close %s", sid, exc_info=True)
+        return len(sids)
 
     async def close(self, sid: str, code: str, message: str) -> None:
         """Close a socket's whole connection (not only its socket.io namespace: that would keep the

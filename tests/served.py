@@ -74,6 +74,7 @@ class Served:
         stderr: Path | bool = True,
         cwd: Path | None = None,
         preexec_fn: Callable[[], Any] | None = None,
+        ready_timeout: float = 20,
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -85,6 +86,7 @@ class Served:
         self.stderr_to = stderr
         self.cwd = cwd
         self.preexec_fn = preexec_fn
+        self.ready_timeout = ready_timeout  # seconds each line before the links may take
         self.proc: asyncio.subprocess.Process | None = None
         self.out = ""  # stdout up to the line saying it is ready
         self.link = ""  # the trainer link it printed
@@ -126,7 +128,9 @@ class Served:
         assert self.proc.stdout is not None
         self.out = ""
         try:
-            while READY not in (line := await asyncio.wait_for(self.proc.stdout.readline(), 20)):
+            while READY not in (
+                line := await asyncio.wait_for(self.proc.stdout.readline(), self.ready_timeout)
+            ):
                 assert line, f"server exited before it was ready: {self.out}{self._log_tail()}"
                 self.out += line.decode()
         except BaseException:

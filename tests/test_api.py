@@ -82,7 +82,10 @@ async def test_openapi_document_covers_every_route(server):
         (r.method.lower(), r.resource.canonical)
         for r in server.app.router.routes()
         if r.resource is not None
-        and (r.resource.canonical.startswith("/api") or r.resource.canonical == "/healthz")
+        and (
+            r.resource.canonical.startswith("/api")
+            or r.resource.canonical in ("/healthz", "/readyz", "/metrics")
+        )
         and r.method != "HEAD"
     }
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}

@@ -176,8 +176,11 @@ class ServerProc:
 
 
 @contextlib.contextmanager
-def server(kind: str, data_dir: Path | None = None, timeout: float = 30) -> Iterator[ServerProc]:
-    """Start a server as a subprocess on the server core; stop it (SIGKILL after 5 s) on exit."""
+def server(
+    kind: str, data_dir: Path | None = None, timeout: float = 30, extra: tuple[str, ...] = ()
+) -> Iterator[ServerProc]:
+    """Start a server as a subprocess on the server core (`extra`: more flags for Classcast);
+    stop it (SIGKILL after 5 s) on exit."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:
         log_path = Path(tmp) / "server.log"
@@ -185,7 +188,7 @@ def server(kind: str, data_dir: Path | None = None, timeout: float = 30) -> Iter
             data = data_dir or Path(tmp) / "data"
             argv = [
                 sys.executable, "-m", "classroom", "serve", "--port", str(port),
-                "--data-dir", str(data), "--admin-key", ADMIN_KEY,
+                "--data-dir", str(data), "--admin-key", ADMIN_KEY, *extra,
             ]  # fmt: skip
             ready = "Trainer link"
         else:

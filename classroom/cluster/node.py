@@ -8,12 +8,14 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .. import metrics
 from ..auth import new_id
 from ..tasks import cancel
 from .codec import packb, unpackb
@@ -68,6 +70,7 @@ class Node:
             return False
 
     def failed(self, exc: BaseException) -> None:
+        metrics.REDIS_ERRORS.inc()
         if self.healthy:
             log.warning("Redis unreachable (%s); commands are refused until it answers", exc)
         self.healthy = False
@@ -75,7 +78,9 @@ class Node:
     async def _heartbeat(self) -> None:
         while True:
             try:
+                began = time.perf_counter()
                 await self.r.set(k_alive(self.id), 1, px=ALIVE_MS)
+                metrics.REDIS_SECONDS.observe(time.perf_counter() - began)  # a round trip, sampled
                 if not self.healthy:
                     log.info("Redis reachable; node %s serving", self.id)
                 self.healthy = True

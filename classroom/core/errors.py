@@ -56,4 +56,5 @@ CODES = {
     "temporarily_unavailable": "cluster mode: Redis or the session's node is unreachable; not acknowledged",
     "method_not_allowed": "the HTTP method is not allowed on this path",
     "http_error": "another HTTP error (the status code says which)",
+    "draining": "the server is stopping: connect again (a load balancer sends you to another node)",
 }

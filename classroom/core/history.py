@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import copy
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -182,6 +182,19 @@ def _more(state: SessionState, audience: Audience, viewer: str | None) -> dict[s
         "participants": len(state.participants) - len(_shown_people(state)),
         "chapters": max(0, len(state.chapters) - SNAPSHOT_CHAPTERS),
     }
+
+
+def crowd_view(
+    state: SessionState, audience: Audience, viewer: str | None, shown: Iterable[str]
+) -> dict[str, Any]:
+    """A learner's join snapshot in a large session: the bounded view with only the participants
+    in `shown` (the trainers and the viewer), so a join costs the same whatever the audience; the
+    counts come with the presence summary instead. `more.participants` counts the rest."""
+    people = state.participants
+    few = {pid: people[pid] for pid in shown if pid in people}
+    view = _with(state, participants=few).view(audience, viewer, bounded=True)
+    view["more"]["participants"] = len(people) - len(few)
+    return view
 
 
 _NOTHING_MORE = {"chat": 0, "polls": 0, "questions": 0, "participants": 0, "chapters": 0}

@@ -12,6 +12,18 @@ from .registry import LEARNER, TRAINER, command, folds, require
 from .state import SessionState, section
 from .validation import Payload
 
+# Large sessions (`classroom/live.py`): above a size, learners get none of these events of other
+# people, but a coalesced summary (counts of people online, hands, reactions per emoji) at most once a
+# second. The stream, the log and trainers keep every one of them.
+COALESCED = frozenset({"participant.joined", "participant.left", "hand.raised", "hand.lowered", "reaction"})
+
+
+def subject(event: Event) -> str | None:
+    """Who an event of COALESCED is about, when not its actor: a learner whose hand a trainer
+    lowered must still hear of it in a large session."""
+    target = event.data.get("id")
+    return target if event.type == "hand.lowered" and target != event.actor else None
+
 
 class Target(Payload):
     participant_id: str | None = None

@@ -39,6 +39,18 @@ export interface Update {
   live: boolean;
   /** A history command whose reply was folded in (older chat, a whiteboard page, …). */
   history?: string;
+  /** A large session's presence summary, just received (not part of the event stream). */
+  presence?: Presence;
+}
+
+/** A large session's coalesced presence (docs/protocol.md, `presence`): at most one a second,
+ * instead of every join, leave, hand and reaction of others; reactions counted per emoji since
+ * the previous summary. */
+export interface Presence {
+  learners: number;
+  trainers: number;
+  hands: number;
+  reactions: Record<string, number>;
 }
 
 export interface LiveOptions {
@@ -73,6 +85,9 @@ export class Live {
   you: You | null = null;
   /** The STUN/TURN servers the server told us in the join ack (`ice_servers`), for live media. */
   iceServers: RTCIceServer[] = [];
+  /** The latest presence summary: set only in a large session (from the join snapshot, then the
+   * `presence` events). */
+  presence: Presence | null = null;
   status: Status = "connecting";
   private socket: Socket | null = null;
   private fetching = new Set<string>();
@@ -145,8 +160,14 @@ export class Live {
       for (const [name, fn] of this.personal) this.socket.on(name, fn);
       this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
       this.socket.on("connect_error", (err: any) => this.onConnectError(err));
-      // Sent just before the server closes this socket (a graceful stop, say): show why.
+      // Sent just before the server closes this socket (a graceful stop, say): show why. On
+      // `draining` the server is going away: socket.io reconnects (with its randomised backoff,
+      // so a whole audience does not come back at once) and reaches another server.
       this.socket.on("closing", (e: AckError) => toast(e?.message || "The server closed the connection."));
+      this.socket.on("presence", (p: Presence) => {
+        this.presence = p;
+        this.opts.onUpdate({ snapshot: false, events: [], live: true, presence: p });
+      });
     }
     this.setStatus(this.state ? "reconnecting" : "connecting");
     this.socket.connect();
@@ -309,6 +330,7 @@ export class Live {
     let update: Update;
     if ("snapshot" in ack) {
       this.state = fromView(ack.snapshot, you.id);
+      this.presence = ack.snapshot.presence ?? this.presence;
       update = { snapshot: true, events: [], live: false };
     } else {
       const folded: WireEvent[] = [];

@@ -72,6 +72,7 @@ export function driveLivePanels(
     if ([...dirty].some((k) => k !== "board")) {
       // The reducer's view without the board (the canvas reads the board from the state).
       const v = view({ ...s, pages: new Map() } as State, you.role, you.id);
+      v.presence = live.presence; // a large session's summary (null otherwise)
       if (dirty.has("status")) {
         const token = live.participantToken;
         const replay = token ? `/s/${encodeURIComponent(sessionId)}/replay?token=${encodeURIComponent(token)}` : null;
@@ -103,11 +104,19 @@ export function driveLivePanels(
         "board.page.get": "board",
       };
       if (u.history && fetched[u.history]) keys.add(fetched[u.history]);
+      if (u.presence) {
+        // A large session: the counts changed, and the reactions of the last second come as one
+        // float per emoji with its count.
+        keys.add("people");
+        for (const [emoji, n] of Object.entries(u.presence.reactions ?? {})) p.reactions.float(emoji, `×${n}`);
+      }
       // New to this page, pushed live or recovered by a resume (never the snapshot or history).
       p.prompts.arrived(u.events);
       for (const e of u.events) {
         for (const k of panelsFor(e.type)) keys.add(k);
-        if (e.type === "reaction" && u.live) p.reactions.float(e.data.emoji, live.state?.participants.get(e.data.id)?.name);
+        // In a large session others' reactions float from the summary (counted), not one by one.
+        const counted = live.presence !== null && e.actor !== live.you?.id;
+        if (e.type === "reaction" && u.live && !counted) p.reactions.float(e.data.emoji, live.state?.participants.get(e.data.id)?.name);
       }
       schedule(keys);
     },

@@ -343,6 +343,10 @@ export function createParticipants(ctx: PanelCtx): Panel & { count: HTMLElement 
   const count = h("span", { class: "count-pill", "data-testid": "participant-count" });
   const { el } = panel("People", "people-panel", count);
   const list = h("ul", { class: "people-list", "data-testid": "participant-list", "aria-label": "Participants" });
+  // A large session (docs/architecture.md): learners see the counts, not everyone's name.
+  const summary = h("p", { class: "presence-summary", "data-testid": "presence-summary", "aria-live": "polite" });
+  summary.hidden = true;
+  el.appendChild(summary);
   el.appendChild(list);
   const cache = new Map<string, HTMLElement>();
   const refs = new WeakMap<HTMLElement, Record<string, HTMLElement>>();
@@ -352,7 +356,14 @@ export function createParticipants(ctx: PanelCtx): Panel & { count: HTMLElement 
     count,
     render(v) {
       const people = v.participants as any[];
-      const online = people.filter((p) => p.online).length;
+      const crowd: { learners: number; trainers: number; hands: number } | null = v.presence ?? null;
+      // In a large session a learner holds only the trainers and themselves: the summary counts.
+      const online = crowd && ctx.mode !== "trainer" ? crowd.learners + crowd.trainers : people.filter((p) => p.online).length;
+      show(summary, !!crowd);
+      if (crowd) {
+        const hands = `${crowd.hands} ${crowd.hands === 1 ? "hand" : "hands"} raised`;
+        setText(summary, `${crowd.learners} ${crowd.learners === 1 ? "learner" : "learners"} online · ${hands}`);
+      }
       setText(count, `${online} online`);
       setAttr(count, "aria-label", `${online} ${online === 1 ? "person" : "people"} online`);
       const you = ctx.you();
