@@ -19,13 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from classroom.app import build_app
 from classroom.client import ClassroomClient
-from classroom.config import Settings
 
 KEY = "bench-admin-key"
 ASSIGNMENTS, ASSIGNEES, REPORTING = 50, 500, 20
@@ -40,10 +37,17 @@ def _port() -> int:
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = _port()
-        app = build_app(Settings(port=port, data_dir=Path(tmp), admin_key=KEY, idle_timeout=3600))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        # The server as users run it, in its own process (the bench measures it, not itself).
+        server = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "classroom", "serve", "--port", str(port), "--data-dir", tmp),
+            *("--admin-key", KEY, "--idle-timeout", "3600", "--log-level", "WARNING"),
+            cwd=str(Path(__file__).resolve().parents[1]),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert server.stdout is not None
+        while b"Learner link" not in (line := await server.stdout.readline()):  # printed once it listens
+            if not line:
+                raise SystemExit("the server did not start")
         base = f"http://127.0.0.1:{port}"
         admin = {"Authorization": f"Bearer {KEY}"}
         try:
@@ -98,7 +102,8 @@ async def main() -> None:
                     times.append(time.perf_counter() - t0)
                 print(f"GET one assignee's status: median {statistics.median(times) * 1000:.0f} ms")
         finally:
-            await runner.cleanup()
+            server.terminate()
+            await server.wait()
 
 
 if __name__ == "__main__":

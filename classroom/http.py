@@ -89,10 +89,13 @@ def error_response(code: str, message: str, status: int | None = None) -> web.Re
     )
 
 
+JSON_PROBES = ("/healthz", "/readyz", "/metrics")  # outside /api/ by convention, JSON errors all the same
+
+
 def is_api(path: str) -> bool:
     """Whether `path` is under the JSON API (every route of the OpenAPI document: /api/ and the
     health check), whose errors are JSON whatever went wrong."""
-    return path.startswith("/api/") or path == "/healthz"
+    return path.startswith("/api/") or path in JSON_PROBES
 
 
 @web.middleware

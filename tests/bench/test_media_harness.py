@@ -28,6 +28,8 @@ FIELDS = {
     "late_key_ms_max",
     "late_connect_ms",
     "late_failed",
+    "viewers_max_demand",
+    "published_fps",
 }
 
 

@@ -30,7 +30,9 @@ from hypothesis import strategies as st
 
 from classroom.api import setup_routes
 from classroom.core.errors import CODES
+from classroom.http import JSON_PROBES
 from classroom.openapi import document
+from classroom.operate import setup_operations
 from classroom.pages import WEB_DIST, setup_pages
 from recorder.api import LIBRARY, setup_replay_routes
 from recorder.exports import FORMATS
@@ -75,6 +77,7 @@ def _bare_app() -> web.Application:
     setup_routes(app)
     setup_replay_routes(app)
     setup_pages(app)
+    setup_operations(app)
     return app
 
 
@@ -83,7 +86,7 @@ OPENAPI = document("http://127.0.0.1")
 
 
 def is_api(path: str) -> bool:
-    return path.startswith("/api/") or path == "/healthz"
+    return path.startswith("/api/") or path in JSON_PROBES
 
 
 def test_the_openapi_document_lists_exactly_the_api_routes() -> None:
