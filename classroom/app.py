@@ -127,7 +127,11 @@ def build_app(settings: Settings) -> web.Application:
     if settings.redis_url:
         # Cluster mode: sessions shared through Redis (classroom/cluster/); no live media yet.
         sessions = ClusterSessions(
-            settings.redis_url, FrameFanout(sio, transports), recorder, settings.idle_timeout
+            settings.redis_url,
+            FrameFanout(sio, transports),
+            recorder,
+            settings.idle_timeout,
+            settings.crowd_size,
         )
         store: SessionStore | RedisStore = sessions.store
     else:

@@ -14,8 +14,8 @@ from typing import Any
 from . import metrics
 from .auth import new_id
 from .core import Audience, CommandError, Event, Outcome, SessionCore, project
-from .core.history import crowd_view
-from .core.presence import COALESCED, subject
+from .core.presence import COALESCED
+from .crowd import BATCH_S, CROWD_LEARNERS, SUMMARY_S, Crowd
 from .ports import Delivery, EventLog, Fanout, Recovered
 from .store import SessionInfo
 from .tasks import cancel
@@ -24,14 +24,11 @@ log = logging.getLogger(__name__)
 
 RESUME_EVENTS = 10_000  # how far back a reconnecting client can resume without a new snapshot
 
-# Large sessions (docs/architecture.md, "Large audiences"): once more than `crowd` learners are
-# online at once (`--crowd-size`), learners get the presence summary every SUMMARY_S instead of
-# every join, leave, hand and reaction of others, and a batch made only of those events waits up
-# to BATCH_S after the previous one, so trainers get every change in a few writes a second.
-CROWD_LEARNERS = 200
-SUMMARY_S = 1.0
-BATCH_S = 0.25
-_LEARNER_ONLY: frozenset[str] = frozenset({"learner"})
+# Large sessions (docs/architecture.md, "Large audiences", `crowd.py`): once more than `crowd`
+# learners are online at once (`--crowd-size`), learners get the presence summary every SUMMARY_S
+# instead of every join, leave, hand and reaction of others, and a batch made only of those events
+# waits up to BATCH_S after the previous one, so trainers get every change in a few writes a second.
+__all__ = ["BATCH_S", "CROWD_LEARNERS", "RESUME_EVENTS", "SUMMARY_S", "LiveSession"]
 
 StatusHook = Callable[[str, str], Awaitable[None]]
 
@@ -67,22 +64,11 @@ class LiveSession:
         # closes its media.
         self.on_ended: list[Callable[[str], None]] = []
         # Large sessions: the tallies of the presence summary, kept from the events (O(1) each).
-        self.crowd = crowd  # 0: never large
-        self.large = False  # once large, it stays so while served here (learners' lists stay off)
-        self._learners: set[str] = set()  # online learners
-        self._trainers: set[str] = set()  # online trainers
-        self._hands: set[str] = set()  # raised hands
-        self._reactions: dict[str, int] = {}  # per emoji since the last summary
-        self._summarised: tuple[int, int, int] | None = None
-        self._summariser: asyncio.Task[None] | None = None
+        self.crowd = Crowd(info.id, crowd, self._notify)  # size 0: never large
+        self.crowd.seed(self.state)
         self._urgent = asyncio.Event()  # an event other than presence is queued: no batching wait
         self._last_sent = 0.0
         self._queued_at: float | None = None  # when the oldest event not yet sent was queued
-        for pid, p in self.state.participants.items():
-            if p["online"]:
-                (self._learners if p["role"] == "learner" else self._trainers).add(pid)
-            if p["hand"]:
-                self._hands.add(pid)
         if self.state.status != "created":
             # Rebuilt from its log: the session clock carries on, counting the downtime.
             now_t = recovered.last_t + max(0, int(time.time() * 1000) - recovered.last_wall_ms)
@@ -161,73 +147,24 @@ class LiveSession:
     def snapshot(self, audience: Audience, pid: str | None) -> dict[str, Any]:
         """A joining client's snapshot: bounded whatever the history (`core/history.py`). In a
         large session a learner's lists only the trainers and themselves, with the summary."""
-        if not self.large:
-            return self.state.view(audience, pid, bounded=True)
-        if audience == "learner":
-            snap = crowd_view(self.state, audience, pid, [*self._trainers, *([pid] if pid else [])])
-        else:
-            snap = self.state.view(audience, pid, bounded=True)
-        snap["presence"] = self.presence()
-        return snap
+        return self.crowd.snapshot(self.state, audience, pid)
 
     # -- large sessions -------------------------------------------------------------------------
 
+    @property
+    def large(self) -> bool:
+        return self.crowd.large
+
     def presence(self, reactions: dict[str, int] | None = None) -> dict[str, Any]:
         """The presence summary of a large session (the socket.io event `presence`)."""
-        return {
-            "learners": len(self._learners),
-            "trainers": len(self._trainers),
-            "hands": len(self._hands),
-            "reactions": reactions or {},
-        }
-
-    def _tally(self, event: Event) -> None:
-        kind, pid = event.type, event.data.get("id")
-        if kind == "participant.joined":
-            if event.data.get("role") == "learner":
-                self._learners.add(pid)
-                if not self.large and 0 < self.crowd < len(self._learners):
-                    self._go_large()
-            else:
-                self._trainers.add(pid)
-        elif kind == "participant.left":
-            self._learners.discard(pid)
-            self._trainers.discard(pid)
-        elif kind == "hand.raised":
-            self._hands.add(pid)
-        elif kind == "hand.lowered":
-            self._hands.discard(pid)
-        elif kind == "reaction" and self.large:
-            emoji = event.data.get("emoji", "")
-            self._reactions[emoji] = self._reactions.get(emoji, 0) + 1
-
-    def _go_large(self) -> None:
-        log.info("session %s: more than %d learners online, presence is summarised", self.id, self.crowd)
-        self.large = True
-        self._summariser = asyncio.get_running_loop().create_task(self._summarise())
-
-    async def _summarise(self) -> None:
-        while True:
-            await asyncio.sleep(SUMMARY_S)
-            try:
-                await self.send_summary()
-            except Exception:
-                log.exception("session %s: the presence summary failed", self.id)
+        return self.crowd.presence(reactions)
 
     async def send_summary(self) -> None:
         """One presence summary to both audiences, when anything changed since the last."""
-        counts = (len(self._learners), len(self._trainers), len(self._hands))
-        if counts == self._summarised and not self._reactions:
-            return
-        reactions, self._reactions = self._reactions, {}
-        self._summarised = counts
-        summary = self.presence(reactions)
-        for audience in ("learner", "trainer"):
-            await self._fanout.notify(self.id, audience, "presence", summary)
+        await self.crowd.send_summary()
 
-    def _hidden(self, event: Event, pid: str) -> bool:
-        """Whether learner `pid` does not get `event` in a large session."""
-        return event.type in COALESCED and event.actor != pid and subject(event) != pid
+    async def _notify(self, session_id: str, audience: str, name: str, data: dict[str, Any]) -> int:
+        return await self._fanout.notify(session_id, audience, name, data)
 
     def missed(self, last_seq: int, audience: Audience, pid: str) -> list[dict[str, Any]] | None:
         """Events after `last_seq` this participant would have received live, or None when they
@@ -245,7 +182,7 @@ class LiveSession:
                 continue
             if event.seq > self.sent_seq:
                 break  # the outbox will deliver these through the rooms
-            if self.large and audience == "learner" and self._hidden(event, pid):
+            if self.crowd.hidden(event, audience, pid):
                 continue
             view = project(event, audience, event.actor == pid)
             if view is not None:
@@ -261,7 +198,7 @@ class LiveSession:
             self.recent.append(event)
             self._outbox.put_nowait(event)
             if event.type in COALESCED:
-                self._tally(event)
+                self.crowd.tally(event)
             else:
                 self._urgent.set()
         if events and self._queued_at is None:
@@ -299,7 +236,7 @@ class LiveSession:
             # Everything queued by now goes out together: under load, one write per connection
             # carries several events.
             batch = [await self._outbox.get()]
-            if self.large and not self._urgent.is_set():
+            if self.crowd.large and not self._urgent.is_set():
                 # Only presence queued: it waits for the next few hundred milliseconds' worth,
                 # unless something else (a chat message) comes first.
                 delay = self._last_sent + BATCH_S - time.monotonic()
@@ -320,24 +257,13 @@ class LiveSession:
                 metrics.FANOUT_SECONDS.observe(self._last_sent - queued_at)
 
     def _delivery(self, event: Event) -> Delivery:
-        if self.large and event.type in COALESCED:
-            return self._crowd_delivery(event)
+        crowd = self.crowd.delivery(event, self.state, self.connections)
+        if crowd is not None:
+            return crowd
         if event.actor is None:
             return Delivery(event)
         actor = self.state.participants.get(event.actor)
         return Delivery(event, actor["role"] if actor else None, self.connections.get(event.actor, ()))
-
-    def _crowd_delivery(self, event: Event) -> Delivery:
-        """Presence in a large session: trainers see it, learners only their own (and a hand a
-        trainer lowered for them)."""
-        actor = self.state.participants.get(event.actor) if event.actor else None
-        return Delivery(
-            event,
-            actor["role"] if actor else None,
-            self.connections.get(event.actor, ()) if event.actor else (),
-            hidden=_LEARNER_ONLY,
-            subject=subject(event),
-        )
 
     async def drain(self) -> None:
         """Wait until every queued event has gone to the fan-out (tests, shutdown)."""
@@ -347,5 +273,4 @@ class LiveSession:
     async def close(self) -> None:
         await cancel(self._sender)
         self._sender = None
-        await cancel(self._summariser)
-        self._summariser = None
+        await self.crowd.close()

@@ -18,6 +18,8 @@ from classroom.auth import new_id
 from classroom.client import ClassroomClient
 from classroom.cluster import Node, connect, k_lease, k_stream
 from classroom.config import ConfigError, from_args
+from classroom.core.presence import COALESCED
+from classroom.crowd import SUMMARY_S
 
 from .cluster import RedisServer, cluster_of, gapless
 from .conftest import barrier
@@ -307,3 +309,91 @@ async def test_unrecorded_session_stays_ended_on_another_node(
         assert again.state is not None and again.state.status == "ended"
         refused = await again.send("session.start")
         assert refused["error"]["code"] == "session_ended"
+
+
+async def test_large_session_presence_is_coalesced_on_every_node(
+    tmp_path: Path, redis_server: RedisServer | None
+) -> None:
+    """`--crowd-size` in cluster mode: each node coalesces presence for its own sockets from the
+    stream. Learners on both nodes get the `presence` summary (counted over the whole session)
+    instead of others' joins, hands and reactions; trainers on both get every join; the owner
+    sends no summary of its own on top."""
+    crowd, n = 3, 8
+    async with cluster_of(tmp_path, 2, redis_server and redis_server.url, "--crowd-size", str(crowd)) as cl:
+        info = await cl.create_session()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")  # node 0 owns
+        await trainer.request("session.start")
+        watcher = await cl.client(info["trainer_url"], 1, "Wat")  # a trainer on the other node
+        began = time.monotonic()
+        learners = [await cl.client(info["join_url"], i % 2, f"L{i}") for i in range(n - 1)]
+        # Every learner hears the whole session's count from its own node's summary (each node
+        # follows the stream at its own pace: this also says both nodes are large now).
+        for c in learners:
+            await c.wait_until(lambda c=c: c.presence and c.presence["learners"] == n - 1, 20)
+        learners.append(await cl.client(info["join_url"], 1, f"L{n - 1}"))
+        ids = {c.you["id"] for c in learners}
+        for t in (trainer, watcher):  # trainers on both nodes see every join, in the stream
+            await t.wait_until(
+                lambda t=t: ids <= {p for p, v in t.state.participants.items() if v["online"]}, 20
+            )
+            joined = [
+                e for e in t.events if e["type"] == "participant.joined" and e["data"]["role"] == "learner"
+            ]
+            assert len(joined) == n, (t.name, len(joined))
+        for c in learners:
+            await c.wait_until(lambda c=c: c.presence and c.presence["learners"] == n, 20)
+            assert c.presence["trainers"] == 2
+        late = learners[-1].last_join["snapshot"]
+        # Its snapshot lists the trainers (and itself, unless its join had not reached its node yet:
+        # then its own join comes as an event), with the summary.
+        shown, trainers = {p["id"] for p in late["participants"]}, {trainer.you["id"], watcher.you["id"]}
+        assert trainers <= shown <= trainers | {learners[-1].you["id"]}, shown
+        assert learners[-1].state.participants[learners[-1].you["id"]]["online"]
+        assert late["presence"]["learners"] in (n - 1, n)  # its own join counted, or not yet
+
+        # A hand raised on node 1 is counted on node 0; a trainer on node 0 lowering it reaches
+        # its learner on node 1 (personal room), and other learners only as a count.
+        hand, other = learners[-1], learners[-2]  # nodes 1 and 0
+        await hand.request("hand.raise")
+        await other.wait_until(lambda: other.presence["hands"] == 1, 10)
+        await trainer.wait_until(lambda: trainer.state.participants[hand.you["id"]]["hand"], 10)
+        await trainer.request("hand.lower", participant_id=hand.you["id"])
+        await hand.wait_until(lambda: not hand.state.participants[hand.you["id"]]["hand"], 10)
+        await other.wait_until(lambda: other.presence["hands"] == 0, 10)
+        for c in learners[:3]:  # both nodes' learners react; each node counts them all
+            await c.request("reaction.send", emoji="👍")
+        for c in (learners[-1], learners[-2]):
+            await c.wait_until(lambda c=c: c.reactions.get("👍") == 3, 10)
+            assert not [e for e in c.events if e["type"] == "reaction" and e["actor"] != c.you["id"]]
+
+        # Resuming on the other node skips what its learners do not get live either.
+        mover = learners[-1]
+        await mover.sio.disconnect()
+        newcomer = await cl.client(info["join_url"], 1, "New")
+        await trainer.wait_until(lambda: newcomer.you["id"] in trainer.state.participants, 10)
+        ack = await cl.move(mover, 0)
+        assert "events" in ack, ack.keys()
+        assert not [
+            e for e in ack["events"] if e["type"] in COALESCED and e["data"].get("id") != mover.you["id"]
+        ]
+
+        # Everything else reaches everyone; one summary a second at most (none from the owner on top).
+        await barrier(trainer, watcher, *learners, newcomer)
+        for c in (*learners, newcomer):
+            assert c.summaries <= (time.monotonic() - began) / SUMMARY_S + 1, (c.name, c.summaries)
+        # Others' presence reached a learner only while its node had not seen more than `crowd`
+        # learners: joins of the first ones in the stream's order (nodes forward joins each at
+        # their own pace, so not necessarily in the order they connected) and of the trainers.
+        in_order = [e["data"]["id"] for e in trainer.events if e["type"] == "participant.joined"]
+        first = [pid for pid in in_order if pid in ids][:crowd]
+        early = {trainer.you["id"], watcher.you["id"], *first}
+        for k, c in enumerate((*learners, newcomer)):
+            others = [e for e in c.events if e["type"] in COALESCED and e["data"].get("id") != c.you["id"]]
+            assert all(e["type"] == "participant.joined" and e["data"]["id"] in early for e in others), (
+                k,
+                others,
+            )
+        assert gapless(seqs(watcher))
+        assert gapless(await cl.stream_seqs(info["id"]))
+        for i in (0, 1):
+            assert "summary failed" not in cl.log(i)

@@ -36,10 +36,13 @@ ENDED_STREAM_MS = 24 * 3600 * 1000  # an ended session's stream is dropped a day
 
 class _NoFanout:
     """The owner's `LiveSession` delivers nothing itself: every node, the owner included,
-    delivers from the stream."""
+    delivers from the stream (and sends its own sockets the presence summary)."""
 
     async def deliver(self, session_id: str, batch: list[Delivery]) -> None:
         return None
+
+    async def notify(self, session_id: str, audience: str, name: str, data: dict[str, Any]) -> int:
+        return 0
 
 
 class StreamLog:
@@ -143,8 +146,10 @@ class Owned:
         owned.epoch = as_text(await r.get(k_epoch(info.id))) or ""
         owned.published_state = copy.deepcopy(state)
         owned.published_seq = owned.queued_seq = state.seq
+        # Its crowd is off (size 0): every node coalesces presence for its own sockets
+        # (`Replica.crowd`), and the owner's sender must not hold presence back for batching.
         owned.live = LiveSession(
-            info, _NoFanout(), sessions.store.set_status, StreamLog(owned, recorder), recovered
+            info, _NoFanout(), sessions.store.set_status, StreamLog(owned, recorder), recovered, crowd=0
         )
         owned.live.epoch = owned.epoch
         # Hooks that must run once per session (pushing xAPI statements), on its owner only.

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from ..core import Audience, CommandError, Event, SessionState, apply, project
+from ..core.presence import COALESCED
+from ..crowd import Crowd
 from ..live import RESUME_EVENTS
 from ..ports import Delivery
 from ..store import SessionInfo
@@ -63,6 +65,8 @@ class Replica:
         self.owner: str | None = None
         self.empty_since: float | None = time.monotonic()
         self.on_ended: list[Callable[[str], None]] = []
+        # A large session's presence, coalesced by each node for its own sockets from the stream.
+        self.crowd = Crowd(info.id, sessions.crowd, sessions.fanout.notify)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def load(self) -> None:
@@ -95,14 +99,17 @@ class Replica:
             apply(self.state, event)
         self.sent_seq = self.state.seq
         self.info.status = self.state.status
+        self.crowd.seed(self.state)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._follow()), loop.create_task(self._watch())]
+        self.crowd.check()  # already large when this node starts to follow it
 
     async def close(self) -> None:
         for task in self._tasks:
             await cancel(task)
+        await self.crowd.close()
 
     def now(self) -> int:
         owned = self.sessions.owned.get(self.id)
@@ -163,7 +170,7 @@ class Replica:
         raise unavailable("the session has no reachable node right now")
 
     def snapshot(self, audience: Audience, pid: str | None) -> dict[str, Any]:
-        return self.state.view(audience, pid, bounded=True)
+        return self.crowd.snapshot(self.state, audience, pid)
 
     def missed(self, last_seq: int, audience: Audience, pid: str) -> list[dict[str, Any]] | None:
         """As `LiveSession.missed`, from the events this node has followed."""
@@ -177,6 +184,8 @@ class Replica:
         out = []
         for event in self.recent:
             if event.seq <= last_seq:
+                continue
+            if self.crowd.hidden(event, audience, pid):
                 continue
             view = project(event, audience, event.actor == pid)
             if view is not None:
@@ -216,6 +225,8 @@ class Replica:
                 )
             apply(self.state, event)
             self.recent.append(event)
+            if event.type in COALESCED:
+                self.crowd.tally(event)
             batch.append(self._delivery(event))
             if event.type == "session.started":
                 self.info.status = "live"
@@ -229,6 +240,9 @@ class Replica:
             await self.sessions.fanout.deliver(self.id, batch)
 
     def _delivery(self, event: Event) -> Delivery:
+        crowd = self.crowd.delivery(event, self.state, self.connections)
+        if crowd is not None:
+            return crowd
         if event.actor is None:
             return Delivery(event)
         actor = self.state.participants.get(event.actor)

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from ..auth import new_id
 from ..core import CommandError
+from ..crowd import CROWD_LEARNERS
 from ..ports import EventLog, Fanout, StorageError
 from ..store import SessionInfo
 from ..tasks import cancel
@@ -36,7 +37,14 @@ class ClusterSessions:
     `classroom.sessions.Sessions`): `live` holds the sessions this node follows (`Replica`),
     `owned` those whose core runs here."""
 
-    def __init__(self, url: str, fanout: Fanout, recorder: EventLog, idle_timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        fanout: Fanout,
+        recorder: EventLog,
+        idle_timeout: float,
+        crowd: int = CROWD_LEARNERS,
+    ) -> None:
         client = connect(url)
         self.node = Node(client)
         self.node.on_request = self._on_request
@@ -44,6 +52,7 @@ class ClusterSessions:
         self.fanout = fanout
         self.recorder = recorder
         self.idle_timeout = idle_timeout
+        self.crowd = crowd  # learners online above which a session is large (`crowd.py`)
         self.live: dict[str, Replica] = {}
         self.owned: dict[str, Owned] = {}
         self._loading: dict[str, asyncio.Future[Replica | None]] = {}

@@ -1,0 +1,158 @@
+"""Large sessions' presence (docs/architecture.md, "Large audiences"), in one place for whoever
+delivers a session's events to sockets: `LiveSession` (one process) and every cluster node's
+`Replica` (each coalesces for its own sockets, from the stream).
+
+Once more than `size` learners are online at once (`--crowd-size`), learners get the presence
+summary every SUMMARY_S instead of every join, leave, hand and reaction of others; trainers still
+get every event (a batch made only of presence waits up to BATCH_S after the previous one)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from .core import Audience, Event, SessionState
+from .core.history import crowd_view
+from .core.presence import COALESCED, subject
+from .ports import Delivery
+from .tasks import cancel
+
+log = logging.getLogger(__name__)
+
+CROWD_LEARNERS = 200
+SUMMARY_S = 1.0
+BATCH_S = 0.25
+_LEARNER_ONLY: frozenset[str] = frozenset({"learner"})
+
+# `Fanout.notify`: a socket.io event outside the stream to an audience's room.
+Notify = Callable[[str, str, str, dict[str, Any]], Awaitable[int]]
+
+
+class Crowd:
+    """One session's presence tallies (from its events, O(1) each), whether it is large, the
+    summariser task that sends the `presence` summary through `notify`, and what learners do not
+    get of the events while it is large (live, on resume, in their join snapshot)."""
+
+    def __init__(self, session_id: str, size: int, notify: Notify) -> None:
+        self.session_id = session_id
+        self.size = size  # 0: never large
+        self.large = False  # once large, it stays so while served here (learners' lists stay off)
+        self._notify = notify
+        self.learners: set[str] = set()  # online learners
+        self.trainers: set[str] = set()  # online trainers
+        self.hands: set[str] = set()  # raised hands
+        self._reactions: dict[str, int] = {}  # per emoji since the last summary
+        self._summarised: tuple[int, int, int] | None = None
+        self._summariser: asyncio.Task[None] | None = None
+
+    def seed(self, state: SessionState) -> None:
+        """Start the tallies from a state (rebuilt from a log, or loaded from the cluster)."""
+        for pid, p in state.participants.items():
+            if p["online"]:
+                (self.learners if p["role"] == "learner" else self.trainers).add(pid)
+            if p["hand"]:
+                self.hands.add(pid)
+
+    def check(self) -> None:
+        """Go large now if the tallies already say so (a node starting to follow a big session)."""
+        if not self.large and 0 < self.size < len(self.learners):
+            self._go_large()
+
+    def tally(self, event: Event) -> None:
+        """Count an event of COALESCED (others are ignored)."""
+        kind, pid = event.type, event.data.get("id")
+        if kind == "participant.joined":
+            if event.data.get("role") == "learner":
+                self.learners.add(pid)
+                self.check()
+            else:
+                self.trainers.add(pid)
+        elif kind == "participant.left":
+            self.learners.discard(pid)
+            self.trainers.discard(pid)
+        elif kind == "hand.raised":
+            self.hands.add(pid)
+        elif kind == "hand.lowered":
+            self.hands.discard(pid)
+        elif kind == "reaction" and self.large:
+            emoji = event.data.get("emoji", "")
+            self._reactions[emoji] = self._reactions.get(emoji, 0) + 1
+
+    def presence(self, reactions: dict[str, int] | None = None) -> dict[str, Any]:
+        """The presence summary (the socket.io event `presence`)."""
+        return {
+            "learners": len(self.learners),
+            "trainers": len(self.trainers),
+            "hands": len(self.hands),
+            "reactions": reactions or {},
+        }
+
+    def _go_large(self) -> None:
+        log.info(
+            "session %s: more than %d learners online, presence is summarised", self.session_id, self.size
+        )
+        self.large = True
+        self._summariser = asyncio.get_running_loop().create_task(self._summarise())
+
+    async def _summarise(self) -> None:
+        while True:
+            await asyncio.sleep(SUMMARY_S)
+            try:
+                await self.send_summary()
+            except Exception:
+                log.exception("session %s: the presence summary failed", self.session_id)
+
+    async def send_summary(self) -> None:
+        """One presence summary to both audiences, when anything changed since the last."""
+        counts = (len(self.learners), len(self.trainers), len(self.hands))
+        if counts == self._summarised and not self._reactions:
+            return
+        reactions, self._reactions = self._reactions, {}
+        self._summarised = counts
+        summary = self.presence(reactions)
+        for audience in ("learner", "trainer"):
+            await self._notify(self.session_id, audience, "presence", summary)
+
+    def hidden(self, event: Event, audience: Audience, pid: str) -> bool:
+        """Whether participant `pid` of `audience` does not get `event` (live or on resume)."""
+        return (
+            self.large
+            and audience == "learner"
+            and event.type in COALESCED
+            and event.actor != pid
+            and subject(event) != pid
+        )
+
+    def delivery(
+        self, event: Event, state: SessionState, connections: Mapping[str, Iterable[str]]
+    ) -> Delivery | None:
+        """Presence while large: trainers see it, learners only their own (and a hand a trainer
+        lowered for them). None for any other event, or while small."""
+        if not (self.large and event.type in COALESCED):
+            return None
+        actor = state.participants.get(event.actor) if event.actor else None
+        return Delivery(
+            event,
+            actor["role"] if actor else None,
+            connections.get(event.actor, ()) if event.actor else (),
+            hidden=_LEARNER_ONLY,
+            subject=subject(event),
+        )
+
+    def snapshot(self, state: SessionState, audience: Audience, pid: str | None) -> dict[str, Any]:
+        """A joining client's snapshot: bounded whatever the history (`core/history.py`). While
+        large, a learner's lists only the trainers and themselves, with the summary."""
+        if not self.large:
+            return state.view(audience, pid, bounded=True)
+        if audience == "learner":
+            snap = crowd_view(state, audience, pid, [*self.trainers, *([pid] if pid else [])])
+        else:
+            snap = state.view(audience, pid, bounded=True)
+        snap["presence"] = self.presence()
+        return snap
+
+    async def close(self) -> None:
+        await cancel(self._summariser)
+        self._summariser = None
