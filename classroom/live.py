@@ -169,25 +169,7 @@ class LiveSession:
     def missed(self, last_seq: int, audience: Audience, pid: str) -> list[dict[str, Any]] | None:
         """Events after `last_seq` this participant would have received live, or None when they
         are too far behind (or ahead, after a restart) and need a fresh snapshot."""
-        if last_seq > self.sent_seq:
-            return None
-        if last_seq == self.sent_seq:
-            return []
-        oldest = self.recent[0].seq if self.recent else self.sent_seq + 1
-        if last_seq < oldest - 1:
-            return None
-        out = []
-        for event in self.recent:
-            if event.seq <= last_seq:
-                continue
-            if event.seq > self.sent_seq:
-                break  # the outbox will deliver these through the rooms
-            if self.crowd.hidden(event, audience, pid):
-                continue
-            view = project(event, audience, event.actor == pid)
-            if view is not None:
-                out.append(view)
-        return out
+        return missed_events(self.recent, self.sent_seq, self.crowd, last_seq, audience, pid)
 
     # -- delivery -------------------------------------------------------------------------------
 
@@ -274,3 +256,31 @@ class LiveSession:
         await cancel(self._sender)
         self._sender = None
         await self.crowd.close()
+
+
+def missed_events(
+    recent: deque[Event], sent_seq: int, crowd: Crowd, last_seq: int, audience: Audience, pid: str
+) -> list[dict[str, Any]] | None:
+    """What a client resuming after `last_seq` missed, from the `recent` events up to `sent_seq`
+    (those already handed to the rooms), as `pid` in `audience` would have received them live; None
+    when it is too far behind (or ahead, after a restart) and needs a fresh snapshot. Shared by the
+    embedded session and a cluster node's replica."""
+    if last_seq > sent_seq:
+        return None
+    if last_seq == sent_seq:
+        return []
+    oldest = recent[0].seq if recent else sent_seq + 1
+    if last_seq < oldest - 1:
+        return None
+    out = []
+    for event in recent:
+        if event.seq <= last_seq:
+            continue
+        if event.seq > sent_seq:
+            break  # queued, not yet handed to the rooms: the rooms will deliver it
+        if crowd.hidden(event, audience, pid):
+            continue
+        view = project(event, audience, event.actor == pid)
+        if view is not None:
+            out.append(view)
+    return out

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from ..core import Audience, CommandError, Event, SessionState, apply, project
+from ..core import Audience, CommandError, Event, SessionState, apply
 from ..core.presence import COALESCED
 from ..crowd import Crowd
-from ..live import RESUME_EVENTS
+from ..live import RESUME_EVENTS, missed_events
 from ..ports import Delivery
 from ..store import SessionInfo
 from ..tasks import cancel
@@ -174,23 +174,7 @@ class Replica:
 
     def missed(self, last_seq: int, audience: Audience, pid: str) -> list[dict[str, Any]] | None:
         """As `LiveSession.missed`, from the events this node has followed."""
-        if last_seq > self.sent_seq:
-            return None
-        if last_seq == self.sent_seq:
-            return []
-        oldest = self.recent[0].seq if self.recent else self.sent_seq + 1
-        if last_seq < oldest - 1:
-            return None
-        out = []
-        for event in self.recent:
-            if event.seq <= last_seq:
-                continue
-            if self.crowd.hidden(event, audience, pid):
-                continue
-            view = project(event, audience, event.actor == pid)
-            if view is not None:
-                out.append(view)
-        return out
+        return missed_events(self.recent, self.sent_seq, self.crowd, last_seq, audience, pid)
 
     # -- following ------------------------------------------------------------------------------
 
