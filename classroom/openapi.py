@@ -138,6 +138,17 @@ _ASSIGNMENT_IN = {
 
 def _recording_paths() -> dict[str, Any]:
     obj = {"type": "object"}
+    json_or_csv = {
+        "200": {
+            "description": "JSON (msgpack with Accept: application/msgpack), or CSV with"
+            " format=csv or Accept: text/csv",
+            "content": {
+                "application/json": {"schema": obj},
+                "application/msgpack": {"schema": obj},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    }
     negotiated = {
         "description": "JSON, or msgpack with Accept: application/msgpack",
         "content": {"application/json": {"schema": obj}, "application/msgpack": {"schema": obj}},
@@ -299,17 +310,7 @@ def _recording_paths() -> dict[str, Any]:
         "/api/sessions/{id}/report": {
             "get": _op(
                 "Engagement report: attendance, participation, polls, timeline, replay viewers (JSON or CSV)",
-                {
-                    "200": {
-                        "description": "JSON (msgpack with Accept: application/msgpack), or CSV with"
-                        " format=csv or Accept: text/csv",
-                        "content": {
-                            "application/json": {"schema": obj},
-                            "application/msgpack": {"schema": obj},
-                            "text/csv": {"schema": {"type": "string"}},
-                        },
-                    }
-                },
+                json_or_csv,
                 400,
                 401,
                 403,
@@ -335,17 +336,7 @@ def _recording_paths() -> dict[str, Any]:
             ),
             "get": _op(
                 "The session's replay assignments with each assignee's status (JSON or CSV)",
-                {
-                    "200": {
-                        "description": "JSON (msgpack with Accept: application/msgpack), or CSV with"
-                        " format=csv or Accept: text/csv",
-                        "content": {
-                            "application/json": {"schema": obj},
-                            "application/msgpack": {"schema": obj},
-                            "text/csv": {"schema": {"type": "string"}},
-                        },
-                    }
-                },
+                json_or_csv,
                 400,
                 401,
                 403,
