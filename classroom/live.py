@@ -13,7 +13,7 @@ from typing import Any
 
 from . import metrics
 from .auth import new_id
-from .core import Audience, CommandError, Event, Outcome, SessionCore, project
+from .core import Audience, CommandError, Event, Outcome, SessionCore, SessionState, project
 from .core.presence import COALESCED
 from .crowd import BATCH_S, CROWD_LEARNERS, SUMMARY_S, Crowd
 from .ports import Delivery, EventLog, Fanout, Recovered
@@ -239,13 +239,7 @@ class LiveSession:
                 metrics.FANOUT_SECONDS.observe(self._last_sent - queued_at)
 
     def _delivery(self, event: Event) -> Delivery:
-        crowd = self.crowd.delivery(event, self.state, self.connections)
-        if crowd is not None:
-            return crowd
-        if event.actor is None:
-            return Delivery(event)
-        actor = self.state.participants.get(event.actor)
-        return Delivery(event, actor["role"] if actor else None, self.connections.get(event.actor, ()))
+        return delivery(event, self.state, self.connections, self.crowd)
 
     async def drain(self) -> None:
         """Wait until every queued event has gone to the fan-out (tests, shutdown)."""
@@ -284,3 +278,15 @@ def missed_events(
         if view is not None:
             out.append(view)
     return out
+
+
+def delivery(event: Event, state: SessionState, connections: dict[str, set[str]], crowd: Crowd) -> Delivery:
+    """How the fan-out delivers `event`: to whom by audience, and which sockets are its actor's
+    (they get the actor's own view). Shared by the embedded session and a cluster replica."""
+    crowded = crowd.delivery(event, state, connections)
+    if crowded is not None:
+        return crowded
+    if event.actor is None:
+        return Delivery(event)
+    actor = state.participants.get(event.actor)
+    return Delivery(event, actor["role"] if actor else None, connections.get(event.actor, ()))

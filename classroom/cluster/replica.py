@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from ..core import Audience, CommandError, Event, SessionState, apply
 from ..core.presence import COALESCED
 from ..crowd import Crowd
-from ..live import RESUME_EVENTS, missed_events
+from ..live import RESUME_EVENTS, delivery, missed_events
 from ..ports import Delivery
 from ..store import SessionInfo
 from ..tasks import cancel
@@ -224,13 +224,7 @@ class Replica:
             await self.sessions.fanout.deliver(self.id, batch)
 
     def _delivery(self, event: Event) -> Delivery:
-        crowd = self.crowd.delivery(event, self.state, self.connections)
-        if crowd is not None:
-            return crowd
-        if event.actor is None:
-            return Delivery(event)
-        actor = self.state.participants.get(event.actor)
-        return Delivery(event, actor["role"] if actor else None, self.connections.get(event.actor, ()))
+        return delivery(event, self.state, self.connections, self.crowd)
 
     async def _watch(self) -> None:
         """Follow the lease: take it when it lapses, and tell a new owner who is here."""

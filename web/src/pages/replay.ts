@@ -7,6 +7,7 @@
 // did not carry makes the player load the state at that moment. Chat, whiteboard, polls and Q&A
 // show exactly as they were at the current time. Viewers can answer the polls as a quiz and ask
 // questions anchored to a moment. Only the search reads every event, on its first use.
+import { type AssigneeProgress, STATUS_TEXT } from "../assignments";
 import { createBoard } from "../board";
 import {
   ApiError,
@@ -743,26 +744,14 @@ function buildPlayer(manifest: Manifest): Player {
     if (document.visibilityState === "hidden") sendBeforeLeaving();
   });
 
-  interface MyAssignment {
+  interface MyAssignment extends AssigneeProgress {
     id: string;
     title: string;
     name: string;
     deadline: string;
     threshold: number;
     quiz_required: boolean;
-    status: "not_started" | "in_progress" | "completed" | "overdue";
-    watched_share: number;
-    quiz_answered: number;
-    quiz_total: number;
-    completed_at: string | null;
-    late: boolean;
   }
-  const STATUS_TEXT: Record<MyAssignment["status"], string> = {
-    not_started: "Not started",
-    in_progress: "In progress",
-    completed: "Completed",
-    overdue: "Overdue",
-  };
   const asgDeadline = h("p", { "data-testid": "assignment-deadline" });
   const asgStatus = h("span", { class: "badge", "data-testid": "assignment-status" });
   const asgBar = h("progress", { max: 1, value: 0, "aria-label": "Share of the replay watched" }) as HTMLProgressElement;

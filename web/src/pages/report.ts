@@ -2,6 +2,7 @@
 // (SVG charts drawn here), sortable tables of participants and replay viewers, polls and the most
 // upvoted questions, from GET /api/sessions/{id}/report. Live sessions refresh every 15 s.
 // Every name and text from the server goes in as text, never as HTML.
+import { type AssigneeProgress, STATUS_TEXT } from "../assignments";
 import { ApiError, api, app, copyText, duration, h, location_, setAttr, setText, shortTime, toast } from "../dom";
 import { brand, expose, initPage, setTitle, shellTitle } from "../page";
 
@@ -417,18 +418,12 @@ void load();
 // Trainers send the replay to learners with a deadline (POST /api/sessions/{id}/assignments) and
 // follow each one's status, refreshed every REFRESH_MS; each assignee's personal link is copyable.
 
-interface AssigneeRow {
+interface AssigneeRow extends AssigneeProgress {
   id: string;
   name: string;
   email: string | null;
   reason: string | null;
   link: string;
-  status: "not_started" | "in_progress" | "completed" | "overdue";
-  watched_share: number;
-  quiz_answered: number;
-  quiz_total: number;
-  completed_at: string | null;
-  late: boolean;
 }
 interface AssignmentItem {
   id: string;
@@ -441,12 +436,6 @@ interface AssignmentItem {
   assignees: AssigneeRow[];
 }
 
-const STATUS_TEXT: Record<AssigneeRow["status"], string> = {
-  not_started: "Not started",
-  in_progress: "In progress",
-  completed: "Completed",
-  overdue: "Overdue",
-};
 const REASON_TEXT: Record<string, string> = { missed: "missed the session", left_early: "left early" };
 const assignPath = `/api/sessions/${encodeURIComponent(sessionId)}/assignments`;
 
