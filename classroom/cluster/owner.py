@@ -189,6 +189,11 @@ class Owned:
             return unavailable("the change could not be stored in time").as_ack()
         except CommandError as exc:
             return exc.as_ack()
+        for hook in self.sessions.after_command:
+            try:
+                await hook(self.live, name, outcome.events)
+            except Exception:
+                log.exception("session %s: a hook after %r failed", self.id, str(name)[:60])
         seq = outcome.events[-1].seq if outcome.events else self.live.state.seq
         return {"ok": True, "seq": seq, **outcome.reply}
 
