@@ -195,3 +195,42 @@ async def test_media_moves_with_the_session_when_its_node_dies(
         finally:
             for peer in (viewer, first, second):
                 await peer.close()
+
+
+async def test_media_with_workers_sharing_one_port(
+    tmp_path: Path,
+    redis_server: RedisServer | None,  # noqa: F811
+) -> None:
+    """`--workers 2`: the kernel spreads the sockets over both workers (each a node); whichever
+    worker owns the session runs the media, and every viewer gets the frames."""
+    async with cluster_of(tmp_path, 1, redis_server and redis_server.url, "--workers", "2") as cl:
+        info = await cl.create_session(node=0, title="Workers media")
+        sid = info["id"]
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")
+        await trainer.request("session.start")
+        learners = [await cl.client(info["join_url"], 0, f"L{i}") for i in range(4)]
+        tid = trainer.you["id"]
+        publisher = SocketPublisher(trainer)
+        viewers = [SocketViewer(c) for c in learners]
+        try:
+            assert (await publisher.publish())["ok"]
+            for c in learners:
+                await c.wait_until(lambda c=c: live_tracks(c) == [(tid, "camera"), (tid, "mic")], 15)
+            for viewer in viewers:
+                await viewer.start()
+            for viewer in viewers:
+                await viewer.wait_video(20, timeout=30)
+                assert increasing(viewer.counters), viewer.counters
+            assert (await trainer.request("media.unpublish"))["ok"]
+            for c in learners:
+                await c.wait_until(lambda c=c: live_tracks(c) == [], 15)
+        finally:
+            for peer in (*viewers, publisher):
+                await peer.close()
+        await trainer.request("session.end")
+
+        async def finished() -> bool:
+            media = (await manifest(cl, 0, sid))["media"]
+            return len(media) == 1 and media[0]["status"] == "complete"
+
+        await eventually(finished, 30, "the media file finalised")
