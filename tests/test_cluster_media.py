@@ -156,10 +156,14 @@ async def test_publisher_on_one_node_viewers_on_the_others(
         assert any(m["publisher"] == aid for m in media), media  # the learner's voice too
 
 
-async def test_media_moves_with_the_session_when_its_node_dies(
+@pytest.mark.parametrize("how", ["kill", "stop"])
+async def test_media_moves_with_the_session_when_its_node_goes(
     tmp_path: Path,
     redis_server: RedisServer | None,  # noqa: F811
+    how: str,
 ) -> None:
+    """The media node killed (-9: its lease lapses) or stopped (SIGTERM: it hands the session
+    over): the other nodes' sockets hear `media.reset`, and publish and view again on the new one."""
     async with cluster_of(tmp_path, 3, redis_server and redis_server.url, "--log-level", "info") as cl:
         info = await cl.create_session(node=0, title="Failover media")
         sid = info["id"]
@@ -176,7 +180,11 @@ async def test_media_moves_with_the_session_when_its_node_dies(
             assert (await first.publish())["ok"]
             await viewer.start()
             await viewer.wait_video(15, timeout=30)
-            await cl.nodes[2].kill()
+            if how == "kill":
+                await cl.nodes[2].kill()
+            else:
+                code, _took = await cl.nodes[2].stop()
+                assert code == 0
             # Both sockets hear that the media stopped; the new owner says no track is live.
             await eventually(lambda: reset_t.events and reset_a.events, 20, "media.reset on both nodes")
             assert reset_a.events[0]["code"] == "media_moved"
