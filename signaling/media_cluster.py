@@ -113,8 +113,15 @@ class ClusterMedia:
     async def command(self, sid: str, session: Any, pid: str, name: str, payload: Any) -> dict[str, Any]:
         """Run a socket's `media.*` command on the session's media node; the ack's extra fields,
         or CommandError."""
+        failure = CommandError(
+            "temporarily_unavailable", "the session's media node cannot be reached right now"
+        )
         for attempt in range(3):
-            owner = session.owner if attempt == 0 else await self._owner_of(session.id)
+            if attempt:
+                await asyncio.sleep(0.2 * attempt)
+            # From Redis, not the replica's view (up to `WATCH_S` old): a dead owner's requests
+            # would wait for their timeout.
+            owner = await self._owner_of(session.id)
             if owner == self.node.id:
                 owned = self.sessions.owned.get(session.id)
                 if owned is not None and owned.usable:
@@ -123,15 +130,22 @@ class ClusterMedia:
             elif owner is not None:
                 self.used[sid] = (session.id, owner)
                 msg = {"op": "media", "s": session.id, "a": [gsid(self.node.id, sid), pid, name, payload]}
-                reply = await self.node.request(owner, msg, timeout=MEDIA_RPC_TIMEOUT)
+                try:
+                    reply = await self.node.request(owner, msg, timeout=MEDIA_RPC_TIMEOUT)
+                except CommandError as exc:
+                    # The node died or handed the session over: ask its new owner. Not when it
+                    # only answered late (the command may have run there).
+                    if exc.code != "temporarily_unavailable" or await self._owner_of(session.id) == owner:
+                        raise
+                    failure = exc
+                    continue
                 ack = reply.get("ack")
                 if ack is not None:
                     if not ack.get("ok"):
                         error = ack.get("error") or {}
                         raise CommandError(error.get("code", "media_failed"), error.get("message", ""))
                     return {k: v for k, v in ack.items() if k not in ("ok", "seq")}
-            await asyncio.sleep(0.2 * attempt)
-        raise CommandError("temporarily_unavailable", "the session's media node cannot be reached right now")
+        raise failure
 
     async def _owner_of(self, session_id: str) -> str | None:
         try:
@@ -233,7 +247,7 @@ class ClusterMedia:
             rounds += 1
             try:
                 await self._check_rooms()
-                self._check_sockets()
+                await self._check_sockets()
                 if rounds % ALIVE_EVERY == 0:
                     await self._forget_dead_nodes()
             except Exception:
@@ -251,13 +265,19 @@ class ClusterMedia:
             for target in targets:
                 self.emit(target, "media.reset", RESET)
 
-    def _check_sockets(self) -> None:
+    async def _check_sockets(self) -> None:
         """This node's sockets whose media node is no longer the session's owner (it died, or
         handed the session over) are told to view and publish again."""
+        moved: dict[str, str | None] = {}  # session -> its owner now, from Redis
         for sid, (session_id, node) in list(self.used.items()):
             replica = self.sessions.live.get(session_id)
             owner = replica.owner if replica is not None else None
-            if owner is not None and owner != node:
+            if owner is None or owner == node:
+                continue
+            if session_id not in moved:  # the replica's view may lag: Redis says
+                moved[session_id] = await self._owner_of(session_id)
+            now = moved[session_id]
+            if now is not None and now != node and self.used.get(sid) == (session_id, node):
                 self._emit_local(sid, "media.reset", RESET)
 
     async def _forget_dead_nodes(self) -> None:
