@@ -5,8 +5,6 @@ again by itself, and the learner's stage plays the video again, now from the ses
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from tests.cluster import RedisServer, cluster_of
 from tests.test_cluster import redis_server  # noqa: F401 - the fixture
 
 from .conftest import needs_browser
-from .helpers import open_console, open_page, tid, until
+from .helpers import holds, open_console, open_page, tid, until
 from .test_browser_media import AUDIO_LIVE, LAPTOP, PLAYING, WAIT
 from .test_browser_media_recovery import KEEP_PEERS
 
@@ -44,15 +42,6 @@ NEWEST_FLOWING = """async (n) => {
 }"""
 
 pytestmark = pytest.mark.timeout(300)
-
-
-async def holds(page, js: str, arg: object = None, timeout: float = WAIT / 1000) -> None:
-    """Until the async function `js` resolves truthy on the page. (`wait_for_function` does not
-    wait for a promise: an async predicate's promise counts as true at once.)"""
-    deadline = time.monotonic() + timeout
-    while not await page.evaluate(js, arg):
-        assert time.monotonic() < deadline, f"not within {timeout} s: {js[:80]}"
-        await asyncio.sleep(0.3)
 
 
 @needs_browser
