@@ -10,9 +10,10 @@ Processes on loopback, started by :func:`run_plan`:
   30 fps, 1.5 Mbit/s, one key frame), its packets replayed in a loop at 30 fps, so publishing costs
   little; a PLI from the server restarts the loop at its key frame;
 - the viewers, spread round robin over several processes (``Plan.viewer_procs``) pinned to the other
-  cores: aiortc peers whose receivers count each RTP packet (decrypted and parsed, as any receiver's)
-  and check its sequence number, and do nothing more (no jitter buffer, no depacketising, no
-  decoding), so a core of viewers holds many and the server is what is measured;
+  cores: aiortc peers that decrypt each SRTP packet where aioice hands the datagram over, read its
+  RTP header, count it and check its sequence number, and do nothing more (no per-packet task
+  wake-up, no jitter buffer, no depacketising, no decoding), so a core of viewers holds many and the
+  server is what is measured;
 - this driver (polls only).
 
 Per N: the server's CPU over a window (core-seconds per second, from ``os.times`` in the server),
@@ -38,6 +39,7 @@ import os
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -359,11 +361,16 @@ def vp8_keyframe_start(payload: bytes) -> bool:
     return i < len(payload) and not payload[i] & 0x01
 
 
+_RTP_HEAD = struct.Struct("!HII")  # after the first two bytes: sequence number, timestamp, SSRC
+
+
 class Viewer:
-    """One viewer peer. Its receivers are cut short where aiortc hands them each RTP packet (SRTP
-    already decrypted and the packet parsed, as every receiver pays): the packet is counted and its
-    sequence number checked, and nothing more: no jitter buffer, no NACKs, no depacketising, no
-    decoding, so one process holds many viewers and the server, not the viewers, is what is measured.
+    """One viewer peer, cut short where its SRTP arrives: once DTLS is up, each datagram of its ICE
+    connection that is SRTP (not STUN, DTLS or SRTCP) is decrypted with the connection's SRTP session
+    right where aioice hands it over, its RTP header read, the packet counted and its sequence number
+    checked, and nothing more: no per-packet queue and task wake-up, no ``RtpPacket``, no jitter
+    buffer, no NACKs, no depacketising, no decoding, so one process holds many viewers and the server,
+    not the viewers, is what is measured. STUN (ICE consent), DTLS and SRTCP still go through aiortc.
     """
 
     def __init__(self) -> None:
@@ -372,6 +379,7 @@ class Viewer:
         self.frames = 0
         self.bytes = 0
         self.keyframes = 0
+        self.undecryptable = 0
         self.connected_at: float | None = None
         self.first_key: asyncio.Future = asyncio.get_running_loop().create_future()
         self._streams: dict[int, list[int]] = {}  # ssrc -> [base extended seq, highest, received]
@@ -379,15 +387,43 @@ class Viewer:
         self.first_packet: float | None = None
 
     async def on_rtp(self, packet: Any, arrival_time_ms: int = 0) -> None:
-        """Stands in for ``RTCRtpReceiver._handle_rtp_packet`` (aiortc 1.16.0)."""
+        """Stands in for ``RTCRtpReceiver._handle_rtp_packet`` (aiortc 1.16.0), for packets that came
+        before the fast path could decrypt (DTLS finishing)."""
+        self.count(packet.ssrc, packet.sequence_number, packet.timestamp, packet.marker, packet.payload)
+
+    def tap(self, dtls: Any) -> None:
+        """Take the SRTP of ``dtls``'s ICE connection at the datagram (aioice ``Connection.
+        data_received``, aiortc 1.16.0 / aioice 0.10), ahead of aiortc's queue."""
+        connection = dtls.transport._connection
+        queued = connection.data_received
+
+        def data_received(data: bytes, component: int) -> None:
+            srtp = dtls._rx_srtp
+            if srtp is None or not 127 < data[0] < 192 or 192 <= data[1] <= 208:  # not SRTP (yet)
+                queued(data, component)
+                return
+            try:
+                plain = srtp.unprotect(data)
+            except Exception:
+                self.undecryptable += 1
+                return
+            first = plain[0]
+            seq, timestamp, ssrc = _RTP_HEAD.unpack_from(plain, 2)
+            pos = 12 + 4 * (first & 0x0F)
+            if first & 0x10:  # header extension: 4 bytes, then its length in words
+                pos += 4 + 4 * int.from_bytes(plain[pos + 2 : pos + 4], "big")
+            self.count(ssrc, seq, timestamp, plain[1] >> 7, plain[pos:])
+
+        connection.data_received = data_received
+
+    def count(self, ssrc: int, seq: int, timestamp: int, marker: int, payload: bytes) -> None:
         self.packets += 1
         if self.first_packet is None:
             self.first_packet = time.monotonic()
-        self.bytes += len(packet.payload)
-        stream = self._streams.get(packet.ssrc)
-        seq = packet.sequence_number
+        self.bytes += len(payload)
+        stream = self._streams.get(ssrc)
         if stream is None:
-            self._streams[packet.ssrc] = [seq, seq, 1]
+            self._streams[ssrc] = [seq, seq, 1]
         else:
             # Extend the 16-bit sequence number around the highest seen (RFC 3550 A.1, simplified).
             high = stream[1]
@@ -398,11 +434,11 @@ class Viewer:
                 ext -= 0x10000
             stream[1] = max(high, ext)
             stream[2] += 1
-        if vp8_keyframe_start(packet.payload):
-            self._key_ts = packet.timestamp
-        if packet.marker:
+        if vp8_keyframe_start(payload):
+            self._key_ts = timestamp
+        if marker:
             self.frames += 1
-            if self._key_ts is not None and packet.timestamp == self._key_ts:
+            if self._key_ts is not None and timestamp == self._key_ts:
                 self._key_ts = None
                 self.keyframes += 1
                 if not self.first_key.done():
@@ -432,6 +468,8 @@ class Viewer:
         await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         for transceiver in pc.getTransceivers():  # count, never depacketise or decode
             transceiver.receiver._handle_rtp_packet = self.on_rtp
+        for dtls in {id(t.receiver.transport): t.receiver.transport for t in pc.getTransceivers()}.values():
+            self.tap(dtls)
         await pc.setLocalDescription(await pc.createAnswer())
         await post(server, "answer", id=viewer_id, sdp=pc.localDescription.sdp)
         await asyncio.wait_for(connected, 60)
