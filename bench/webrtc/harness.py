@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import datetime
 import fractions
+import itertools
 import json
 import os
 import shutil
@@ -886,6 +887,17 @@ def saturated(s: dict[str, Any]) -> list[str]:
     return out
 
 
+def slope(rows: list[dict]) -> list[tuple[int, int, float]]:
+    """Server core per added viewer between consecutive Ns where nothing saturated and nothing was lost
+    (every viewer then gets the 30 frames/s): ``(n_from, n_to, core per viewer)``."""
+    good = [s for s in rows if clean(s) and s["server_cores"] is not None]
+    return [
+        (a["n"], b["n"], (b["server_cores"] - a["server_cores"]) / (b["n"] - a["n"]))
+        for a, b in itertools.pairwise(good)
+        if b["n"] > a["n"]
+    ]
+
+
 def verdict(fwd: list[dict], rel: list[dict], rel_per: float | None, stopped: str | None = None) -> str:
     out = []
     good = [s for s in fwd if clean(s)]
@@ -936,11 +948,19 @@ def verdict(fwd: list[dict], rel: list[dict], rel_per: float | None, stopped: st
                 "Neither the server's core nor the viewers' cores saturated at the largest N measured"
                 + (f" ({stopped})." if stopped else ".")
             )
+    slopes = slope(fwd)
+    if slopes:
+        out.append(
+            "The slope of the server's core between Ns with nothing saturated and no loss (no baseline "
+            "involved): "
+            + ", ".join(f"{per:.4f} core per viewer from N = {a} to {b}" for a, b, per in slopes)
+            + "."
+        )
     per_viewer_rx = median([s["viewers_cores"] / s["n"] for s in good if s["viewers_cores"]])
     if per_viewer_rx:
         out.append(
-            f"Receiving costs the viewers {per_viewer_rx:.4f} core per viewer (ICE, SRTP, RTP parsing and "
-            f"RTCP in aiortc), so one core of viewers holds at most about {1 / per_viewer_rx:.0f}."
+            f"Receiving costs the viewers {per_viewer_rx:.4f} core per viewer (ICE, SRTP decryption, RTP "
+            f"header reading and RTCP), so one core of viewers holds at most about {1 / per_viewer_rx:.0f}."
         )
     if rel:
         top = rel[-1]

@@ -48,9 +48,11 @@ DTLS is connected; ``RTCDtlsTransport._tx_srtp`` / ``_state``; the ICE transport
 from __future__ import annotations
 
 import asyncio
+import errno
 import fractions
 import logging
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -184,6 +186,14 @@ def install_tap(receiver: RTCRtpReceiver, kind: str) -> Tap:
     setattr(receiver, _QUEUE_ATTR, tap)
     return tap
 
+
+#: Hand a viewer's datagrams of one frame to the kernel in one call (Linux UDP GSO) where possible.
+#: Off by itself (for good) when the kernel or the network device refuses it.
+GSO = sys.platform == "linux"
+_SOL_UDP, _UDP_SEGMENT = 17, 103  # linux/udp.h
+_GSO_SEGMENTS = 64  # UDP_MAX_SEGMENTS
+_GSO_BYTES = 65000  # a UDP datagram's payload, at most 65,507 bytes
+_GSO_REFUSED = (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.EMSGSIZE)
 
 _HEADER = struct.Struct("!BBHII")  # RTP fixed header: V/P/X/CC, M/PT, sequence number, timestamp, SSRC
 _SENDER = "_RTCRtpSender__"  # aiortc's name-mangled RTCRtpSender attributes
@@ -559,8 +569,6 @@ class ForwardTrack(MediaStreamTrack):
         pair = self._ice._nominated.get(1)
         if pair is None:
             return
-        sendto = pair.protocol.transport.sendto  # what aioice's send_data does, minus two coroutines
-        addr = pair.remote_addr
         protect = self._srtp.protect
         history = self._history
         pack = _HEADER.pack
@@ -568,13 +576,16 @@ class ForwardTrack(MediaStreamTrack):
         timestamp = (self._ts_origin + node.pts) & 0xFFFFFFFF
         seq = self._seq
         octets = 0
+        datagrams = []
         for b0, b1, rest, size in packets:
             data = pack(b0, b1, seq, timestamp, ssrc) + rest
             history[seq % RTP_HISTORY_SIZE] = data
-            sendto(protect(data), addr)
+            datagrams.append(protect(data))
             octets += size
             seq = (seq + 1) & 0xFFFF
         self._seq = seq
+        # What aioice's send_data does (the pair's transport's sendto), minus two coroutines a packet.
+        send_datagrams(pair.protocol.transport, pair.remote_addr, datagrams)
         self.sent += 1
         self._last_pts = node.pts
         # What aiortc's RTCP task puts in this sender's reports.
@@ -592,6 +603,61 @@ class ForwardTrack(MediaStreamTrack):
             if packet.sequence_number == sequence_number:
                 getattr(self._sender, _SENDER + "rtp_history")[sequence_number % RTP_HISTORY_SIZE] = packet
         await original(sequence_number)
+
+
+def send_datagrams(transport: Any, addr: tuple[str, int], datagrams: list[bytes]) -> None:
+    """Send ``datagrams`` to ``addr`` in order through an asyncio datagram ``transport``.
+
+    Runs of equal-sized datagrams (the last of a run may be shorter: a frame's RTP packets, all full
+    but the last) go to the kernel in one ``sendmsg`` with UDP_SEGMENT (Linux UDP GSO: still one UDP
+    datagram each on the wire) when the transport is asyncio's own and has nothing queued; anything
+    else, or a refusal, takes ``transport.sendto`` one datagram at a time, as asyncio would.
+    """
+    global GSO
+    sock = getattr(transport, "_sock", None)
+    if (
+        not GSO
+        or len(datagrams) < 2
+        or sock is None
+        or type(transport).__name__ != "_SelectorDatagramTransport"
+        or transport._buffer
+        or transport._extra.get("peername")
+        or transport.is_closing()
+    ):
+        for datagram in datagrams:
+            transport.sendto(datagram, addr)
+        return
+    i, count = 0, len(datagrams)
+    while i < count:
+        segment = total = len(datagrams[i])
+        j = i + 1
+        while j < count and j - i < _GSO_SEGMENTS:
+            size = len(datagrams[j])
+            if size > segment or total + size > _GSO_BYTES:
+                break
+            total += size
+            j += 1
+            if size < segment:
+                break
+        try:
+            if j - i == 1:
+                sock.sendto(datagrams[i], addr)
+            else:
+                gso = [(_SOL_UDP, _UDP_SEGMENT, segment.to_bytes(2, sys.byteorder))]
+                sock.sendmsg([b"".join(datagrams[i:j])], gso, 0, addr)
+        except (BlockingIOError, InterruptedError):
+            for datagram in datagrams[i:]:  # asyncio queues them until the socket can take more
+                transport.sendto(datagram, addr)
+            return
+        except OSError as exc:
+            if j - i > 1 and exc.errno in _GSO_REFUSED:
+                GSO = False
+                log.info("UDP GSO refused (%s): sending one datagram per call from now on", exc)
+                for datagram in datagrams[i:]:
+                    transport.sendto(datagram, addr)
+                return
+            transport._protocol.error_received(exc)
+        i = j
 
 
 _SENDER_ATTRS = ("rtp_history", "ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count")
