@@ -202,10 +202,9 @@ _SENDER = "_RTCRtpSender__"  # aiortc's name-mangled RTCRtpSender attributes
 class _Node:
     """One frame in a slot's chain: what viewers are sent (payloads: the codec's RTP payloads)."""
 
-    __slots__ = ("data", "keyframe", "next", "payloads", "pts", "seq")
+    __slots__ = ("keyframe", "next", "payloads", "pts", "seq")
 
-    def __init__(self, data: bytes, pts: int, keyframe: bool, seq: int, payloads: list[bytes]) -> None:
-        self.data = data
+    def __init__(self, pts: int, keyframe: bool, seq: int, payloads: list[bytes]) -> None:
         self.pts = pts
         self.keyframe = keyframe
         self.seq = seq
@@ -252,7 +251,7 @@ class Slot:
         mime = f"{kind}/{'VP8' if codec == 'vp8' else 'H264' if codec == 'h264' else codec}"
         self._packer = get_encoder(RTCRtpCodecParameters(mimeType=mime, clockRate=clock_rate, payloadType=0))
         # The chain: _tail is the newest frame, _done the last one the fan-out has sent to every viewer.
-        self._tail = _Node(b"", -1, False, 0, [])
+        self._tail = _Node(-1, False, 0, [])
         self._done = self._tail
         self._outlets: dict[ForwardTrack, None] = {}
         self._runner: asyncio.Task | None = None
@@ -319,7 +318,7 @@ class Slot:
         payloads, _timestamp = self._packer.pack(packet)
         self.frames += 1
         self.bytes += len(data)
-        node = _Node(data, pts, keyframe, self.frames, payloads)
+        node = _Node(pts, keyframe, self.frames, payloads)
         if self.kind == "video":
             now = time.monotonic()
             if keyframe:
