@@ -782,8 +782,9 @@ def markdown(results: dict[str, Any], mode: str) -> str:
         "",
         f"One 720p 30 fps VP8 publisher (a clip encoded once at {BITRATE // 1000} kbit/s, its packets "
         "replayed in a loop) to N aiortc viewers spread over "
-        f"{results['forward'].get('viewer_procs', 1)} processes, which decrypt and parse each RTP packet "
-        "and count it (no jitter buffer, no depacketising, no decoding). "
+        f"{results['forward'].get('viewer_procs', 1)} processes, which decrypt each SRTP packet where aioice "
+        "hands the datagram over, read its RTP header and count it (no per-packet task wake-up, no jitter "
+        "buffer, no depacketising, no decoding). "
         + (
             f"Server pinned to core {SERVER_CORE} with `taskset`, publisher and viewers to core(s) "
             f"{results.get('client_cores', CLIENT_CORES)}. "
