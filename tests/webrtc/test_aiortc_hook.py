@@ -57,7 +57,7 @@ def test_the_receiver_hands_encoded_frames_to_a_decoder_queue() -> None:
     assert "self.__rtx_ssrc" in source and "self.__started" in source
 
 
-def test_the_sender_path_the_fan_out_stands_in_for() -> None:
+async def test_the_sender_path_the_fan_out_stands_in_for() -> None:
     """What forward.py's fan-out relies on: when and how aiortc starts a sender, what its RTCP and
     NACK handling read, how DTLS protects and aioice sends, and RTP's serialised layout."""
     assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
