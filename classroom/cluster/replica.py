@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from ..core import Audience, CommandError, Event, SessionState, apply
 from ..core.presence import COALESCED
 from ..crowd import Crowd
-from ..live import RESUME_EVENTS, delivery, missed_events
+from ..live import RESUME_EVENTS, add_socket, delivery, drop_socket, missed_events
 from ..ports import Delivery
 from ..store import SessionInfo
 from ..tasks import cancel
@@ -118,20 +118,13 @@ class Replica:
     # -- the hub's side -------------------------------------------------------------------------
 
     def attach(self, sid: str, pid: str, name: str, role: str) -> None:
-        sids = self.connections.setdefault(pid, set())
-        sids.add(sid)
         self.people[pid] = (name, role)
         self.empty_since = None
-        if len(sids) == 1:
+        if add_socket(self.connections, sid, pid):
             self._presence("attach", pid)
 
     def detach(self, sid: str, pid: str) -> None:
-        sids = self.connections.get(pid)
-        if not sids:
-            return
-        sids.discard(sid)
-        if not sids:
-            del self.connections[pid]
+        if drop_socket(self.connections, sid, pid):
             self._presence("detach", pid)
             if not self.connections:
                 self.empty_since = time.monotonic()
