@@ -20,7 +20,7 @@ from ..live import RESUME_EVENTS, add_socket, delivery, drop_socket, missed_even
 from ..ports import Delivery
 from ..store import SessionInfo
 from ..tasks import cancel
-from .codec import pack_state, unpack_entry, unpack_state
+from .codec import fold_entries, pack_state, unpack_entry, unpack_state
 from .connection import unavailable
 from .keys import k_stream
 from .node import RPC_TIMEOUT
@@ -93,10 +93,8 @@ class Replica:
         self.owner = owner
         self.state, self.epoch = unpack_state(blob), epoch
         entries = await self.node.r.xrevrange(k_stream(self.id), count=RESUME_EVENTS)
-        for _id, fields in reversed(entries):
-            event, _wall = unpack_entry(fields)
+        for event, _wall in fold_entries(self.state, entries[::-1]):
             self.recent.append(event)
-            apply(self.state, event)
         self.sent_seq = self.state.seq
         self.info.status = self.state.status
         self.crowd.seed(self.state)
