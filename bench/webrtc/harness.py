@@ -52,6 +52,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.plans import plan_from  # noqa: E402
+
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 BITRATE = 1_500_000
 CLIP_FRAMES = 150  # 5 s, one key frame at the start
@@ -1019,10 +1021,7 @@ def main() -> None:
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
         return print(markdown(results, results.get("mode", args.mode)))
-    plan = PLANS[args.mode]
-    for name in ("budget", "max_n", "viewer_procs"):
-        if getattr(args, name) is not None:
-            setattr(plan, name, getattr(args, name))
+    plan = plan_from(PLANS, args.mode, budget=args.budget, max_n=args.max_n, viewer_procs=args.viewer_procs)
     os.environ["BENCH_NICE"] = str(args.nice)  # the roles' processes inherit it
     results = run_plan(plan) | {"mode": args.mode, "nice": args.nice}
     if args.json:
