@@ -145,8 +145,8 @@ class Replica:
 
     async def command(self, pid: str, name: str, payload: Any) -> dict[str, Any]:
         """Run a command on the session's owner; its ack."""
-        if name.startswith("media."):  # WebRTC peers are per process: not across a cluster yet
-            raise CommandError("media_failed", "live media is not available in cluster mode yet")
+        if name.startswith("media."):  # the hub hands these to signaling/media_cluster.py when media is on
+            raise CommandError("media_failed", "live media is off on this server")
         for _ in range(3):
             owner = self.owner
             if owner == self.node.id:
