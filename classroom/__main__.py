@@ -40,7 +40,6 @@ def _signer(settings: Settings) -> Signer:
 EXIT_UNSAVED = 3  # `serve` stopped with events it could not save (the log says which)
 EXIT_USAGE = 2  # a flag, variable or address the server cannot use: one line on stderr
 URL_FILE = "server.url"  # where `serve` notes its URL, for `create` run beside it
-LISTEN_BACKLOG = 65535  # the accept queue asked for; the kernel caps it (`_run`)
 
 
 def fail(message: str) -> None:
@@ -122,13 +121,8 @@ async def _run(app: web.Application, settings: Settings, announce: Any, reuse_po
     )
     await runner.setup()
     try:
-        # A deep accept queue: a class joining at once must not find the door shut. A connection
-        # the kernel drops from a full queue waits out TCP's retransmission backoff (seconds to
-        # minutes) while the server may already be idle. Linux caps this at net.core.somaxconn
-        # (4096 by default since 5.4), so asking for more takes whatever the host allows.
-        site = web.TCPSite(
-            runner, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_port=reuse_port or None
-        )
+        # A deep accept queue: a class joining at once must not find the door shut.
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=2048, reuse_port=reuse_port or None)
         await site.start()
         announce()
         loop = asyncio.get_running_loop()

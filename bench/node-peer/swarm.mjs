@@ -69,13 +69,17 @@ function onChat(buf, at) {
   if (cur.got === cur.expect && !cur.drained) { cur.drained = true; reply({ drained: cur.id }); }
 }
 
-// One learner: connect, join; a connection that fails before the join ack is retried after a
-// random 0.5-1.5 s (socket.io-client's reconnection does the same) until limitMs from the first
-// attempt, which the join time counts from. An attempt that has not reached socket.io's
+// One learner: connect, join; a connection that fails before the join ack is retried, as
+// socket.io-client's reconnection does (1 s doubling up to 5 s, ± 50 %), until limitMs from the
+// first attempt, which the join time counts from. An attempt that has not reached socket.io's
 // "connected" within CONNECT_TIMEOUT_MS is given up and retried, as socket.io-client's `timeout`
-// option (20 s by default) does: without it, a connection the server's kernel dropped from a full
-// accept queue sits in TCP's retransmission backoff (minutes) while the server is idle.
-const CONNECT_TIMEOUT_MS = 20000;
+// option does: without it, a connection the server's kernel dropped from a full accept queue sits
+// in TCP's retransmission backoff (minutes) while the server is idle. socket.io-client's default
+// is 20 s; on a shared 2-core machine a server's accept queue (2,048) can take longer than that to
+// drain during a storm, and every learner then gives up, retries and queues again (a retry storm
+// that never ends): 60 s bounds TCP's backoff without measuring that instead of the server.
+const CONNECT_TIMEOUT_MS = 60000;
+const retryDelay = (retries) => Math.min(1000 * 2 ** (retries - 1), 5000) * (0.5 + Math.random());
 function learner(i, limitMs) {
   return new Promise((resolve) => {
     const base = cfg.urls[i % cfg.urls.length];
@@ -96,7 +100,7 @@ function learner(i, limitMs) {
       const key = String(err).slice(0, 80);
       retryErrors[key] = (retryErrors[key] || 0) + 1;
       phase.set(i, "retry");
-      setTimeout(attempt, 500 + Math.random() * 1000);
+      setTimeout(attempt, retryDelay(retries));
     };
     const attempt = () => { if (!done) ws = connectOnce(i, base, limitMs, finish, retry); };
     attempt();
