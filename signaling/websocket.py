@@ -74,8 +74,9 @@ def text_frame(payload: bytes) -> bytes:
     return _frame(0x1, payload)
 
 
-# engine.io's PING packet as a websocket frame, written by the heartbeat.
+# engine.io's PING and CLOSE packets as websocket frames, written by the heartbeat.
 PING_FRAME = text_frame(b"2")
+CLOSE_FRAME = text_frame(b"1")
 # Seconds between two passes of the heartbeat (pings due, overdue pongs, closed sockets).
 HEARTBEAT_S = 1.0
 
@@ -198,7 +199,13 @@ class Transports:
                 eio.sockets.pop(sid, None)
                 transport = self.by_eio_sid.get(sid)
                 if transport is not None and not transport.is_closing():
-                    transport.close()  # engine.io closed it without a word: end the connection too
+                    # engine.io closed it without a word: say so (its CLOSE packet), and end the
+                    # connection too, at once if the client is not even reading.
+                    write_frame(transport, CLOSE_FRAME, own=True)
+                    if transport.get_write_buffer_size():
+                        transport.abort()
+                    else:
+                        transport.close()
 
     def _next_ping(self, socket: AsyncSocket) -> None:
         """A pong came: the next ping in a ping interval (engine.io's `schedule_ping`, without
