@@ -194,6 +194,9 @@ class Hub:
                     )
                 pid = new_id(6)
             conn.pid, conn.name, conn.role = pid, name, role
+            if conn.deadline is not None:
+                conn.deadline.cancel()  # joined in time: no task to start at the deadline
+                conn.deadline = None
             session.core.place(pid, conn.address)
             # The synchronous form keeps this block free of awaits (see above).
             self.sio.manager.basic_enter_room(sid, "/", audience_room(session.id, role))

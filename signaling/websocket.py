@@ -11,7 +11,14 @@ engine.io and socket.io protocols (socket.io-client connects unchanged), but:
   sends (acks, pings) straight to the transport, in order with the fan-out's frames: engine.io's
   own handler adds a writer task, a task per received message and a queue per connection;
 - lets go of large packets (join snapshots) as soon as they are written, and tells the heap
-  trimmer about them.
+  trimmer about them;
+- keeps every connection alive from one heartbeat task a second: engine.io pings each socket from
+  a task of its own per ping, and its service task checks one socket per `wait_for` (a task and a
+  timer each), which at thousands of idle learners cost more than a chat message to all of them.
+  Here a pong is handled in the read loop, the pings due are written from buckets of one second,
+  and one pass a second closes the sockets whose pong is overdue, with their connections (engine.io
+  itself marks such a socket closed without writing its CLOSE packet, leaving the TCP connection
+  open until the client gives up).
 
 A connection that started on long-polling and upgrades keeps engine.io's own handler.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 import weakref
 from typing import Any
 
@@ -66,6 +74,13 @@ def text_frame(payload: bytes) -> bytes:
     return _frame(0x1, payload)
 
 
+# engine.io's PING and CLOSE packets as websocket frames, written by the heartbeat.
+PING_FRAME = text_frame(b"2")
+CLOSE_FRAME = text_frame(b"1")
+# Seconds between two passes of the heartbeat (pings due, overdue pongs, closed sockets).
+HEARTBEAT_S = 1.0
+
+
 def write_frame(transport: asyncio.Transport, frame: bytes, *, own: bool = False) -> bool:
     """Write a frame unless the connection is closing or hopelessly behind (then cut it off).
     `own`: a reply to this connection (not the shared stream), which the bound does not count."""
@@ -80,7 +95,7 @@ def write_frame(transport: asyncio.Transport, frame: bytes, *, own: bool = False
     transport.write(frame)
     if own and len(frame) >= LARGE_PACKET:
         _own[transport] = replies + len(frame)
-    elif not buffered and transport in _own:
+    elif not buffered and _own and transport in _own:
         del _own[transport]
     return True
 
@@ -93,6 +108,8 @@ class Transports:
         self.heap = heap
         self.guard = guard or Guard()
         self.sio: socketio.AsyncServer | None = None
+        # Sockets served here whose next ping is due in a second (time.time(), whole seconds).
+        self._pings: dict[int, list[AsyncSocket]] = {}
 
     def install(self, sio: socketio.AsyncServer) -> None:
         transports = self
@@ -141,6 +158,66 @@ class Transports:
 
         sio.eio._async = {**sio.eio._async, "websocket": WebSocket}
         sio.eio.create_queue = SendQueue  # type: ignore[method-assign]
+        # engine.io starts its service task at the first connection: this one instead.
+        sio.eio._service_task = self._heartbeat  # type: ignore[method-assign]
+
+    async def _heartbeat(self) -> None:
+        """engine.io's service task, one pass a second: write the pings due, close the sockets
+        whose pong is overdue and forget closed ones (engine.io's own checks one socket per timed
+        wait, N of them per ping timeout)."""
+        assert self.sio is not None
+        eio = self.sio.eio
+        stop = eio.service_task_event = eio.create_event()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
+                break
+            except TimeoutError:
+                pass
+            try:
+                await self.beat(time.time())
+            except Exception:
+                log.exception("the heartbeat failed")
+
+    async def beat(self, now: float) -> None:
+        """One pass of the heartbeat at time `now` (time.time(), as engine.io's `last_ping`)."""
+        assert self.sio is not None
+        eio = self.sio.eio
+        for second in [t for t in self._pings if t <= now]:
+            for socket in self._pings.pop(second):
+                transport = self.by_eio_sid.get(socket.sid)
+                if transport is None or socket.closing or socket.closed:
+                    continue
+                socket.last_ping = now
+                write_frame(transport, PING_FRAME, own=True)
+        timeout = eio.ping_timeout
+        for sid, socket in list(eio.sockets.items()):
+            overdue = socket.last_ping and now - socket.last_ping > timeout
+            if overdue and not socket.closed and not socket.closing:
+                await socket.check_ping_timeout()  # closes it: the client is gone
+            if socket.closed:
+                eio.sockets.pop(sid, None)
+                transport = self.by_eio_sid.get(sid)
+                if transport is not None and not transport.is_closing():
+                    # engine.io closed it without a word: say so (its CLOSE packet), and end the
+                    # connection too, at once if the client is not even reading.
+                    write_frame(transport, CLOSE_FRAME, own=True)
+                    if transport.get_write_buffer_size():
+                        transport.abort()
+                    else:
+                        transport.close()
+
+    def _next_ping(self, socket: AsyncSocket) -> None:
+        """A pong came: the next ping in a ping interval (engine.io's `schedule_ping`, without
+        a task per ping)."""
+        if socket.last_ping:
+            socket.last_ping = None
+            due = int(time.time() + socket.server.ping_interval)
+            pings = self._pings.get(due)
+            if pings is None:
+                self._pings[due] = [socket]
+            else:
+                pings.append(socket)
 
     def note_large(self, nbytes: int) -> None:
         if self.heap is not None:
@@ -177,16 +254,19 @@ class Transports:
         socket.connected = True
         socket.upgraded = True
         queue.attach(send)  # the OPEN packet first, then every packet as it is sent
-        # No packet for this long (pings included) means the client is gone.
-        timeout = server.ping_interval + server.ping_timeout
+        # No timeout per read (a timer per packet): a client that stops answering pings is closed
+        # by the heartbeat, connection included.
         try:
             while True:
                 try:
-                    msg = await ws.receive(timeout=timeout)
-                except (TimeoutError, OSError):
+                    msg = await ws.receive()
+                except OSError:
                     break
                 if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break  # closed, closing or a protocol error (too large, say)
+                if msg.data == "3":  # engine.io PONG, the most frequent packet of an idle class
+                    self._next_ping(socket)
+                    continue
                 try:
                     pkt = eio_packet.Packet(encoded_packet=msg.data)
                 except Exception:

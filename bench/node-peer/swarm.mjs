@@ -41,6 +41,11 @@ let round = null; // {id, messages, counts: Int32Array, got, dupes, hist: Map, e
 let stale = 0;
 let joinedCount = 0;
 let dropped = 0; // learners whose connection closed after they joined (a server dropping them)
+// Where each learner not yet settled is (by index): "tcp" (websocket opening), "open" (engine.io
+// open received, socket.io connect sent), "join" (join sent), "retry" (waiting to retry). The
+// progress line counts them, so a storm that stalls says at which step.
+const phase = new Map();
+const retryErrors = {}; // why connections were retried, by error
 
 function onChat(buf, at) {
   // `"text":"fo <round> <k> <µs>"`: parse the three numbers by hand.
@@ -64,9 +69,17 @@ function onChat(buf, at) {
   if (cur.got === cur.expect && !cur.drained) { cur.drained = true; reply({ drained: cur.id }); }
 }
 
-// One learner: connect, join; a connection that fails before the join ack is retried after a
-// random 0.5-1.5 s (socket.io-client's reconnection does the same) until limitMs from the first
-// attempt, which the join time counts from.
+// One learner: connect, join; a connection that fails before the join ack is retried, as
+// socket.io-client's reconnection does (1 s doubling up to 5 s, ± 50 %), until limitMs from the
+// first attempt, which the join time counts from. An attempt that has not reached socket.io's
+// "connected" within CONNECT_TIMEOUT_MS is given up and retried, as socket.io-client's `timeout`
+// option does: without it, a connection the server's kernel dropped from a full accept queue sits
+// in TCP's retransmission backoff (minutes) while the server is idle. socket.io-client's default
+// is 20 s; on a shared 2-core machine a server's accept queue (2,048) can take longer than that to
+// drain during a storm, and every learner then gives up, retries and queues again (a retry storm
+// that never ends): 60 s bounds TCP's backoff without measuring that instead of the server.
+const CONNECT_TIMEOUT_MS = 60000;
+const retryDelay = (retries) => Math.min(1000 * 2 ** (retries - 1), 5000) * (0.5 + Math.random());
 function learner(i, limitMs) {
   return new Promise((resolve) => {
     const base = cfg.urls[i % cfg.urls.length];
@@ -75,6 +88,7 @@ function learner(i, limitMs) {
     const finish = (err) => {
       if (done) return;
       done = true;
+      phase.delete(i);
       clearTimeout(timer);
       resolve(err ? { err, retries } : { ms: performance.now() - t0, retries });
     };
@@ -83,7 +97,10 @@ function learner(i, limitMs) {
       if (done) return;
       lastErr = err;
       retries++;
-      setTimeout(attempt, 500 + Math.random() * 1000);
+      const key = String(err).slice(0, 80);
+      retryErrors[key] = (retryErrors[key] || 0) + 1;
+      phase.set(i, "retry");
+      setTimeout(attempt, retryDelay(retries));
     };
     const attempt = () => { if (!done) ws = connectOnce(i, base, limitMs, finish, retry); };
     attempt();
@@ -92,7 +109,12 @@ function learner(i, limitMs) {
 
 function connectOnce(i, base, limitMs, finish, retry) {
   let joined = false, failed = false;
-  const fail = (err) => { if (!joined && !failed) { failed = true; ws.terminate(); retry(err); } };
+  const fail = (err) => {
+    clearTimeout(connectTimer);
+    if (!joined && !failed) { failed = true; ws.terminate(); retry(err); }
+  };
+  const connectTimer = setTimeout(() => fail("connect timeout"), Math.min(CONNECT_TIMEOUT_MS, limitMs));
+  phase.set(i, "tcp");
   const ws = new WebSocket(`${base.replace(/^http/, "ws")}/socket.io/?EIO=4&transport=websocket`, {
     perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: limitMs,
   });
@@ -107,6 +129,8 @@ function connectOnce(i, base, limitMs, finish, retry) {
         joined = true;
         finish(buf.includes('"ok":true') ? null : `join refused: ${buf.toString().slice(0, 120)}`);
       } else if (b1 === 48 /* 0: connected */) {
+        clearTimeout(connectTimer);
+        phase.set(i, "join");
         ws.send(`420["join",{"name":"Learner ${i}"}]`);
       } else if (b1 === 52 /* 4: connect error */) {
         finish(`connect_error: ${buf.toString().slice(2, 120)}`);
@@ -114,6 +138,7 @@ function connectOnce(i, base, limitMs, finish, retry) {
     } else if (b0 === 50 /* 2: ping */) {
       ws.send("3");
     } else if (b0 === 48 /* 0: open */) {
+      phase.set(i, "open");
       ws.send(`40${JSON.stringify({ token: cfg.token, session: cfg.session })}`);
     }
   });
@@ -126,7 +151,11 @@ function connectOnce(i, base, limitMs, finish, retry) {
 async function join({ spread_s = 5, limit_s = 120 }) {
   let settled = 0;
   const t0 = performance.now();
-  const progress = setInterval(() => log(`${settled}/${cfg.count} settled after ${((performance.now() - t0) / 1000).toFixed(0)} s`), 30000);
+  const progress = setInterval(() => {
+    const at = {};
+    for (const p of phase.values()) at[p] = (at[p] || 0) + 1;
+    log(`${settled}/${cfg.count} settled after ${((performance.now() - t0) / 1000).toFixed(0)} s; unsettled at ${JSON.stringify(at)}`);
+  }, 15000);
   const results = await Promise.all(
     Array.from({ length: cfg.count }, (_, j) =>
       sleep(Math.random() * spread_s * 1000).then(() => learner(cfg.offset + j, limit_s * 1000)).then((r) => { settled++; return r; })),
@@ -141,7 +170,7 @@ async function join({ spread_s = 5, limit_s = 120 }) {
     else joinMs.push(Math.round(r.ms * 100) / 100);
   }
   joinedCount = joinMs.length;
-  return { joined: joinMs.length, failed: cfg.count - joinMs.length, errors, retries, join_ms: joinMs };
+  return { joined: joinMs.length, failed: cfg.count - joinMs.length, errors, retries, retry_errors: retryErrors, join_ms: joinMs };
 }
 
 // -- trainer --------------------------------------------------------------------------------------

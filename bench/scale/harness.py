@@ -171,11 +171,18 @@ def tree(pids: list[int]) -> list[int]:
 
 def cpu_s(pids: list[int]) -> float:
     """utime + stime of these processes, in seconds."""
-    total = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids: list[int]) -> tuple[float, float]:
+    """(utime, stime) of these processes, in seconds: user space, and the kernel (on loopback the
+    sender's `send` also runs the receiving side of TCP, so a server's delivery shows up there)."""
+    user = system = 0
     for pid in pids:
         if (f := _stat(pid)) is not None:
-            total += int(f[11]) + int(f[12])
-    return total / CLK
+            user += int(f[11])
+            system += int(f[12])
+    return user / CLK, system / CLK
 
 
 def rss(pids: list[int]) -> int:
@@ -388,29 +395,45 @@ class CpuSampler:
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = pids
-        self.samples: list[tuple[float, float]] = []
+        self.samples: list[tuple[float, tuple[float, float]]] = []
         self.stop = threading.Event()
 
     def __enter__(self) -> CpuSampler:
-        self.samples.append((time.monotonic(), cpu_s(self.pids)))
+        self.samples.append((time.monotonic(), cpu_split(self.pids)))
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         return self
 
     def _run(self) -> None:
         while not self.stop.wait(0.1):
-            self.samples.append((time.monotonic(), cpu_s(self.pids)))
+            self.samples.append((time.monotonic(), cpu_split(self.pids)))
 
     def __exit__(self, *_: object) -> None:
         self.stop.set()
         self.thread.join()
-        self.samples.append((time.monotonic(), cpu_s(self.pids)))
+        self.samples.append((time.monotonic(), cpu_split(self.pids)))
 
     def until(self, t: float) -> tuple[float, float]:
         """(CPU seconds, wall seconds) from the start to the first sample at or after `t`."""
-        t0, c0 = self.samples[0]
-        t1, c1 = next(((ts, c) for ts, c in self.samples if ts >= t), self.samples[-1])
-        return c1 - c0, t1 - t0
+        user, system, wall = self.split_until(t)
+        return user + system, wall
+
+    def split_until(self, t: float) -> tuple[float, float, float]:
+        """(user CPU seconds, kernel CPU seconds, wall seconds) from the start to the first sample
+        at or after `t`."""
+        t0, (u0, s0) = self.samples[0]
+        t1, (u1, s1) = next(((ts, c) for ts, c in self.samples if ts >= t), self.samples[-1])
+        return u1 - u0, s1 - s0, t1 - t0
+
+
+def idle_cpu(pids: list[int], seconds: float) -> dict[str, float]:
+    """CPU of these processes over `seconds` of nothing sent: what a row costs with its learners
+    connected and idle (pings, timers, presence), which every delivery window also pays."""
+    (u0, s0), t0 = cpu_split(pids), time.monotonic()
+    time.sleep(seconds)
+    (u1, s1), t1 = cpu_split(pids), time.monotonic()
+    wall = t1 - t0
+    return {"user_s": u1 - u0, "sys_s": s1 - s0, "wall_s": wall, "per_s": (u1 - u0 + s1 - s0) / wall}
 
 
 def pct(sorted_values: list[float], p: float) -> float | None:
@@ -468,13 +491,16 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
         group.gc()
         time.sleep(0.5)
         errors: dict[str, int] = {}
+        retry_errors: dict[str, int] = {}  # why connections were tried again (refused, reset, timed out)
         for j in joins:
             for k, v in j["errors"].items():
                 errors[k] = errors.get(k, 0) + v
+            for k, v in j.get("retry_errors", {}).items():
+                retry_errors[k] = retry_errors.get(k, 0) + v
         joined = sum(j["joined"] for j in joins)
         out["join"] = {
             "joined": joined, "failed": sum(j["failed"] for j in joins), "errors": errors,
-            "retries": sum(j["retries"] for j in joins),
+            "retries": sum(j["retries"] for j in joins), "retry_errors": retry_errors,
             "p50_ms": pct(join_ms, 50), "p99_ms": pct(join_ms, 99),
             "max_ms": join_ms[-1] if join_ms else None,
             "storm_s": storm_s, "backlog_s": quiet_s, "server_cpu_s": cpu_s(server_pids) - cpu0,
@@ -483,6 +509,8 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
                          "bytes_per_learner": (rss(server_pids) - rss0) / max(1, joined)}  # fmt: skip
         p99 = out["join"]["p99_ms"]
         log(f"{row} #{index + 1}: joined {joined}/{n}, p99 {p99} ms, backlog {quiet_s:.0f} s")
+        out["idle"] = idle = idle_cpu(server_pids, plan.seconds)
+        log(f"{row} #{index + 1}: idle, {idle['per_s'] * 1000:.1f} ms of server CPU per second")
         out["rates"] = []
         for rid, rate in enumerate(plan.rates, 1):
             messages = round(rate * plan.seconds)
@@ -496,7 +524,8 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
             # The window ends at the round's last delivery (both on CLOCK_MONOTONIC), not when the
             # harness stopped waiting for learners a server dropped.
             last = max((st["last_us"] for st in stats), default=0) / 1e6
-            cpu_used, wall = cpu.until(last if last else time.monotonic())
+            user, system, wall = cpu.split_until(last if last else time.monotonic())
+            cpu_used = user + system
             hist: dict[int, int] = {}
             for st in stats:
                 for k, v in st["hist"].items():
@@ -510,8 +539,12 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
                 "dropped": sum(st["dropped"] for st in stats), "dupes": sum(st["dupes"] for st in stats),
                 "complete": complete,
                 "p50_ms": hist_pct(hist, 50), "p99_ms": hist_pct(hist, 99), "max_ms": hist_pct(hist, 100),
-                "server_cpu_s": cpu_used, "wall_s": wall,
+                "server_cpu_s": cpu_used, "server_user_s": user, "server_sys_s": system, "wall_s": wall,
                 "us_per_delivery": cpu_used * 1e6 / got if got else None,
+                "user_us_per_delivery": user * 1e6 / got if got else None,
+                "sys_us_per_delivery": system * 1e6 / got if got else None,
+                # What the deliveries added to the row's idle cost over the same window.
+                "net_us_per_delivery": max(0.0, cpu_used - idle["per_s"] * wall) * 1e6 / got if got else None,
             })  # fmt: skip
             r = out["rates"][-1]
             log(f"{row} #{index + 1}: {rate:g}/s: {got}/{acked * joined} deliveries ({r['dropped']} learners "
@@ -576,6 +609,7 @@ def figures(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "join_failed": sum(r["join"]["failed"] for r in runs),
             "backlog_s": _med([r["join"]["backlog_s"] for r in runs]),
             "join_cpu_s": _med([r["join"]["server_cpu_s"] for r in runs]),
+            "idle_ms_per_s": _med([r["idle"]["per_s"] * 1000 for r in runs if "idle" in r]),
             "kib_per_learner": _med([r["memory"]["bytes_per_learner"] / 1024 for r in runs]),
             # Learners a server closed after their join (ping timeouts of a server running behind).
             "dropped": max((r["rates"][-1].get("dropped", 0) if r["rates"] else 0) for r in runs),
@@ -587,6 +621,9 @@ def figures(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "p99_ms": _med([x["p99_ms"] for x in rr]),
                 "max_ms": max((x["max_ms"] or 0) for x in rr),
                 "us_per_delivery": _med([x["us_per_delivery"] for x in rr]),
+                "user_us": _med([x.get("user_us_per_delivery") for x in rr]),
+                "sys_us": _med([x.get("sys_us_per_delivery") for x in rr]),
+                "net_us": _med([x.get("net_us_per_delivery") for x in rr]),
                 "lost": sum(x["lost"] for x in rr),
                 "acked": sum(x["acked"] for x in rr),
                 "messages": sum(x["messages"] for x in rr),
@@ -663,6 +700,11 @@ def markdown(results: dict[str, Any]) -> str:
         row(f"deliveries lost at {rate:g} msg/s (all rounds)", (rate, "lost"), 0, "")
         row(f"server CPU per delivery at {rate:g} msg/s", (rate, "us_per_delivery"), 1, " µs")
     row("server CPU per delivery, both rates", "us_per_delivery", 1, " µs")
+    row("server CPU with learners idle (no messages), per second", "idle_ms_per_s", 1, " ms")
+    for rate in rates:
+        row(f"server CPU per delivery at {rate:g} msg/s: user space", (rate, "user_us"), 1, " µs")
+        row(f"server CPU per delivery at {rate:g} msg/s: kernel", (rate, "sys_us"), 1, " µs")
+        row(f"server CPU per delivery at {rate:g} msg/s, idle cost subtracted", (rate, "net_us"), 1, " µs")
     lines.append("")
 
     pairs = [(c, p) for c, p in (("classcast", "peer"), ("classcast-cluster", "peer-cluster"),
@@ -672,13 +714,16 @@ def markdown(results: dict[str, Any]) -> str:
             "Ratios, Classcast / peer (the issue's goals: CPU per delivery ≤ 0.5x, p99 ≤ 1x):",
             "",
             "| Classcast | peer | CPU per delivery | "
+            + " | ".join(f"idle subtracted, {r:g} msg/s" for r in rates)
+            + " | "
             + " | ".join(f"p99 at {r:g} msg/s" for r in rates)
             + " | join p99 | memory per learner |",
-            "| --- | --- | ---: |" + " ---: |" * (len(rates) + 2),
+            "| --- | --- | ---: |" + " ---: |" * (2 * len(rates) + 2),
         ]
         for c, p in pairs:
             fc, fp = figs[c], figs[p]
             cells = [_ratio(fc["us_per_delivery"], fp["us_per_delivery"])]
+            cells += [_ratio(fc[r].get("net_us"), fp[r].get("net_us")) for r in rates]
             cells += [_ratio(fc[r]["p99_ms"], fp[r]["p99_ms"]) for r in rates]
             cells += [
                 _ratio(fc["join_p99_ms"], fp["join_p99_ms"]),
@@ -697,7 +742,11 @@ def markdown(results: dict[str, Any]) -> str:
         "RSS of every server process (Redis included) after the storm minus before (the peer after a "
         "forced GC). Latency runs from the trainer's send to a learner's receipt, both on "
         "CLOCK_MONOTONIC; CPU is utime + stime from `/proc/PID/stat` of every server process (Redis "
-        "included) from the first send until every learner has every message, over the deliveries. "
+        "included) from the first send until every learner has every message, over the deliveries; "
+        "user space is utime, kernel is stime (on loopback a sender's `send` also runs the receiving "
+        "side of TCP). The idle cost is the same processes' CPU over a window of the same length with "
+        "every learner connected and nothing sent (pings, timers); subtracted, it leaves what the "
+        "deliveries themselves cost. "
         "The clustered peer shares rooms through Redis, but each process keeps its own copy of the "
         "session's state (a real app would keep it in Redis too, at a cost to the peer).",
         "",

@@ -48,6 +48,7 @@ def test_counts_every_join_and_delivery(results: dict[str, Any], row: str) -> No
     assert join["joined"] == N and join["failed"] == 0 and join["errors"] == {}
     assert 0 <= join["p50_ms"] <= join["p99_ms"] <= join["max_ms"]
     assert run["memory"]["rss_after"] > 0
+    assert run["idle"]["per_s"] >= 0 and run["idle"]["wall_s"] > 0
     assert [r["rate"] for r in run["rates"]] == [1, 5]
     for rnd in run["rates"]:
         assert rnd["acked"] == rnd["messages"] == round(rnd["rate"] * results["plan"]["seconds"])
@@ -56,6 +57,8 @@ def test_counts_every_join_and_delivery(results: dict[str, Any], row: str) -> No
         assert rnd["lost"] == 0 and rnd["dupes"] == 0 and rnd["complete"]
         assert 0 <= rnd["p50_ms"] <= rnd["p99_ms"] <= rnd["max_ms"]
         assert rnd["server_cpu_s"] >= 0
+        assert rnd["server_user_s"] + rnd["server_sys_s"] == pytest.approx(rnd["server_cpu_s"])
+        assert 0 <= rnd["net_us_per_delivery"] <= rnd["us_per_delivery"]
 
 
 def test_report(results: dict[str, Any]) -> None:
@@ -64,6 +67,7 @@ def test_report(results: dict[str, Any]) -> None:
     (lost,) = [line for line in md.splitlines() if line.startswith("| deliveries lost at 5 msg/s")]
     assert set(lost.split("|")[2:-1]) == {" 0 "}
     assert "Ratios, Classcast / peer" in md
+    assert "| server CPU per delivery at 5 msg/s, idle cost subtracted |" in md
     if "classcast-cluster" in results["skipped"]:
         assert "Classcast, 2 workers + Redis: not measured" in md
 
