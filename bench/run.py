@@ -67,69 +67,40 @@ def where_the_time_goes(profile: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_bench(
+    script: str, *args: str, check: bool = True, quiet: bool = False, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `bench/<script>` with this Python: its stdout (a markdown section) captured, its stderr
+    (progress) shown unless `quiet`."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        check=check,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if quiet else None,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def main() -> None:
-    sections = []
-    replay = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "replay_bench.py"), *sys.argv[1:]],
-        check=True,
-        capture_output=True,
-        text=True,
+    mode = os.environ.get("BENCH_MODE", "quick")
+    quick = mode == "quick"
+    sections = [run_bench("replay_bench.py", *sys.argv[1:], quiet=True).stdout]
+    sections.append(
+        run_bench(
+            "fanout/harness.py", "--mode", mode, "--png", str(ROOT / "docs" / "bench-fanout.png")
+        ).stdout
     )
-    sections.append(replay.stdout)
-    fanout = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "fanout" / "harness.py"),
-            "--mode",
-            os.environ.get("BENCH_MODE", "quick"),
-            "--png",
-            str(ROOT / "docs" / "bench-fanout.png"),
-        ],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    sections.append(fanout.stdout)
     # Large sessions (issue 11): the 10,000-learner join storm, and presence coalesced or not.
-    quick = os.environ.get("BENCH_MODE", "quick") == "quick"
-    crowd = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "crowd.py"), "--baseline-n", "1000" if quick else "2000"],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    sections.append(crowd.stdout)
+    sections.append(run_bench("crowd.py", "--baseline-n", "1000" if quick else "2000").stdout)
     # The media harness bounds itself (its plan's time budget: it stops scaling N when spent); the
     # timeout here is the backstop for a run that hangs.
-    media = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "webrtc" / "harness.py"),
-            "--mode",
-            os.environ.get("BENCH_MODE", "quick"),
-        ],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-        timeout=MEDIA_TIMEOUT[os.environ.get("BENCH_MODE", "quick")],
-    )
-    sections.append(media.stdout)
+    sections.append(run_bench("webrtc/harness.py", "--mode", mode, timeout=MEDIA_TIMEOUT[mode]).stdout)
     # One session at scale: N = 500 in quick mode, 2,000 in full mode; the 10,000-learner run is
     # `make bench-scale` (bench/scale/README.md): on today's servers its join storms alone are O(N²).
-    quick = os.environ.get("BENCH_MODE", "quick") == "quick"
     scale_args = ["--mode", "quick"] if quick else ["--mode", "full", "--n", "2000"]
-    scale = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "scale" / "harness.py"), *scale_args],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    sections.append(scale.stdout)
-    profile = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fanout" / "profile.py"), "--n", "1000", "--seconds", "8"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    sections.append(run_bench("scale/harness.py", *scale_args).stdout)
+    profile = run_bench("fanout/profile.py", "--n", "1000", "--seconds", "8", check=False)
     sections.append(where_the_time_goes(profile.stdout if profile.returncode == 0 else None))
     header = [
         "# Benchmarks",

@@ -33,6 +33,7 @@ from signaling.fanout import FrameFanout
 from signaling.guard import Guard, bad_packet_rate, raise_nofile
 from signaling.hub import Hub
 from signaling.media import MediaRooms
+from signaling.media_cluster import ClusterMedia
 from signaling.websocket import Transports
 from signaling.wire import JsonPacket
 
@@ -125,7 +126,8 @@ def build_app(settings: Settings) -> web.Application:
     replay_store = ReplayStore(settings.data_dir / "replay.db")
     sessions: Sessions | ClusterSessions
     if settings.redis_url:
-        # Cluster mode: sessions shared through Redis (classroom/cluster/); no live media yet.
+        # Cluster mode: sessions shared through Redis (classroom/cluster/), media on each
+        # session's owner (signaling/media_cluster.py).
         sessions = ClusterSessions(
             settings.redis_url,
             FrameFanout(sio, transports),
@@ -145,8 +147,14 @@ def build_app(settings: Settings) -> web.Application:
     app[SIGNER] = signer
     app[ADMIN_KEY] = settings.admin_key
     app[PUBLIC_URL] = (settings.public_url or "").rstrip("/")
-    media = MediaRooms(sio, settings.ice_servers, MediaFeeds(recordings))
-    hub = Hub(sio, sessions, signer, transports.guard, None if settings.redis_url else media)
+    feeds = MediaFeeds(recordings)
+    media: MediaRooms | ClusterMedia
+    if isinstance(sessions, ClusterSessions):
+        # A session's media runs on the node that owns it; other nodes forward to it.
+        media = ClusterMedia(sio, sessions, lambda router: MediaRooms(router, settings.ice_servers, feeds))
+    else:
+        media = MediaRooms(sio, settings.ice_servers, feeds)
+    hub = Hub(sio, sessions, signer, transports.guard, media)
     app[HUB] = hub
     app[LIBRARY] = library
     app[REPLAY_STORE] = replay_store
@@ -191,6 +199,8 @@ def build_app(settings: Settings) -> web.Application:
 
     async def start(app: web.Application) -> None:
         sessions.start()
+        if isinstance(media, ClusterMedia):
+            media.start()
         heap.start()
         if lrs is not None:
             await lrs.start()

@@ -101,19 +101,12 @@ class LiveSession:
     # -- participants ---------------------------------------------------------------------------
 
     def attach(self, sid: str, pid: str, name: str, role: str) -> None:
-        sids = self.connections.setdefault(pid, set())
-        sids.add(sid)
         self.empty_since = None
-        if len(sids) == 1:
+        if add_socket(self.connections, sid, pid):
             self._publish(self.core.join(pid, name, role, self.now()))
 
     def detach(self, sid: str, pid: str) -> None:
-        sids = self.connections.get(pid)
-        if not sids:
-            return
-        sids.discard(sid)
-        if not sids:
-            del self.connections[pid]
+        if drop_socket(self.connections, sid, pid):
             self._publish(self.core.leave(pid, self.now()))
             if not self.connections:
                 self.empty_since = time.monotonic()
@@ -250,6 +243,26 @@ class LiveSession:
         await cancel(self._sender)
         self._sender = None
         await self.crowd.close()
+
+
+def add_socket(connections: dict[str, set[str]], sid: str, pid: str) -> bool:
+    """Count socket `sid` as one of participant `pid`'s; True when it is their first (they join).
+    Shared by the embedded session and a cluster replica."""
+    sids = connections.setdefault(pid, set())
+    sids.add(sid)
+    return len(sids) == 1
+
+
+def drop_socket(connections: dict[str, set[str]], sid: str, pid: str) -> bool:
+    """Stop counting socket `sid` as `pid`'s; True when it was their last (they leave)."""
+    sids = connections.get(pid)
+    if not sids:
+        return False
+    sids.discard(sid)
+    if sids:
+        return False
+    del connections[pid]
+    return True
 
 
 def missed_events(

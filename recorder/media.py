@@ -36,6 +36,7 @@ recording's `media/` directory:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -264,6 +265,7 @@ class _File:
     tracks: list[_Track]
     fmt: str
     failed: str | None = None
+    lock: int | None = None  # a descriptor holding `_lock(path)` while the file is written
 
 
 class _Muxer:
@@ -344,6 +346,7 @@ class _Muxer:
         f = _File(base, path, sidecar, None, start_ms, tracks, fmt)
         with _writing_lock:
             _writing.add(path)
+        f.lock = _lock(path, create=True)  # before the sidecar: no other process takes it for abandoned
         try:
             _write_json(sidecar, _sidecar(f, "recording"), sync=False)  # before the file: a crash finds both
             container = av.open(
@@ -420,6 +423,8 @@ class _Muxer:
         extra: dict[str, Any] = {"error": f.failed} if f.failed else {}
         extra["duration_ms"] = _probe_duration(f.path)
         _write_json(f.sidecar, _sidecar(f, status, **extra))
+        _unlock(f.lock)
+        f.lock = None
         with _writing_lock:
             _writing.discard(f.path)
 
@@ -511,6 +516,29 @@ def _probe_duration(path: Path) -> int | None:
 # -- after a crash, and for the replay -----------------------------------------------------------
 
 
+def _lock(path: Path, create: bool = False) -> int | None:
+    """An exclusive `flock` on `path` (a descriptor holding it), or None if another holds it.
+    The writer holds one while it writes, so another process sharing the data directory (a
+    cluster node serving the replay, `--workers`) never takes a file still being written for
+    abandoned; a dead writer's lock goes with it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (os.O_CREAT if create else 0), 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def finalise_abandoned(directory: Path) -> list[str]:
     """Finalise every file a dead process left half-written (sidecar still says `recording`, and
     this process is not writing it): remux it, stream copy, into a file with cues and duration.
@@ -540,21 +568,37 @@ def finalise(path: Path) -> bool:
             return False
         if body.get("status") != "recording" or not _FILE.fullmatch(path.name):
             return False  # done meanwhile by another thread
-        tmp = path.with_name(path.stem + ".remux" + path.suffix)
+        held = _lock(path)
+        if held is None and path.exists():
+            return False  # another process is writing it (or finalising it)
         try:
-            packets = _remux(path, tmp, "webm" if path.suffix == ".webm" else "matroska")
-            if packets == 0:
-                raise ValueError("no packet could be read")
-            os.replace(tmp, path)
-            body.update(status="recovered", duration_ms=_probe_duration(path))
-            body.pop("error", None)
-        except Exception as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            body.update(status="damaged", error=f"could not finalise: {exc}", duration_ms=None)
-            log.warning("media: %s kept as it is: %s", path.name, body["error"])
-        _write_json(sidecar, body)
-        return body["status"] == "recovered"
+            return _finalise_locked(path, sidecar, body)
+        finally:
+            _unlock(held)
+
+
+def _finalise_locked(path: Path, sidecar: Path, body: dict[str, Any]) -> bool:
+    try:  # again, now that no writer holds it: its writer may have finished meanwhile
+        body = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return False
+    if body.get("status") != "recording":
+        return False
+    tmp = path.with_name(path.stem + ".remux" + path.suffix)
+    try:
+        packets = _remux(path, tmp, "webm" if path.suffix == ".webm" else "matroska")
+        if packets == 0:
+            raise ValueError("no packet could be read")
+        os.replace(tmp, path)
+        body.update(status="recovered", duration_ms=_probe_duration(path))
+        body.pop("error", None)
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        body.update(status="damaged", error=f"could not finalise: {exc}", duration_ms=None)
+        log.warning("media: %s kept as it is: %s", path.name, body["error"])
+    _write_json(sidecar, body)
+    return body["status"] == "recovered"
 
 
 def _remux(src_path: Path, dst_path: Path, fmt: str) -> int:

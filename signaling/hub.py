@@ -26,6 +26,7 @@ from .fanout import audience_room, personal_room
 from .guard import Guard
 from .media import COMMANDS as MEDIA_COMMANDS
 from .media import MediaRooms
+from .media_cluster import ClusterMedia
 from .wire import BadPacket
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,14 @@ class Hub:
         sessions: Sessions,
         signer: Signer,
         guard: Guard | None = None,
-        media: MediaRooms | None = None,
+        media: MediaRooms | ClusterMedia | None = None,
     ) -> None:
         self.sio = sio
         self.sessions = sessions
         self.signer = signer
         self.guard = guard or Guard()
-        self.media = media  # the `media.*` commands (signaling/media.py); None: no live media
+        # The `media.*` commands: signaling/media.py, or signaling/media_cluster.py in cluster mode.
+        self.media = media
         self.connections: dict[str, Connection] = {}
         self.draining = False  # SIGTERM: new connections are refused with `draining`
         sio.on("connect", self.on_connect)
@@ -233,13 +235,14 @@ class Hub:
                 raise CommandError("invalid_payload", "send one payload object per command")
             payload = args[0] if args else None
             _check_size(payload)
-            if getattr(conn.session, "forwards", False):
-                # Cluster mode (classroom/cluster/): the session's owner runs the core and acks.
-                return await conn.session.command(conn.pid, name, payload)
             if name in MEDIA_COMMANDS and self.media is not None:
+                # Cluster mode: `ClusterMedia` runs them on the session's media node.
                 reply = await self.media.command(sid, conn.session, conn.pid, name, payload)
                 metrics.COMMANDS_OK.inc()
                 return {"ok": True, "seq": conn.session.state.seq, **reply}
+            if getattr(conn.session, "forwards", False):
+                # Cluster mode (classroom/cluster/): the session's owner runs the core and acks.
+                return await conn.session.command(conn.pid, name, payload)
             outcome = conn.session.execute(conn.pid, name, payload)
         except CommandError as exc:
             metrics.COMMANDS_ERROR.inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +22,30 @@ from classroom.config import Settings
 ADMIN_KEY = "test-admin-key"
 
 
+_PORTS = random.SystemRandom()  # not the seeded `random`: concurrent runs must not pick alike
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A loopback port free now, for a server to listen on soon after. Picked below the kernel's
+    ephemeral range: every outgoing connection on the machine (clients, Redis, other test runs)
+    takes its local port from that range, so a port picked there (as binding port 0 does) can be
+    taken before the server binds it ("address already in use")."""
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = _PORTS.randrange(10_000, low) if low > 10_100 else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

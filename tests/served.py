@@ -74,7 +74,7 @@ class Served:
         stderr: Path | bool = True,
         cwd: Path | None = None,
         preexec_fn: Callable[[], Any] | None = None,
-        ready_timeout: float = 20,
+        ready_timeout: float = 60,
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -86,7 +86,10 @@ class Served:
         self.stderr_to = stderr
         self.cwd = cwd
         self.preexec_fn = preexec_fn
-        self.ready_timeout = ready_timeout  # seconds each line before the links may take
+        # Seconds each line before the links may take: a bound for a server that hangs, not a
+        # speed test. On a loaded 2-core machine importing the server alone took 19 s of wall
+        # time (1.6 s of CPU), and 20 s here failed cluster tests at start-up.
+        self.ready_timeout = ready_timeout
         self.proc: asyncio.subprocess.Process | None = None
         self.out = ""  # stdout up to the line saying it is ready
         self.link = ""  # the trainer link it printed

@@ -34,6 +34,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+# Run as a script too: `bench` importable from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.plans import plan_from, save_json
+
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "bench" / "node-peer"
 GENERATOR = NODE_DIR / "generator.mjs"
@@ -721,17 +726,11 @@ def main() -> None:
     if args.from_json:
         results = json.loads(args.from_json.read_text())
     else:
-        plan = PLANS[args.mode]
-        if args.n:
-            plan = replace(plan, ns=args.n)
-        if args.only:
-            plan = replace(plan, kinds=(args.only,))
-        if args.no_deflate:
-            plan = replace(plan, deflate=False)
+        only = (args.only,) if args.only else None
+        plan = plan_from(PLANS, args.mode, ns=args.n, kinds=only, deflate=False if args.no_deflate else None)
         results = run_plan(plan)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
+        save_json(args.json, results)
     rel = None
     if not args.no_png:
         plot(results, args.png)

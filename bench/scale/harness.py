@@ -40,9 +40,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# Run as a script too: `bench` importable from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.plans import plan_from, save_json
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "bench" / "node-peer"
@@ -767,17 +772,11 @@ def main() -> None:
     if args.from_json:
         results = json.loads(args.from_json.read_text())
     else:
-        plan = PLANS[args.mode]
-        if args.n:
-            plan = replace(plan, n=args.n)
-        if args.rounds:
-            plan = replace(plan, rounds=args.rounds)
-        if args.rows:
-            plan = replace(plan, rows=tuple(r for r in args.rows.split(",") if r))
+        rows = tuple(r for r in args.rows.split(",") if r) if args.rows else None
+        plan = plan_from(PLANS, args.mode, n=args.n or None, rounds=args.rounds or None, rows=rows)
         results = run_plan(plan, args.json)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
+        save_json(args.json, results)
     print(markdown(results))
 
 

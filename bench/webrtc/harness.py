@@ -10,9 +10,10 @@ Processes on loopback, started by :func:`run_plan`:
   30 fps, 1.5 Mbit/s, one key frame), its packets replayed in a loop at 30 fps, so publishing costs
   little; a PLI from the server restarts the loop at its key frame;
 - the viewers, spread round robin over several processes (``Plan.viewer_procs``) pinned to the other
-  cores: aiortc peers whose receivers count each RTP packet (decrypted and parsed, as any receiver's)
-  and check its sequence number, and do nothing more (no jitter buffer, no depacketising, no
-  decoding), so a core of viewers holds many and the server is what is measured;
+  cores: aiortc peers that decrypt each SRTP packet where aioice hands the datagram over, read its
+  RTP header, count it and check its sequence number, and do nothing more (no per-packet task
+  wake-up, no jitter buffer, no depacketising, no decoding), so a core of viewers holds many and the
+  server is what is measured;
 - this driver (polls only).
 
 Per N: the server's CPU over a window (core-seconds per second, from ``os.times`` in the server),
@@ -33,11 +34,13 @@ import asyncio
 import contextlib
 import datetime
 import fractions
+import itertools
 import json
 import os
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -48,6 +51,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.plans import plan_from  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 BITRATE = 1_500_000
@@ -359,11 +364,16 @@ def vp8_keyframe_start(payload: bytes) -> bool:
     return i < len(payload) and not payload[i] & 0x01
 
 
+_RTP_HEAD = struct.Struct("!HII")  # after the first two bytes: sequence number, timestamp, SSRC
+
+
 class Viewer:
-    """One viewer peer. Its receivers are cut short where aiortc hands them each RTP packet (SRTP
-    already decrypted and the packet parsed, as every receiver pays): the packet is counted and its
-    sequence number checked, and nothing more: no jitter buffer, no NACKs, no depacketising, no
-    decoding, so one process holds many viewers and the server, not the viewers, is what is measured.
+    """One viewer peer, cut short where its SRTP arrives: once DTLS is up, each datagram of its ICE
+    connection that is SRTP (not STUN, DTLS or SRTCP) is decrypted with the connection's SRTP session
+    right where aioice hands it over, its RTP header read, the packet counted and its sequence number
+    checked, and nothing more: no per-packet queue and task wake-up, no ``RtpPacket``, no jitter
+    buffer, no NACKs, no depacketising, no decoding, so one process holds many viewers and the server,
+    not the viewers, is what is measured. STUN (ICE consent), DTLS and SRTCP still go through aiortc.
     """
 
     def __init__(self) -> None:
@@ -372,6 +382,7 @@ class Viewer:
         self.frames = 0
         self.bytes = 0
         self.keyframes = 0
+        self.undecryptable = 0
         self.connected_at: float | None = None
         self.first_key: asyncio.Future = asyncio.get_running_loop().create_future()
         self._streams: dict[int, list[int]] = {}  # ssrc -> [base extended seq, highest, received]
@@ -379,15 +390,43 @@ class Viewer:
         self.first_packet: float | None = None
 
     async def on_rtp(self, packet: Any, arrival_time_ms: int = 0) -> None:
-        """Stands in for ``RTCRtpReceiver._handle_rtp_packet`` (aiortc 1.16.0)."""
+        """Stands in for ``RTCRtpReceiver._handle_rtp_packet`` (aiortc 1.16.0), for packets that came
+        before the fast path could decrypt (DTLS finishing)."""
+        self.count(packet.ssrc, packet.sequence_number, packet.timestamp, packet.marker, packet.payload)
+
+    def tap(self, dtls: Any) -> None:
+        """Take the SRTP of ``dtls``'s ICE connection at the datagram (aioice ``Connection.
+        data_received``, aiortc 1.16.0 / aioice 0.10), ahead of aiortc's queue."""
+        connection = dtls.transport._connection
+        queued = connection.data_received
+
+        def data_received(data: bytes, component: int) -> None:
+            srtp = dtls._rx_srtp
+            if srtp is None or not 127 < data[0] < 192 or 192 <= data[1] <= 208:  # not SRTP (yet)
+                queued(data, component)
+                return
+            try:
+                plain = srtp.unprotect(data)
+            except Exception:
+                self.undecryptable += 1
+                return
+            first = plain[0]
+            seq, timestamp, ssrc = _RTP_HEAD.unpack_from(plain, 2)
+            pos = 12 + 4 * (first & 0x0F)
+            if first & 0x10:  # header extension: 4 bytes, then its length in words
+                pos += 4 + 4 * int.from_bytes(plain[pos + 2 : pos + 4], "big")
+            self.count(ssrc, seq, timestamp, plain[1] >> 7, plain[pos:])
+
+        connection.data_received = data_received
+
+    def count(self, ssrc: int, seq: int, timestamp: int, marker: int, payload: bytes) -> None:
         self.packets += 1
         if self.first_packet is None:
             self.first_packet = time.monotonic()
-        self.bytes += len(packet.payload)
-        stream = self._streams.get(packet.ssrc)
-        seq = packet.sequence_number
+        self.bytes += len(payload)
+        stream = self._streams.get(ssrc)
         if stream is None:
-            self._streams[packet.ssrc] = [seq, seq, 1]
+            self._streams[ssrc] = [seq, seq, 1]
         else:
             # Extend the 16-bit sequence number around the highest seen (RFC 3550 A.1, simplified).
             high = stream[1]
@@ -398,11 +437,11 @@ class Viewer:
                 ext -= 0x10000
             stream[1] = max(high, ext)
             stream[2] += 1
-        if vp8_keyframe_start(packet.payload):
-            self._key_ts = packet.timestamp
-        if packet.marker:
+        if vp8_keyframe_start(payload):
+            self._key_ts = timestamp
+        if marker:
             self.frames += 1
-            if self._key_ts is not None and packet.timestamp == self._key_ts:
+            if self._key_ts is not None and timestamp == self._key_ts:
                 self._key_ts = None
                 self.keyframes += 1
                 if not self.first_key.done():
@@ -432,6 +471,8 @@ class Viewer:
         await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         for transceiver in pc.getTransceivers():  # count, never depacketise or decode
             transceiver.receiver._handle_rtp_packet = self.on_rtp
+        for dtls in {id(t.receiver.transport): t.receiver.transport for t in pc.getTransceivers()}.values():
+            self.tap(dtls)
         await pc.setLocalDescription(await pc.createAnswer())
         await post(server, "answer", id=viewer_id, sdp=pc.localDescription.sdp)
         await asyncio.wait_for(connected, 60)
@@ -743,8 +784,9 @@ def markdown(results: dict[str, Any], mode: str) -> str:
         "",
         f"One 720p 30 fps VP8 publisher (a clip encoded once at {BITRATE // 1000} kbit/s, its packets "
         "replayed in a loop) to N aiortc viewers spread over "
-        f"{results['forward'].get('viewer_procs', 1)} processes, which decrypt and parse each RTP packet "
-        "and count it (no jitter buffer, no depacketising, no decoding). "
+        f"{results['forward'].get('viewer_procs', 1)} processes, which decrypt each SRTP packet where aioice "
+        "hands the datagram over, read its RTP header and count it (no per-packet task wake-up, no jitter "
+        "buffer, no depacketising, no decoding). "
         + (
             f"Server pinned to core {SERVER_CORE} with `taskset`, publisher and viewers to core(s) "
             f"{results.get('client_cores', CLIENT_CORES)}. "
@@ -765,7 +807,9 @@ def markdown(results: dict[str, Any], mode: str) -> str:
         "`/proc/<pid>/task/*/schedstat`, summed over threads, so it can exceed 1); a process whose "
         "demand reaches "
         f"{SATURATED} of a core is saturated, even if other work on the shared machine kept its CPU low "
-        "(the viewers: their processes together at that share of their cores, or one of them at it).",
+        "(the viewers: their processes together at that share of their cores, or one of them at it). "
+        "A row is clean when nothing saturated, loss is under 1 % and each viewer got at least "
+        f"{FPS * 0.9:.0f} frames/s; the slope between Ns is taken over clean rows only.",
         "",
         "Server core per viewer is also given scaled to 30 frames/s actually sent (received, for the stock "
         "path), so a server that falls behind does not look cheaper; the ratio to the stock path uses "
@@ -828,8 +872,15 @@ def at_30fps(s: dict[str, Any]) -> float | None:
 
 
 def clean(s: dict[str, Any]) -> bool:
-    """Nothing saturated, no loss, every viewer connected: the figures measure the path itself."""
-    return s["loss_pct"] is not None and s["loss_pct"] < 1 and s["connected"] == s["n"] and not saturated(s)
+    """Nothing saturated, no loss, every viewer connected and getting (nearly) all 30 frames/s: the
+    figures measure the path itself."""
+    return (
+        s["loss_pct"] is not None
+        and s["loss_pct"] < 1
+        and s["connected"] == s["n"]
+        and (s["fps_per_viewer"] or 0) >= FPS * 0.9
+        and not saturated(s)
+    )
 
 
 def client_cores() -> int:
@@ -846,6 +897,17 @@ def saturated(s: dict[str, Any]) -> list[str]:
     if (total is not None and total >= SATURATED * client_cores()) or (one is not None and one >= SATURATED):
         out.append("the viewers' core" if client_cores() == 1 else "the viewers' cores")
     return out
+
+
+def slope(rows: list[dict]) -> list[tuple[int, int, float]]:
+    """Server core per added viewer between consecutive Ns where nothing saturated and nothing was lost
+    (every viewer then gets the 30 frames/s): ``(n_from, n_to, core per viewer)``."""
+    good = [s for s in rows if clean(s) and s["server_cores"] is not None]
+    return [
+        (a["n"], b["n"], (b["server_cores"] - a["server_cores"]) / (b["n"] - a["n"]))
+        for a, b in itertools.pairwise(good)
+        if b["n"] > a["n"]
+    ]
 
 
 def verdict(fwd: list[dict], rel: list[dict], rel_per: float | None, stopped: str | None = None) -> str:
@@ -898,11 +960,19 @@ def verdict(fwd: list[dict], rel: list[dict], rel_per: float | None, stopped: st
                 "Neither the server's core nor the viewers' cores saturated at the largest N measured"
                 + (f" ({stopped})." if stopped else ".")
             )
+    slopes = slope(fwd)
+    if slopes:
+        out.append(
+            "The slope of the server's core between Ns with nothing saturated and no loss (no baseline "
+            "involved): "
+            + ", ".join(f"{per:.4f} core per viewer from N = {a} to {b}" for a, b, per in slopes)
+            + "."
+        )
     per_viewer_rx = median([s["viewers_cores"] / s["n"] for s in good if s["viewers_cores"]])
     if per_viewer_rx:
         out.append(
-            f"Receiving costs the viewers {per_viewer_rx:.4f} core per viewer (ICE, SRTP, RTP parsing and "
-            f"RTCP in aiortc), so one core of viewers holds at most about {1 / per_viewer_rx:.0f}."
+            f"Receiving costs the viewers {per_viewer_rx:.4f} core per viewer (ICE, SRTP decryption, RTP "
+            f"header reading and RTCP), so one core of viewers holds at most about {1 / per_viewer_rx:.0f}."
         )
     if rel:
         top = rel[-1]
@@ -951,10 +1021,7 @@ def main() -> None:
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
         return print(markdown(results, results.get("mode", args.mode)))
-    plan = PLANS[args.mode]
-    for name in ("budget", "max_n", "viewer_procs"):
-        if getattr(args, name) is not None:
-            setattr(plan, name, getattr(args, name))
+    plan = plan_from(PLANS, args.mode, budget=args.budget, max_n=args.max_n, viewer_procs=args.viewer_procs)
     os.environ["BENCH_NICE"] = str(args.nice)  # the roles' processes inherit it
     results = run_plan(plan) | {"mode": args.mode, "nice": args.nice}
     if args.json:

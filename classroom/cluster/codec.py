@@ -3,13 +3,26 @@ states and inbox messages as msgpack (sets included)."""
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any
 
-import msgpack
 import orjson
 
-from ..core import Event, SessionState
+from ..core import Event, SessionState, apply
+from ..packing import dump_state, load_state, packb, unpackb
+
+__all__ = [
+    "as_text",
+    "fold_entries",
+    "pack_event",
+    "pack_state",
+    "packb",
+    "unpack_entry",
+    "unpack_state",
+    "unpackb",
+]
+
+log = logging.getLogger(__name__)
 
 
 def pack_event(event: Event) -> bytes:
@@ -21,33 +34,28 @@ def unpack_entry(fields: dict[bytes, bytes]) -> tuple[Event, int]:
     return Event(seq, t, type_, actor, data), wall
 
 
-_SET = 1
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, set):
-        return msgpack.ExtType(_SET, msgpack.packb(sorted(obj), use_bin_type=True))
-    raise TypeError(f"cannot encode {type(obj).__name__}")
-
-
-def _ext(code: int, data: bytes) -> Any:
-    return set(msgpack.unpackb(data, raw=False)) if code == _SET else msgpack.ExtType(code, data)
-
-
-def packb(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True, default=_default)
-
-
-def unpackb(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, ext_hook=_ext, strict_map_key=False)
+def fold_entries(
+    state: SessionState, entries: list[tuple[bytes, dict[bytes, bytes]]]
+) -> list[tuple[Event, int]]:
+    """Load a session's state on from its stream: fold the entries (oldest first) into `state`,
+    saying when the stream misses events after it. The (event, wall ms) of every entry. Shared by
+    the owner taking a session and a replica starting to follow one."""
+    out = []
+    for _id, fields in entries:
+        event, wall = unpack_entry(fields)
+        if event.seq > state.seq + 1:
+            log.error("session %s: the stream misses events %s-%s", state.id, state.seq + 1, event.seq - 1)
+        apply(state, event)
+        out.append((event, wall))
+    return out
 
 
 def pack_state(state: SessionState) -> bytes:
-    return packb({name: getattr(state, name) for name in state.__dataclass_fields__})
+    return packb(dump_state(state))
 
 
 def unpack_state(data: bytes) -> SessionState:
-    return SessionState(**unpackb(data))
+    return load_state(unpackb(data))
 
 
 def as_text(value: bytes | str | None) -> str | None:

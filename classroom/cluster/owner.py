@@ -18,7 +18,7 @@ from ..live import RESUME_EVENTS, LiveSession
 from ..ports import Delivery, EventLog, Recovered, StorageError
 from ..store import SessionInfo
 from ..tasks import cancel
-from .codec import as_text, pack_event, unpack_entry
+from .codec import as_text, fold_entries, pack_event
 from .connection import unavailable
 from .fencing import LEASE_MS, RENEW_S
 from .keys import k_epoch, k_lease, k_stream
@@ -123,16 +123,10 @@ class Owned:
         top_seq = int(top[0][0].split(b"-")[0]) if top else 0
         if top_seq > state.seq:
             entries = await r.xrange(k_stream(info.id), min=f"{state.seq + 1}-0", max="+")
-            events = []
-            for _id, fields in entries:
-                event, wall = unpack_entry(fields)
-                if event.seq != state.seq + 1:
-                    log.error(
-                        "session %s: the stream misses events %s-%s", info.id, state.seq + 1, event.seq - 1
-                    )
-                apply(state, event)
-                events.append(event)
-                recovered.last_t, recovered.last_wall_ms = event.t, wall
+            folded = fold_entries(state, entries)
+            if folded:
+                recovered.last_t, recovered.last_wall_ms = folded[-1][0].t, folded[-1][1]
+            events = [event for event, _wall in folded]
             if events and recorder.is_open(info.id):
                 recorder.append(info.id, events)
                 log.info("session %s: %d events taken from the stream beyond its log", info.id, len(events))
@@ -189,6 +183,11 @@ class Owned:
             return unavailable("the change could not be stored in time").as_ack()
         except CommandError as exc:
             return exc.as_ack()
+        for hook in self.sessions.after_command:
+            try:
+                await hook(self.live, name, outcome.events)
+            except Exception:
+                log.exception("session %s: a hook after %r failed", self.id, str(name)[:60])
         seq = outcome.events[-1].seq if outcome.events else self.live.state.seq
         return {"ok": True, "seq": seq, **outcome.reply}
 

@@ -16,11 +16,11 @@ from redis.exceptions import RedisError
 from ..core import Audience, CommandError, Event, SessionState, apply
 from ..core.presence import COALESCED
 from ..crowd import Crowd
-from ..live import RESUME_EVENTS, delivery, missed_events
+from ..live import RESUME_EVENTS, add_socket, delivery, drop_socket, missed_events
 from ..ports import Delivery
 from ..store import SessionInfo
 from ..tasks import cancel
-from .codec import pack_state, unpack_entry, unpack_state
+from .codec import fold_entries, pack_state, unpack_entry, unpack_state
 from .connection import unavailable
 from .keys import k_stream
 from .node import RPC_TIMEOUT
@@ -93,10 +93,8 @@ class Replica:
         self.owner = owner
         self.state, self.epoch = unpack_state(blob), epoch
         entries = await self.node.r.xrevrange(k_stream(self.id), count=RESUME_EVENTS)
-        for _id, fields in reversed(entries):
-            event, _wall = unpack_entry(fields)
+        for event, _wall in fold_entries(self.state, entries[::-1]):
             self.recent.append(event)
-            apply(self.state, event)
         self.sent_seq = self.state.seq
         self.info.status = self.state.status
         self.crowd.seed(self.state)
@@ -118,20 +116,13 @@ class Replica:
     # -- the hub's side -------------------------------------------------------------------------
 
     def attach(self, sid: str, pid: str, name: str, role: str) -> None:
-        sids = self.connections.setdefault(pid, set())
-        sids.add(sid)
         self.people[pid] = (name, role)
         self.empty_since = None
-        if len(sids) == 1:
+        if add_socket(self.connections, sid, pid):
             self._presence("attach", pid)
 
     def detach(self, sid: str, pid: str) -> None:
-        sids = self.connections.get(pid)
-        if not sids:
-            return
-        sids.discard(sid)
-        if not sids:
-            del self.connections[pid]
+        if drop_socket(self.connections, sid, pid):
             self._presence("detach", pid)
             if not self.connections:
                 self.empty_since = time.monotonic()
@@ -154,8 +145,8 @@ class Replica:
 
     async def command(self, pid: str, name: str, payload: Any) -> dict[str, Any]:
         """Run a command on the session's owner; its ack."""
-        if name.startswith("media."):  # WebRTC peers are per process: not across a cluster yet
-            raise CommandError("media_failed", "live media is not available in cluster mode yet")
+        if name.startswith("media."):  # the hub hands these to signaling/media_cluster.py when media is on
+            raise CommandError("media_failed", "live media is off on this server")
         for _ in range(3):
             owner = self.owner
             if owner == self.node.id:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -61,6 +61,9 @@ class ClusterSessions:
         self.draining = False  # set by release_all: this node takes no session any more
         # Called with a session's id once it has ended, by the node that owns it.
         self.on_ended: list[Callable[[str], None]] = []
+        # Awaited by the owner after each command it acknowledged: (its `LiveSession`, the command's
+        # name, its events); the media layer's floor rule (`signaling/media_cluster.py`).
+        self.after_command: list[Callable[[Any, str, list[Any]], Awaitable[None]]] = []
 
     def start(self) -> None:
         self.node.start()
@@ -144,6 +147,10 @@ class ClusterSessions:
         finally:
             future.set_result(None)
             del self._taking[session_id]
+
+    def taking(self, session_id: str) -> asyncio.Future[None] | None:
+        """Done once this node has finished taking the session over, if it is doing so now."""
+        return self._taking.get(session_id)
 
     def _on_request(self, msg: dict[str, Any]) -> None:
         session_id = msg.get("s", "")

@@ -55,6 +55,7 @@ CODES = {
     "storage_full": "the server cannot save right now; nothing changed",
     "temporarily_unavailable": "cluster mode: Redis or the session's node is unreachable; not acknowledged",
     "method_not_allowed": "the HTTP method is not allowed on this path",
+    "range_not_satisfiable": "the requested byte range lies outside the file (HTTP 416)",
     "http_error": "another HTTP error (the status code says which)",
     "draining": "the server is stopping: connect again (a load balancer sends you to another node)",
 }

@@ -216,3 +216,51 @@ def test_a_publisher_id_unfit_for_a_file_name_is_digested(tmp_path: Path) -> Non
     assert m["publisher"] == "../../etc/x y"
     assert m["file"].startswith("0000000005-p") and m["file"].endswith("-1.webm")
     assert sorted(p.parent for p in tmp_path.rglob("*.webm")) == [tmp_path / "media"]
+
+
+def test_another_process_leaves_a_file_being_written_alone(tmp_path: Path) -> None:
+    """Cluster mode shares the data directory: a node serving the replay lists the media another
+    node is still writing. It must not take the file for one a crash left (and remux it away): the
+    writer's `flock` says it is alive. Once the writer is gone, the same listing finalises it."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    lister = (
+        "import sys, json; from pathlib import Path; from recorder.media import list_media; "
+        "print(json.dumps([m['status'] for m in list_media(Path(sys.argv[1]))]))"
+    )
+
+    def statuses_elsewhere() -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", lister, str(tmp_path)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    rec = MediaRecorder(tmp_path)
+    items = timeline(3.0)
+    codecs = {p.track_kind: p.codec_name for _, p in items}
+    writers = {kind: rec.track("pubA", f"{kind}-1", kind, codecs[kind], 0) for kind in codecs}
+    for _, p in items:
+        writers[p.track_kind].write(p)
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob("media/*.webm")) or (tmp_path / "media").stat().st_size == 0:
+        assert time.monotonic() < deadline, "no file opened"
+        time.sleep(0.05)
+    time.sleep(0.5)  # the worker has written packets
+    assert statuses_elsewhere() == ["recording"]
+    (m,) = list_media(tmp_path)  # this process too: it is the writer
+    assert m["status"] == "recording"
+    for w in writers.values():
+        w.close()
+    rec.close()
+    rec.join(60)
+    assert statuses_elsewhere() == ["complete"]
+    (m,) = list_media(tmp_path)
+    got = decode(tmp_path / "media" / m["file"])
+    assert [n for _, n in got["video"]] == list(range(round(3.0 * FPS)))  # every frame, not a remux's cut

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any
 
 SOCKET_URL = re.compile(r".*/socket\.io/.*")
@@ -25,6 +26,17 @@ async def until(page, js_condition: str, timeout: float = 10_000) -> None:
         f"return !!v && ({js_condition}); }}"
     )
     await page.wait_for_function(script, timeout=timeout)
+
+
+async def holds(page, js: str, arg: object = None, timeout: float = 30.0) -> None:
+    """Until the (possibly async) function `js` resolves truthy on the page, polling.
+
+    Playwright's `wait_for_function` does not await a promise: an async predicate counts as true
+    at once, so an async check must be polled with `evaluate` instead."""
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(js, arg):
+        assert time.monotonic() < deadline, f"not within {timeout} s: {js[:80]}"
+        await asyncio.sleep(0.3)
 
 
 async def open_page(context, url: str, problems, label: str):

@@ -16,7 +16,7 @@ import json
 from playwright.async_api import expect
 
 from .conftest import needs_browser
-from .helpers import join, open_console, open_page, tid, until
+from .helpers import holds, join, open_console, open_page, tid, until
 
 LAPTOP = {"width": 1366, "height": 768}
 SCROLLS = "() => document.documentElement.scrollHeight - window.innerHeight"
@@ -55,7 +55,7 @@ STRICT_AUTOPLAY = """(() => {
 
 
 async def playing(page, selector: str) -> None:
-    await page.wait_for_function(PLAYING, arg=selector, timeout=WAIT, polling=500)
+    await holds(page, PLAYING, selector, WAIT / 1000)
 
 
 async def trainer_live(browser, info, problems):
@@ -248,14 +248,14 @@ async def test_the_replay_plays_the_recorded_video_in_step_with_its_clock(server
     await page.evaluate(f"() => window.classcast.seek({start + 1000})")
     await page.click(tid("play"))
     await expect(video).to_be_visible()
-    await page.wait_for_function(PLAYING, arg=tid("replay-video"), timeout=WAIT, polling=500)
+    await playing(page, tid("replay-video"))
     await page.wait_for_function(follows, timeout=WAIT)
 
     # A seek while playing, back and forth: the video follows within 0.3 s.
     for at in (start + 3000, start + 500, start + 2000):
         await page.evaluate(f"() => window.classcast.seek({at})")
         await page.wait_for_function(follows, timeout=WAIT)
-        await page.wait_for_function(PLAYING, arg=tid("replay-video"), timeout=WAIT, polling=500)
+        await playing(page, tid("replay-video"))
         await page.wait_for_function(follows, timeout=WAIT)
 
     # Paused: the video pauses where the clock stops; a seek while paused moves it there too.

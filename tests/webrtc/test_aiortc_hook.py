@@ -6,18 +6,28 @@ breaks here, loudly, instead of silently decoding (or dropping) every frame on t
 
 from __future__ import annotations
 
+import fractions
 import inspect
 import queue
+import struct
 import threading
 from importlib.metadata import version
 
 import aiortc
 import av
 import pytest
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aioice.ice import Connection, StunProtocol
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc import rtcrtpreceiver as receiver_module
 from aiortc.codecs import get_encoder
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
+)
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensionsMap, RtpPacket
 
 from signaling.webrtc import Media
 from signaling.webrtc.forward import Tap, install_tap, is_keyframe
@@ -47,18 +57,69 @@ def test_the_receiver_hands_encoded_frames_to_a_decoder_queue() -> None:
     assert "self.__rtx_ssrc" in source and "self.__started" in source
 
 
-def test_the_sender_packs_packets_and_reports_key_frame_requests() -> None:
+async def test_the_sender_path_the_fan_out_stands_in_for() -> None:
+    """What forward.py's fan-out relies on: when and how aiortc starts a sender, what its RTCP and
+    NACK handling read, how DTLS protects and aioice sends, and RTP's serialised layout."""
     assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
-    encoded = inspect.getsource(RTCRtpSender._next_encoded_frame)
-    assert "self.__encoder.pack(data)" in encoded and "isinstance(data, Frame)" in encoded
+    assert "await self._retransmit(seq)" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert list(inspect.signature(RTCRtpSender.send).parameters) == ["self", "parameters"]
     assert "_codecs" in inspect.getsource(RTCRtpTransceiver)
+    assert "self._run_rtp(parameters.codecs[0])" in inspect.getsource(RTCRtpSender.send)
+    assert "await self.__track.recv()" in inspect.getsource(RTCRtpSender._next_encoded_frame)
+    assert "await self._next_encoded_frame(codec)" in inspect.getsource(RTCRtpSender._run_rtp)
+    # aiortc starts a sender only once the DTLS transport is connected: its first track.recv() means
+    # the viewer can be sent to.
+    connect = inspect.getsource(RTCPeerConnection._RTCPeerConnection__connect)
+    assert connect.index('if dtlsTransport.state == "connected":') < connect.index(
+        "await transceiver.sender.send("
+    )
+    # Sender reports come from these counters; a NACK is answered from this history.
+    rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
+    for name in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count"):
+        assert f"self.__{name}" in rtcp
+    assert "self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)" in inspect.getsource(
+        RTCRtpSender._retransmit
+    )
+    sender = RTCRtpSender("video", _FakeTransport())  # type: ignore[arg-type]
+    assert sender._RTCRtpSender__rtp_history == {} and sender._RTCRtpSender__packet_count == 0
+    assert RTP_HISTORY_SIZE == 128
+    # DTLS protects RTP with _tx_srtp and hands it to the ICE transport; aioice sends data on the
+    # nominated pair's protocol, whose send_data is its transport's sendto.
+    send_rtp = inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "self._state != State.CONNECTED" in send_rtp and "self._tx_srtp.protect(data)" in send_rtp
+    assert "self._send = self._connection.send" in inspect.getsource(RTCIceTransport.__init__)
+    sendto = inspect.getsource(Connection.sendto)
+    assert "active_pair = self._nominated.get(component)" in sendto
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)
     # pack() takes the packet's bytes, pts and time_base and does not encode.
     vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
     packet = av.Packet(b"\x10\x02\x00\x9d\x01\x2a" + bytes(2000))
     packet.pts = 3000
-    packet.time_base = __import__("fractions").Fraction(1, 90000)
+    packet.time_base = fractions.Fraction(1, 90000)
     payloads, timestamp = get_encoder(vp8).pack(packet)
     assert timestamp == 3000 and len(payloads) == 2
+    # The fixed header is the first 12 bytes, whatever the extensions: the fan-out rewrites only it.
+    rtp = RtpPacket(payload_type=96, marker=1, payload=payloads[1])
+    rtp.extensions.abs_send_time = 0x123456
+    rtp.extensions.mid = "1"
+    extensions = HeaderExtensionsMap()
+    extensions.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(
+                    id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+                ),
+            ]
+        )
+    )
+    data = rtp.serialize(extensions)
+    rewritten = struct.pack("!BBHII", data[0], data[1], 4242, 0xFFFFFFF0, 0xABCDEF) + data[12:]
+    parsed = RtpPacket.parse(rewritten, extensions)
+    assert (parsed.sequence_number, parsed.timestamp, parsed.ssrc) == (4242, 0xFFFFFFF0, 0xABCDEF)
+    assert (parsed.marker, parsed.payload_type, parsed.payload) == (1, 96, payloads[1])
+    assert (parsed.extensions.mid, parsed.extensions.abs_send_time) == ("1", 0x123456)
 
 
 class _FakeTransport:
@@ -113,10 +174,22 @@ async def test_a_live_server_receiver_feeds_the_tap() -> None:
             assert receiver._RTCRtpReceiver__started
             assert tap.media_ssrc() is not None
         # The viewer's sender answers PLI through our hook (not aiortc's encoder flag).
-        sender = next(s for s in viewer.pc.getReceivers() if s.track.kind == "video")
-        assert sender is not None
         (out,) = [o for o in media._viewers["v"].out.values() if o.track.kind == "video"]
-        assert out.transceiver.sender._send_keyframe == out.track.keyframe_requested
+        sender = out.transceiver.sender
+        assert sender._send_keyframe == out.track.keyframe_requested
+        # The fan-out sent with the sender's SSRC, and kept the counters its sender reports carry.
+        (received,) = [r for r in viewer.pc.getReceivers() if r.track.kind == "video"]
+        assert sender._ssrc in {s.source for s in received.getSynchronizationSources()}
+        assert sender._RTCRtpSender__packet_count >= 5 and sender._RTCRtpSender__octet_count > 0
+        assert sender._RTCRtpSender__rtp_timestamp != 0 and sender._RTCRtpSender__ntp_timestamp != 0
+        assert isinstance(sender.transport.transport._connection, Connection)
+        # A NACK: aiortc's sender retransmits the packet from the track's history, as RTX.
+        dtls = sender.transport
+        seq = (out.track._seq - 3) & 0xFFFF
+        before = dtls._RTCDtlsTransport__tx_packets
+        await sender._retransmit(seq)
+        assert sender._RTCRtpSender__rtp_history[seq % RTP_HISTORY_SIZE].sequence_number == seq
+        assert dtls._RTCDtlsTransport__tx_packets == before + 1
     finally:
         await media.close()
         await publisher.close()

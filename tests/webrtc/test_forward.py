@@ -4,9 +4,13 @@ on the server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import sys
 
-from signaling.webrtc import Media
+import pytest
+
+from signaling.webrtc import Media, forward
 from tests.webrtc.helpers import DecoderSpy, Publisher, Viewer, Viewers, server_decoder_threads
 
 
@@ -61,3 +65,41 @@ async def test_three_viewers_get_the_publishers_frames_in_order() -> None:
             await publisher.close()
             for viewer in viewers.by_id.values():
                 await viewer.close()
+
+
+@pytest.mark.parametrize("gso", [True, False])
+async def test_datagrams_reach_the_viewer_one_by_one_in_order(gso: bool, monkeypatch) -> None:
+    """The fan-out's socket path: runs of a frame's packets go out in one call where the kernel takes
+    UDP GSO, yet arrive as the same datagrams, in order, as when sent one at a time."""
+    monkeypatch.setattr(forward, "GSO", gso and sys.platform == "linux")
+    loop = asyncio.get_running_loop()
+    got: list[bytes] = []
+    arrived = asyncio.Event()
+
+    class Sink(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr) -> None:
+            got.append(data)
+            if len(got) == len(sent):
+                arrived.set()
+
+    sink, _ = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    source, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    try:
+        addr = sink.get_extra_info("sockname")
+        frames = [
+            [bytes([1]) * 1210] * 5 + [bytes([2]) * 700],  # a frame: full packets, a shorter last one
+            [bytes([3]) * 300],  # one packet
+            [bytes([4]) * 1000, bytes([5]) * 1200, bytes([6]) * 1200, bytes([7]) * 90],  # growing
+            [bytes([8 + i % 3]) * 600 for i in range(70)],  # a key frame: more than 64 segments
+        ]
+        sent = [d for frame in frames for d in frame]
+        for frame in frames:
+            forward.send_datagrams(source, addr, frame)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(arrived.wait(), 5)
+        assert [len(d) for d in got] == [len(d) for d in sent]
+        assert got == sent
+        assert (gso and sys.platform == "linux") == forward.GSO  # not refused on loopback
+    finally:
+        source.close()
+        sink.close()

@@ -103,7 +103,7 @@ export class Live {
   private lastHeard = 0;
   private watchdog: ReturnType<typeof setInterval> | null = null;
   private probing = false;
-  private personal = new Map<string, (data: any) => void>();
+  private personal: [string, (data: any) => void][] = [];
   private joinedHooks: (() => void)[] = [];
 
   constructor(private opts: LiveOptions) {
@@ -122,9 +122,10 @@ export class Live {
     return this.usingSaved || this.joined ? this.token : null;
   }
 
-  /** A personal event (sent to this socket only, not in the event stream), e.g. `media.offer`. */
+  /** A personal event (sent to this socket only, not in the event stream), e.g. `media.offer`;
+   * every handler registered for it is called. */
   onPersonal(name: string, fn: (data: any) => void): void {
-    this.personal.set(name, fn);
+    this.personal.push([name, fn]);
     this.socket?.on(name, fn);
   }
 

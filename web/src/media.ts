@@ -79,7 +79,13 @@ export class Publisher {
   private serial = queue();
   private listeners: (() => void)[] = [];
 
-  constructor(private live: Live) {}
+  constructor(private live: Live) {
+    // Cluster mode: the session's media moved to another server; this connection is dead. Send
+    // the same tracks again (the server forwards the offer to the session's new media node).
+    live.onPersonal("media.reset", () => {
+      void this.restart().catch(() => this.changed());
+    });
+  }
 
   onChange(fn: () => void): void {
     this.listeners.push(fn);
@@ -304,6 +310,11 @@ export class Viewer {
           if (gen === this.gen && this.pc) void this.start().catch(() => {});
         }, 2000);
       });
+    });
+    // Cluster mode: the session's media moved to another server; this connection is dead. The
+    // stage asks for a new one once tracks are live again (`media.tracks`).
+    live.onPersonal("media.reset", () => {
+      if (this.pc) this.stop();
     });
   }
 
