@@ -4,15 +4,19 @@ delivers a session's events to sockets: `LiveSession` (one process) and every cl
 
 Once more than `size` learners are online at once (`--crowd-size`), learners get the presence
 summary every SUMMARY_S instead of every join, leave, hand and reaction of others; trainers still
-get every event (a batch made only of presence waits up to BATCH_S after the previous one)."""
+get every event (a batch made only of presence waits up to BATCH_S after the previous one: `Outbox`,
+which both deliver through)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from . import metrics
 from .core import Audience, Event, SessionState
 from .core.history import crowd_view
 from .core.presence import COALESCED, subject
@@ -28,6 +32,8 @@ _LEARNER_ONLY: frozenset[str] = frozenset({"learner"})
 
 # `Fanout.notify`: a socket.io event outside the stream to an audience's room.
 Notify = Callable[[str, str, str, dict[str, Any]], Awaitable[int]]
+# What an `Outbox` hands its batches to (in order, one at a time).
+Send = Callable[[list[Event]], Awaitable[None]]
 
 
 class Crowd:
@@ -156,3 +162,73 @@ class Crowd:
     async def close(self) -> None:
         await cancel(self._summariser)
         self._summariser = None
+
+
+class Outbox:
+    """A session's events on their way to the fan-out, sent in order by one task: everything
+    queued by the time it runs goes out together (under load, one write per connection carries
+    several events). While the crowd is large, a batch made only of presence (COALESCED) waits
+    until BATCH_S after the previous one, unless something else (a chat message) is queued first,
+    so trainers get every change in a few writes a second. `LiveSession` (one process) and every
+    cluster node's `Replica` (for its own sockets) deliver through one each."""
+
+    def __init__(self, crowd: Crowd, send: Send) -> None:
+        self._crowd = crowd
+        self._send = send
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._urgent = asyncio.Event()  # an event other than presence is queued: no batching wait
+        self._last_sent = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self.queued_at: float | None = None  # when the oldest event not yet sent was queued
+
+    def put(self, events: Iterable[Event]) -> None:
+        queued = False
+        for event in events:
+            self._queue.put_nowait(event)
+            queued = True
+            if event.type not in COALESCED:
+                self._urgent.set()
+        if queued:
+            if self.queued_at is None:
+                self.queued_at = time.monotonic()
+            if self._task is None:
+                self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    async def _loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            if self._crowd.large and not self._urgent.is_set():
+                # Only presence queued: it waits for the next few hundred milliseconds' worth,
+                # unless something else comes first.
+                delay = self._last_sent + BATCH_S - time.monotonic()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._urgent.wait(), delay)
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._urgent.clear()
+            queued_at, self.queued_at = self.queued_at, None
+            try:
+                await self._send(batch)
+            except Exception:  # a broken socket must not stop the session's stream
+                log.exception(
+                    "delivery of events %s-%s in %s failed",
+                    batch[0].seq,
+                    batch[-1].seq,
+                    self._crowd.session_id,
+                )
+            self._last_sent = time.monotonic()
+            if queued_at is not None:
+                metrics.FANOUT_SECONDS.observe(self._last_sent - queued_at)
+
+    async def drain(self) -> None:
+        """Wait until every queued event has gone to the fan-out (tests, shutdown)."""
+        while not self._queue.empty():
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        await cancel(self._task)
+        self._task = None

@@ -4,21 +4,18 @@ an ordered outbox to the fan-out."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import metrics
 from .auth import new_id
 from .core import Audience, CommandError, Event, Outcome, SessionCore, SessionState, project
 from .core.presence import COALESCED
-from .crowd import BATCH_S, CROWD_LEARNERS, SUMMARY_S, Crowd
+from .crowd import BATCH_S, CROWD_LEARNERS, SUMMARY_S, Crowd, Outbox
 from .ports import Delivery, EventLog, Fanout, Recovered
 from .store import SessionInfo
-from .tasks import cancel
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +54,6 @@ class LiveSession:
         self.empty_since: float | None = time.monotonic()
         self._fanout = fanout
         self._on_status = on_status
-        self._outbox: asyncio.Queue[Event] = asyncio.Queue()
-        self._sender: asyncio.Task[None] | None = None
         self._t0: float | None = None  # monotonic time at which the session went live
         # Called (synchronously, with the session id) once the session has ended: the edge
         # closes its media.
@@ -66,9 +61,7 @@ class LiveSession:
         # Large sessions: the tallies of the presence summary, kept from the events (O(1) each).
         self.crowd = Crowd(info.id, crowd, self._notify)  # size 0: never large
         self.crowd.seed(self.state)
-        self._urgent = asyncio.Event()  # an event other than presence is queued: no batching wait
-        self._last_sent = 0.0
-        self._queued_at: float | None = None  # when the oldest event not yet sent was queued
+        self._outbox = Outbox(self.crowd, self._send)  # in order to the fan-out, presence batched
         if self.state.status != "created":
             # Rebuilt from its log: the session clock carries on, counting the downtime.
             now_t = recovered.last_t + max(0, int(time.time() * 1000) - recovered.last_wall_ms)
@@ -171,13 +164,9 @@ class LiveSession:
         # recorder's thread starts on the same events, rather than competing with it for the GIL.
         for event in events:
             self.recent.append(event)
-            self._outbox.put_nowait(event)
             if event.type in COALESCED:
                 self.crowd.tally(event)
-            else:
-                self._urgent.set()
-        if events and self._queued_at is None:
-            self._queued_at = time.monotonic()
+        self._outbox.put(events)
         if self._logging:
             assert self._recorder is not None
             self._recorder.append(self.id, events)
@@ -199,49 +188,24 @@ class LiveSession:
                     asyncio.get_running_loop().create_task(
                         self._recorder.close_session(self.id, discard=True)
                     )
-        if events and self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._send_loop())
 
     def _status(self, status: str) -> None:
         self.info.status = status
         asyncio.get_running_loop().create_task(self._on_status(self.id, status))
 
-    async def _send_loop(self) -> None:
-        while True:
-            # Everything queued by now goes out together: under load, one write per connection
-            # carries several events.
-            batch = [await self._outbox.get()]
-            if self.crowd.large and not self._urgent.is_set():
-                # Only presence queued: it waits for the next few hundred milliseconds' worth,
-                # unless something else (a chat message) comes first.
-                delay = self._last_sent + BATCH_S - time.monotonic()
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._urgent.wait(), delay)
-            while not self._outbox.empty():
-                batch.append(self._outbox.get_nowait())
-            self._urgent.clear()
-            queued_at, self._queued_at = self._queued_at, None
-            self.sent_seq = batch[-1].seq
-            try:
-                await self._fanout.deliver(self.id, [self._delivery(event) for event in batch])
-            except Exception:  # a broken socket must not stop the session's stream
-                log.exception("delivery of events %s-%s in %s failed", batch[0].seq, batch[-1].seq, self.id)
-            self._last_sent = time.monotonic()
-            if queued_at is not None:
-                metrics.FANOUT_SECONDS.observe(self._last_sent - queued_at)
+    async def _send(self, batch: list[Event]) -> None:
+        self.sent_seq = batch[-1].seq
+        await self._fanout.deliver(self.id, [self._delivery(event) for event in batch])
 
     def _delivery(self, event: Event) -> Delivery:
         return delivery(event, self.state, self.connections, self.crowd)
 
     async def drain(self) -> None:
         """Wait until every queued event has gone to the fan-out (tests, shutdown)."""
-        while not self._outbox.empty():
-            await asyncio.sleep(0.005)
+        await self._outbox.drain()
 
     async def close(self) -> None:
-        await cancel(self._sender)
-        self._sender = None
+        await self._outbox.close()
         await self.crowd.close()
 
 

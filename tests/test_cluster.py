@@ -5,6 +5,7 @@ killed -9 loses no acknowledged event; a Redis restart is survived."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import AsyncIterator
@@ -18,8 +19,9 @@ from classroom.auth import new_id
 from classroom.client import ClassroomClient
 from classroom.cluster import Node, connect, k_lease, k_stream
 from classroom.config import ConfigError, from_args
+from classroom.core.limits import Rates
 from classroom.core.presence import COALESCED
-from classroom.crowd import SUMMARY_S
+from classroom.crowd import BATCH_S, SUMMARY_S
 
 from .cluster import RedisServer, cluster_of, gapless
 from .conftest import barrier
@@ -400,3 +402,76 @@ async def test_large_session_presence_is_coalesced_on_every_node(
         assert gapless(await cl.stream_seqs(info["id"]))
         for i in (0, 1):
             assert "summary failed" not in cl.log(i)
+
+
+async def test_trainers_get_a_large_sessions_presence_in_batches_on_every_node(
+    tmp_path: Path, redis_server: RedisServer | None
+) -> None:
+    """A node's trainers get a large session's presence from the stream batched as in one process
+    (`crowd.Outbox`): a batch made only of presence waits until BATCH_S after the previous one.
+    A trainer on the node that does not own the session gets every join, in stream order, in a few
+    bursts rather than one write per join."""
+    crowd, n, gap = 2, 16, 0.05
+    async with cluster_of(tmp_path, 2, redis_server and redis_server.url, "--crowd-size", str(crowd)) as cl:
+        info = await cl.create_session()
+        owner = await cl.client(info["trainer_url"], 0, "Tess")  # node 0 owns
+        await owner.request("session.start")
+        watcher = await cl.client(info["trainer_url"], 1, "Wat")  # a trainer on the other node
+        arrivals: list[tuple[float, dict[str, Any]]] = []
+        on_event = watcher._on_event
+
+        def record(wire: dict[str, Any]) -> None:
+            arrivals.append((time.monotonic(), wire))
+            on_event(wire)
+
+        watcher.sio.on("event", record)
+        learners = []
+        for i in range(n):  # joined on the owner's node, one every `gap`: a stream of single joins
+            learners.append(await cl.client(info["join_url"], 0, f"L{i}"))
+            await asyncio.sleep(gap)
+        ids = {c.you["id"] for c in learners}
+        for t in (owner, watcher):
+            await t.wait_until(
+                lambda t=t: ids <= {p for p, v in t.state.participants.items() if v["online"]}, 20
+            )
+
+        def joined(w: dict[str, Any]) -> bool:
+            return w["type"] == "participant.joined" and w["data"]["id"] in ids
+
+        joins = [(t, w) for t, w in arrivals if joined(w)]
+        # Every join, in the stream's order.
+        assert [w["data"]["id"] for _t, w in joins] == [e["data"]["id"] for e in owner.events if joined(e)]
+        assert watcher.last_join is not None
+        got = [w["seq"] for _t, w in arrivals if w["seq"] > watcher.last_join["seq"]]
+        assert got == sorted(got) and gapless(got), got  # nothing lost, nothing out of order
+        # Bursts: events arriving within 30 ms of the previous one came in one write. Once the node
+        # saw more than `crowd` learners, presence bursts are at least ~BATCH_S apart.
+        late = [t for t, w in joins[crowd + 1 :]]
+        bursts = 1 + sum(1 for a, b in itertools.pairwise(late) if b - a > 0.03)
+        span = late[-1] - late[0]
+        assert bursts < len(late) / 2, (bursts, len(late), span)
+        assert bursts <= span / BATCH_S + 2, (bursts, span)
+
+
+async def test_a_persons_rate_holds_across_nodes(tmp_path: Path, redis_server: RedisServer | None) -> None:
+    """One person (one participant token) with a socket on each node gets one budget, not one per
+    node: the session's owner decides every command with the person's id, so its per-person
+    buckets (docs/protocol.md, section 8) count the commands of both sockets together."""
+    burst = Rates().chat.burst
+    async with cluster_of(tmp_path, 2, redis_server and redis_server.url) as cl:
+        info = await cl.create_session()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")  # node 0 owns
+        await trainer.request("session.start")
+        here = await cl.client(info["join_url"], 0, "Lea")
+        assert here.last_join is not None
+        token = here.last_join["token"]
+        there = await cl.client(f"{cl.nodes[1].base}/s/{info['id']}/join?token={token}", 1)
+        assert there.you == here.you  # the same person, on the other node
+        acks = []
+        for i in range(burst + 1):  # alternately from each node
+            acks.append(await (here, there)[i % 2].send("chat.send", text=f"m{i}"))
+        assert all(a["ok"] for a in acks[:burst]), acks
+        assert acks[burst]["error"]["code"] == "rate_limited", acks[burst]
+        # Another person's budget is their own.
+        other = await cl.client(info["join_url"], 1, "Max")
+        assert (await other.send("chat.send", text="hello"))["ok"]

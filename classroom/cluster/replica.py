@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from ..core import Audience, CommandError, Event, SessionState, apply
 from ..core.presence import COALESCED
-from ..crowd import Crowd
+from ..crowd import Crowd, Outbox
 from ..live import RESUME_EVENTS, add_socket, delivery, drop_socket, missed_events
 from ..ports import Delivery
 from ..store import SessionInfo
@@ -67,6 +67,8 @@ class Replica:
         self.on_ended: list[Callable[[str], None]] = []
         # A large session's presence, coalesced by each node for its own sockets from the stream.
         self.crowd = Crowd(info.id, sessions.crowd, sessions.fanout.notify)
+        # What this node delivers, in stream order, its trainers' presence batched as `LiveSession`'s.
+        self.outbox = Outbox(self.crowd, self._send)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def load(self) -> None:
@@ -107,6 +109,7 @@ class Replica:
     async def close(self) -> None:
         for task in self._tasks:
             await cancel(task)
+        await self.outbox.close()
         await self.crowd.close()
 
     def now(self) -> int:
@@ -182,11 +185,11 @@ class Replica:
                 continue
             try:
                 events = [unpack_entry(fields)[0] for _id, fields in found[0][1]]
-                await self._fold(events)
+                self._fold(events)
             except Exception:  # a broken socket must not stop the session's stream
                 log.exception("session %s: delivering events failed", self.id)
 
-    async def _fold(self, events: list[Event]) -> None:
+    def _fold(self, events: list[Event]) -> None:
         batch = []
         for event in events:
             if event.seq <= self.state.seq:
@@ -202,7 +205,7 @@ class Replica:
             self.recent.append(event)
             if event.type in COALESCED:
                 self.crowd.tally(event)
-            batch.append(self._delivery(event))
+            batch.append(event)
             if event.type == "session.started":
                 self.info.status = "live"
             elif event.type == "session.ended":
@@ -210,9 +213,11 @@ class Replica:
                 for hook in self.on_ended:
                     with contextlib.suppress(Exception):
                         hook(self.id)
-        if batch:
-            self.sent_seq = self.state.seq
-            await self.sessions.fanout.deliver(self.id, batch)
+        self.outbox.put(batch)
+
+    async def _send(self, batch: list[Event]) -> None:
+        self.sent_seq = batch[-1].seq
+        await self.sessions.fanout.deliver(self.id, [self._delivery(event) for event in batch])
 
     def _delivery(self, event: Event) -> Delivery:
         return delivery(event, self.state, self.connections, self.crowd)
