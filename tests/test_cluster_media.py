@@ -6,7 +6,6 @@ other nodes forward their sockets' `media.*` commands to it and route its offers
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -19,17 +18,16 @@ from classroom.cluster import k_lease
 from .cluster import Cluster, RedisServer, cluster_of
 from .test_cluster import redis_server  # noqa: F401 - the fixture
 from .webrtc.helpers import eventually
-from .webrtc.socket_peers import SocketPublisher, SocketViewer
+from .webrtc.socket_peers import (
+    SocketPublisher,
+    SocketViewer,
+    increasing,
+    late_join,
+    live_tracks,
+    receive_all,
+)
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def increasing(values: list[int]) -> bool:
-    return all(b > a for a, b in itertools.pairwise(values))
-
-
-def live_tracks(c: ClassroomClient) -> list[tuple[str, str]]:
-    return sorted((t["publisher"], t["label"]) for t in c.state.media["tracks"])
 
 
 async def owner_index(cl: Cluster, session_id: str) -> int:
@@ -89,22 +87,10 @@ async def test_publisher_on_one_node_viewers_on_the_others(
             assert ack["ok"] and ack["sdp"].startswith("v=0"), ack
             for c in everyone:
                 await c.wait_until(lambda c=c: live_tracks(c) == [(tid, "camera"), (tid, "mic")], 15)
-            for viewer in viewers:
-                await viewer.start()
-                assert sorted(viewer.mids.values()) == [f"{tid}:camera", f"{tid}:mic"]
-            for viewer in viewers:
-                await viewer.wait_video(30, timeout=30)
-                assert increasing(viewer.counters), viewer.counters
-            await eventually(lambda: all(v.audio_loud > 10 for v in viewers), 15, "audio at the viewers")
+            await receive_all(viewers, tid, 30)
 
             # A viewer joining two seconds in gets a key frame at once.
-            await viewers[0].wait_video(60, timeout=30)
-            await late.start()
-            await eventually(lambda: late.connected_at is not None, 15, "the late viewer connected")
-            await late.wait_video(1, timeout=10)
-            delay = late.video_times[0] - late.connected_at
-            print(f"late viewer on another node: first frame {delay * 1000:.0f} ms after connecting")
-            assert delay < 1.0, f"first decoded frame {delay:.3f} s after connecting"
+            await late_join(viewers[0], late, 30)  # on another node than the media
 
             # Unpublishing ends the tracks on every node.
             assert (await trainer.request("media.unpublish"))["ok"]

@@ -4,12 +4,47 @@ on a real socket.io client, as a browser does (docs/protocol.md, section 5.8).""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from classroom.client import ClassroomClient
-from tests.webrtc.helpers import CounterVideo, ToneAudio, Viewer, no_stun
+from tests.webrtc.helpers import CounterVideo, ToneAudio, Viewer, eventually, no_stun
+
+
+def increasing(values: list[int]) -> bool:
+    return all(b > a for a, b in itertools.pairwise(values))
+
+
+def live_tracks(client: ClassroomClient) -> list[tuple[str, str]]:
+    """The (publisher, label) of the tracks live in the client's view of the session."""
+    return sorted((t["publisher"], t["label"]) for t in client.state.media["tracks"])
+
+
+async def receive_all(viewers: list[SocketViewer], publisher_id: str, timeout: float) -> None:
+    """Start every viewer; each gets the publisher's camera and mic, decodes 30 frames in order
+    and hears the tone."""
+    for viewer in viewers:
+        await viewer.start()
+        assert sorted(viewer.mids.values()) == [f"{publisher_id}:camera", f"{publisher_id}:mic"]
+    for viewer in viewers:
+        await viewer.wait_video(30, timeout=timeout)
+        assert increasing(viewer.counters), viewer.counters
+    await eventually(lambda: all(v.audio_loud > 10 for v in viewers), timeout / 2, "audio at the viewers")
+
+
+async def late_join(early: SocketViewer, late: SocketViewer, timeout: float) -> float:
+    """Two seconds into the media (its first key frames gone, also from the key-frame cache),
+    start `late`; seconds from its connection to its first decoded frame, asserted under 1 s."""
+    await early.wait_video(60, timeout=timeout)
+    await late.start()
+    await eventually(lambda: late.connected_at is not None, timeout / 2, "the late viewer connected")
+    await late.wait_video(1, timeout=timeout / 4)
+    delay = late.video_times[0] - late.connected_at
+    print(f"late viewer: first frame {delay * 1000:.0f} ms after connecting")
+    assert delay < 1.0, f"first decoded frame {delay:.3f} s after connecting"
+    return delay
 
 
 class SocketPublisher:

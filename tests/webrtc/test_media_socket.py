@@ -3,26 +3,23 @@ aiortc publishers and viewers with synthetic tracks (docs/protocol.md, section 5
 
 from __future__ import annotations
 
-import itertools
-
 from signaling.media import MediaRooms
 from tests.conftest import Server
 from tests.webrtc.helpers import eventually
-from tests.webrtc.socket_peers import SocketPublisher, SocketViewer
+from tests.webrtc.socket_peers import (
+    SocketPublisher,
+    SocketViewer,
+    increasing,
+    late_join,
+    live_tracks,
+    receive_all,
+)
 
 
 def rooms(server: Server) -> MediaRooms:
     from classroom.keys import HUB
 
     return server.app[HUB].media
-
-
-def increasing(values: list[int]) -> bool:
-    return all(b > a for a, b in itertools.pairwise(values))
-
-
-def live_tracks(client) -> list[tuple[str, str]]:
-    return sorted((t["publisher"], t["label"]) for t in client.state.media["tracks"])
 
 
 async def test_a_trainer_publishes_and_two_learners_decode_in_order(server: Server) -> None:
@@ -43,13 +40,7 @@ async def test_a_trainer_publishes_and_two_learners_decode_in_order(server: Serv
             f"{tid}:mic": ("audio", "opus"),
             f"{tid}:camera": ("video", "vp8"),
         }
-        for viewer in viewers:
-            await viewer.start()
-            assert sorted(viewer.mids.values()) == [f"{tid}:camera", f"{tid}:mic"]
-        for viewer in viewers:
-            await viewer.wait_video(30, timeout=20)
-            assert increasing(viewer.counters), viewer.counters
-        await eventually(lambda: all(v.audio_loud > 10 for v in viewers), 10, "audio at the viewers")
+        await receive_all(viewers, tid, 20)
         # Unpublishing ends the tracks for everyone.
         assert (await trainer.request("media.unpublish"))["ok"]
         for client in (trainer, ada, bob):
@@ -111,14 +102,7 @@ async def test_a_viewer_joining_mid_stream_sees_video_within_a_second(server: Se
     try:
         assert (await publisher.publish())["ok"]
         await early.start()
-        # Two seconds of media: the first key frames are gone, also from the key frame cache (1 s).
-        await early.wait_video(60, timeout=20)
-        await late.start()
-        await eventually(lambda: late.connected_at is not None, 10, "the late viewer connected")
-        await late.wait_video(1, timeout=5)
-        delay = late.video_times[0] - late.connected_at
-        print(f"late viewer: first frame {delay * 1000:.0f} ms after connecting")
-        assert delay < 1.0, f"first decoded frame {delay:.3f} s after connecting"
+        await late_join(early, late, 20)
         await late.wait_video(10)
         assert increasing(late.counters) and late.counters[0] > early.counters[0] + 20
     finally:
