@@ -11,9 +11,10 @@ each budget.
 - **New identities**: a token bucket per address and session, `cc:mint:<session>:<address>`,
   the same rate as the local one, taken in one Lua script on Redis's clock (the hash expires once
   it would be full again).
-- **Redis unreachable or slow** (no answer in `TIMEOUT_S`): `None`, and the node falls back to
-  its local limits (a client then gets up to N times a budget again) rather than refusing
-  everyone.
+- **Redis unreachable or slow** (no answer in `TIMEOUT_S`, or the node's heartbeat failed and has
+  not succeeded since): `None`, and the node falls back to its local limits (a client then gets up
+  to N times a budget again) rather than refusing everyone. A websocket whose count timed out is
+  taken off when it closes anyway (the script may have run).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from redis.exceptions import RedisError
 from .keys import k_alive, k_mints, k_open
 from .node import Node
 
-TIMEOUT_S = 1.0
+TIMEOUT_S = 2.0
+TIMED_OUT = -2
 OPEN_TTL_MS = 24 * 3600 * 1000  # an address's hash outlives its last change by this long at most
 
 # KEYS[1] the address's hash; ARGV: this node, the limit, the hash's TTL, the heartbeat key prefix.
@@ -88,11 +90,17 @@ class AddressLimits:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def _call(self, script, keys: list[str], args: list[object]) -> int | None:  # type: ignore[no-untyped-def]
-        if not self.node.healthy:
+        # (Not `healthy`, which is False until the first heartbeat: a node serves before that.)
+        if self.node.down:
             return None
         try:
             return int(await asyncio.wait_for(script(keys=keys, args=args), TIMEOUT_S))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except TimeoutError as exc:
+            self.node.failed(exc)
+            # The script may have run: an open is taken back when its websocket closes (the
+            # count errs low by one rather than high until this node stops).
+            return TIMED_OUT
+        except (RedisError, OSError) as exc:
             self.node.failed(exc)
             return None
 
@@ -100,6 +108,8 @@ class AddressLimits:
         """Count a websocket from `address` if the cluster holds fewer than `limit`: True if
         counted, False if at the limit, None if Redis did not answer (nothing counted)."""
         n = await self._call(self._open, [k_open(address)], [self.node.id, limit, OPEN_TTL_MS, k_alive("")])
+        if n == TIMED_OUT:
+            return True  # not refused, and taken back on close
         return None if n is None else n >= 0
 
     def close(self, address: str) -> None:
@@ -120,4 +130,4 @@ class AddressLimits:
         """Take a token for a new identity from `address` on the session's link (a bucket of
         `burst`, refilled over `per_ms`): True if allowed, False if spent, None if Redis did not answer."""
         n = await self._call(self._mint, [k_mints(session_id, address)], [burst, per_ms])
-        return None if n is None else n == 1
+        return None if n is None or n == TIMED_OUT else n == 1
