@@ -113,3 +113,31 @@ async def test_one_address_gets_one_budget_of_new_identities_across_two_nodes(
         assert {(e.code, e.message) for e in refused} == {
             ("rate_limited", "too many new participants from this link or address; try again shortly")
         }
+
+
+async def test_without_redis_a_node_keeps_its_local_limits(tmp_path: Path, redis_server: RedisServer | None):
+    if redis_server is None:
+        pytest.skip("kills the private redis-server")
+    async with (
+        cluster_of(tmp_path, 2, redis_server.url, env=ENV) as cl,
+        aiohttp.ClientSession() as http,
+    ):
+        ws, refused = await websocket(http, cl.nodes[0].base)
+        assert refused is None
+        await redis_server.kill()
+        deadline = time.monotonic() + 15
+        while "Redis unreachable" not in cl.log(0):
+            assert time.monotonic() < deadline, "node 0 never noticed Redis was away"
+            await asyncio.sleep(0.1)
+        # Not refused for want of Redis, and not kept waiting: the local count decides.
+        accepted = [ws]
+        began = time.monotonic()
+        for _ in range(OPEN - 1):
+            ws, refused = await websocket(http, cl.nodes[0].base)
+            assert refused is None, refused
+            accepted.append(ws)
+        assert time.monotonic() - began < 10
+        _, refused = await websocket(http, cl.nodes[0].base)
+        assert refused == f"too many connections from your address (at most {OPEN})"
+        for ws in accepted:
+            await ws.close()
