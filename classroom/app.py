@@ -41,6 +41,7 @@ from . import metrics
 from .api import setup_routes
 from .auth import Signer
 from .cluster import ClusterSessions, RedisStore
+from .cluster.limits import AddressLimits
 from .config import Settings
 from .heap import HeapTrimmer, LongLived
 from .http import ServerLog, json_errors, security_headers
@@ -136,6 +137,8 @@ def build_app(settings: Settings) -> web.Application:
             settings.crowd_size,
         )
         store: SessionStore | RedisStore = sessions.store
+        # The edge's per-address budgets counted across the nodes (issue 11).
+        transports.guard.shared = AddressLimits(sessions.node)
     else:
         store = SessionStore(settings.data_dir)
         sessions = Sessions(

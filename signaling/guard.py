@@ -15,7 +15,7 @@ import os
 import resource
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from classroom.core.limits import Rate
 from classroom.core.ratelimit import TokenBucket
@@ -48,6 +48,17 @@ def _env_addresses(name: str, default: frozenset[str]) -> frozenset[str]:
     return frozenset(a.strip() for a in value.split(",") if a.strip())
 
 
+class SharedLimits(Protocol):
+    """Per-address counts shared by the nodes of a cluster (`classroom.cluster.limits`); each
+    call answers None when they cannot be reached, and the local count alone decides."""
+
+    async def open(self, address: str, limit: int) -> bool | None: ...
+
+    def close(self, address: str) -> None: ...
+
+    async def mint(self, session_id: str, address: str, burst: int, per_ms: int) -> bool | None: ...
+
+
 @dataclass
 class Guard:
     """Per-address bookkeeping of the socket edge. Every bound is an attribute, read from the
@@ -73,6 +84,9 @@ class Guard:
     # File descriptors kept free: new websockets are refused beyond the soft limit minus this, so
     # the health check, the log and the replay always have some.
     fd_reserve: int = 64
+    # Cluster mode: the same per-address budgets counted across the nodes, checked after the
+    # local ones (which stay the fast first line, and the only one in embedded mode).
+    shared: SharedLimits | None = None
 
     def __post_init__(self) -> None:
         self.open: dict[str, int] = {}  # address -> open websockets
@@ -101,6 +115,20 @@ class Guard:
         self.total += 1
         return None
 
+    async def admit_everywhere(self, address: str) -> tuple[str | None, bool]:
+        """`admit`, then the cluster's count of the address (if any): why it is refused (None:
+        admitted), and whether the cluster counted it (then `release` it with `shared=True`)."""
+        refused = self.admit(address)
+        if refused is not None or self.shared is None or not self.connections_per_address:
+            return refused, False
+        if not self.limited(address):
+            return None, False
+        counted = await self.shared.open(address, self.connections_per_address)
+        if counted is False:
+            self.release(address)
+            return f"too many connections from your address (at most {self.connections_per_address})", False
+        return None, bool(counted)
+
     def _fds_left(self) -> int:
         """Descriptors still free: counted (files, logs and listeners included) only once the
         connections alone fill half of the limit, so a roomy limit costs nothing per connect."""
@@ -112,7 +140,9 @@ class Guard:
             used = self.total + self.fd_reserve
         return self.fd_limit - used
 
-    def release(self, address: str) -> None:
+    def release(self, address: str, shared: bool = False) -> None:
+        if shared and self.shared is not None:
+            self.shared.close(address)
         n = self.open.get(address, 0) - 1
         if n > 0:
             self.open[address] = n
@@ -140,6 +170,15 @@ class Guard:
         for bucket in buckets:
             bucket.take(now)
         return True
+
+    async def may_mint_everywhere(self, session_id: str, address: str | None) -> bool:
+        """`may_mint`, then the cluster's count of new identities from `address` on the link."""
+        if not self.may_mint(session_id, address):
+            return False
+        if self.shared is None or address is None or not self.limited(address):
+            return True
+        rate = self.joins_per_address
+        return await self.shared.mint(session_id, address, rate.burst, rate.per_ms) is not False
 
 
 def raise_nofile() -> tuple[int, int]:

@@ -156,11 +156,23 @@ class Hub:
                 if session is None:
                     raise CommandError("not_found", "no such session")
                 conn.session = session
-            return self._join(sid, conn, data if data is not None else {})
+            minting = (
+                conn.pid is None
+                and conn.claims.pid is None
+                and conn.claims.role == "learner"
+                and isinstance(data, dict)
+                and "name" in data
+                and conn.session.state.status != "ended"
+            )
+            # A new learner: the local bucket, then (cluster mode) the count across the nodes,
+            # which needs an await, so it is spent here rather than in `_join`.
+            if minting and not await self.guard.may_mint_everywhere(conn.session.id, conn.address):
+                raise _too_many_new()
+            return self._join(sid, conn, data if data is not None else {}, minted=minting)
         except CommandError as exc:
             return exc.as_ack()
 
-    def _join(self, sid: str, conn: Connection, data: Any) -> dict[str, Any]:
+    def _join(self, sid: str, conn: Connection, data: Any, minted: bool = False) -> dict[str, Any]:
         # No await in here: entering the rooms and taking the snapshot happen atomically with
         # respect to every other command, so nothing falls between the snapshot and the stream.
         if not isinstance(data, dict):
@@ -187,11 +199,8 @@ class Hub:
                     name = "Trainer"
                 else:
                     raise CommandError("name_required", "name: a learner must give a display name")
-                if role == "learner" and not self.guard.may_mint(session.id, conn.address):
-                    raise CommandError(
-                        "rate_limited",
-                        "too many new participants from this link or address; try again shortly",
-                    )
+                if role == "learner" and not minted and not self.guard.may_mint(session.id, conn.address):
+                    raise _too_many_new()
                 pid = new_id(6)
             conn.pid, conn.name, conn.role = pid, name, role
             if conn.deadline is not None:
@@ -335,3 +344,9 @@ class Hub:
         finally:
             if eio_sid is not None:
                 await self.sio.eio.disconnect(eio_sid)
+
+
+def _too_many_new() -> CommandError:
+    return CommandError(
+        "rate_limited", "too many new participants from this link or address; try again shortly"
+    )

@@ -132,7 +132,7 @@ class Transports:
                 self.environ = environ
                 socket: AsyncSocket = self.handler.__self__  # the engine.io socket this serves
                 address = transports.guard.address(environ)
-                refused = transports.guard.admit(address)
+                refused, shared = await transports.guard.admit_everywhere(address)
                 if refused is not None:
                     # Closed at once, so it holds no file descriptor: 1013 is "try again later".
                     throttled.log(
@@ -153,7 +153,7 @@ class Transports:
                         await transports.serve(socket, self._sock, transport)
                 finally:
                     transports.by_eio_sid.pop(socket.sid, None)
-                    transports.guard.release(address)
+                    transports.guard.release(address, shared)
                 return self._sock
 
         sio.eio._async = {**sio.eio._async, "websocket": WebSocket}

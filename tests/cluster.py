@@ -75,13 +75,14 @@ class Cluster:
         self.clients: list[ClassroomClient] = []
         self.redis = aioredis.from_url(redis_url)
 
-    async def start(self, n: int, *extra: str) -> None:
+    async def start(self, n: int, *extra: str, env: dict[str, str] | None = None) -> None:
         # One after the other: the first creates the keys in the shared data directory.
         for i in range(n):
             node = Served(
                 self.data_dir,
                 *("--redis-url", self.redis_url, "--admin-key", ADMIN_KEY, "--idle-timeout", "3600"),
                 *extra,
+                env=env,
                 stderr=self.logs / f"node{i}.log",
             )
             self.nodes.append(await node.start())
@@ -133,14 +134,15 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def cluster_of(
-    tmp_path: Path, nodes: int, redis_url: str | None = None, *extra: str
+    tmp_path: Path, nodes: int, redis_url: str | None = None, *extra: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[Cluster]:
-    """`nodes` servers on one Redis; `extra` arguments go to every node's `serve`."""
+    """`nodes` servers on one Redis; `extra` arguments go to every node's `serve`, `env` over
+    this process's environment."""
     (tmp_path / "logs").mkdir(exist_ok=True)
     async with aiohttp.ClientSession() as http:
         cluster = Cluster(redis_url or os.environ["REDIS_URL"], tmp_path / "data", tmp_path / "logs", http)
         try:
-            await cluster.start(nodes, *extra)
+            await cluster.start(nodes, *extra, env=env)
             yield cluster
         finally:
             await cluster.close()

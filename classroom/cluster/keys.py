@@ -27,3 +27,13 @@ def k_inbox(node: str) -> str:
 
 def k_alive(node: str) -> str:
     return f"cc:node:{node}"
+
+
+def k_open(address: str) -> str:
+    """Open websockets from one address: a hash, node id -> how many that node holds."""
+    return f"cc:open:{address}"
+
+
+def k_mints(session_id: str, address: str) -> str:
+    """The bucket of new identities from one address on one session's link."""
+    return f"cc:mint:{session_id}:{address}"

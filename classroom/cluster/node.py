@@ -40,6 +40,7 @@ class Node:
         self.id = new_id(8)
         self.r = client
         self.healthy = False
+        self.down = False  # Redis failed to answer, and has not answered since
         self.on_request: Handler = lambda msg: None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -74,6 +75,7 @@ class Node:
         if self.healthy:
             log.warning("Redis unreachable (%s); commands are refused until it answers", exc)
         self.healthy = False
+        self.down = True
 
     async def _heartbeat(self) -> None:
         while True:
@@ -84,6 +86,7 @@ class Node:
                 if not self.healthy:
                     log.info("Redis reachable; node %s serving", self.id)
                 self.healthy = True
+                self.down = False
             except RedisError as exc:
                 self.failed(exc)
             await asyncio.sleep(0.5)
