@@ -54,6 +54,12 @@ function check(ack: Ack): Ack {
 
 // -- publishing -------------------------------------------------------------------------------------
 
+/** After `media.reset`, a refused offer with one of these codes is sent again, up to
+ * REPUBLISH_TRIES times, waiting REPUBLISH_BASE_MS, then twice as long each time (0.5 s ... 8 s). */
+const RETRY_CODES = new Set(["temporarily_unavailable", "timeout", "offline", "internal_error", "media_failed"]);
+const REPUBLISH_TRIES = 6;
+const REPUBLISH_BASE_MS = 500;
+
 export interface PublisherState {
   /** Publishing to the server now (the answer is in). */
   live: boolean;
@@ -78,13 +84,32 @@ export class Publisher {
   private tracks: Partial<Record<Label, MediaStreamTrack>> = {};
   private serial = queue();
   private listeners: (() => void)[] = [];
+  private resets = 0;
 
   constructor(private live: Live) {
     // Cluster mode: the session's media moved to another server; this connection is dead. Send
     // the same tracks again (the server forwards the offer to the session's new media node).
-    live.onPersonal("media.reset", () => {
-      void this.restart().catch(() => this.changed());
-    });
+    live.onPersonal("media.reset", () => void this.republish());
+  }
+
+  /** Publish the same tracks again on a new connection, retrying with backoff while the server
+   * cannot take them yet (the new media node still taking the session over, an answer late, the
+   * socket reconnecting): a refused offer tears the connection down, and nothing else would
+   * send the tracks again. A newer reset, or the tracks stopped, ends the retries. */
+  private async republish(): Promise<void> {
+    const round = ++this.resets;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.restart(true);
+        return;
+      } catch (err) {
+        this.changed();
+        const code = err instanceof MediaFailure ? err.code : "";
+        if (round !== this.resets || attempt + 1 >= REPUBLISH_TRIES || !RETRY_CODES.has(code)) return;
+      }
+      await new Promise((r) => setTimeout(r, REPUBLISH_BASE_MS * 2 ** attempt));
+      if (round !== this.resets) return;
+    }
   }
 
   onChange(fn: () => void): void {
@@ -106,6 +131,7 @@ export class Publisher {
 
   /** Stop everything: the server ends the tracks; the camera light goes off. */
   stop(): Promise<void> {
+    this.resets++;
     return this.step(async () => {
       for (const label of ["mic", "camera", "screen"] as Label[]) this.close(label);
       await this.teardown(true);
@@ -142,9 +168,10 @@ export class Publisher {
 
   /** The page reconnected: the server dropped our connection with the socket; publish again on a
    * new one with the same tracks. */
-  restart(): Promise<void> {
+  restart(again = false): Promise<void> {
     return this.step(async () => {
-      if (!this.state.live && !this.pc) return;
+      // `again`: a retry after a refused offer (no connection left), while tracks are still on.
+      if (!this.state.live && !this.pc && !(again && this.sending())) return;
       await this.teardown(false);
       await this.negotiate();
     });
@@ -159,6 +186,10 @@ export class Publisher {
       } else this.close(label);
       await this.negotiate();
     });
+  }
+
+  private sending(): boolean {
+    return !!(this.tracks.mic || this.tracks.camera || this.tracks.screen);
   }
 
   private step(fn: () => Promise<void>): Promise<void> {
