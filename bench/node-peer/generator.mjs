@@ -344,6 +344,10 @@ async function voteRound({ spreadS = 1, limitS = 60 }) {
   });
   await Promise.race([final, sleep(limitS * 1000)]);
   const end = mark();
+  // The trainer's count can reach it before the last voter's own ack does: wait for every answer
+  // (bounded), so no ack is left out of the figures.
+  const answered = () => acks.length + Object.values(errors).reduce((a, b) => a + b, 0);
+  for (const stop = now() + limitS * 1000; answered() < n && now() < stop; ) await sleep(10);
   trainer.off("event", onTrainer);
   await trainer.timeout(10000).emitWithAck("poll.close", { poll_id: pollId });
   const sp = span(start, end);
