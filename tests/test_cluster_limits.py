@@ -5,9 +5,7 @@ not one per node. Loopback is made a limited address here (CLASSCAST_UNLIMITED_I
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,25 +15,13 @@ from classroom.client import ClassroomClient, ClassroomError
 from classroom.core.limits import Rate
 
 from .cluster import Cluster, RedisServer, cluster_of
+from .test_cluster import redis_server  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.timeout(180)
 
 OPEN = 40  # CLASSCAST_MAX_CONNECTIONS_PER_IP on every node
 NEW = 30  # new identities per address and session: signaling.guard.JOINS_PER_ADDRESS
 assert Rate(NEW, 60_000).burst == NEW
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer | None]:
-    if os.environ.get("REDIS_URL"):
-        yield None
-        return
-    server = RedisServer(tmp_path / "redis")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.kill()
 
 
 async def websocket(
@@ -63,7 +49,8 @@ ENV = {
 
 
 async def test_one_address_gets_one_budget_of_websockets_across_two_nodes(
-    tmp_path: Path, redis_server: RedisServer | None
+    tmp_path: Path,
+    redis_server: RedisServer | None,  # noqa: F811
 ):
     async with (
         cluster_of(tmp_path, 2, redis_server and redis_server.url, env=ENV) as cl,
@@ -97,7 +84,8 @@ async def test_one_address_gets_one_budget_of_websockets_across_two_nodes(
 
 
 async def test_one_address_gets_one_budget_of_new_identities_across_two_nodes(
-    tmp_path: Path, redis_server: RedisServer | None
+    tmp_path: Path,
+    redis_server: RedisServer | None,  # noqa: F811
 ):
     async with cluster_of(tmp_path, 2, redis_server and redis_server.url, env=ENV) as cl:
         # New identities: NEW + 4 learners from one address, alternately on each node, at once.
@@ -115,7 +103,10 @@ async def test_one_address_gets_one_budget_of_new_identities_across_two_nodes(
         }
 
 
-async def test_without_redis_a_node_keeps_its_local_limits(tmp_path: Path, redis_server: RedisServer | None):
+async def test_without_redis_a_node_keeps_its_local_limits(
+    tmp_path: Path,
+    redis_server: RedisServer | None,  # noqa: F811
+):
     if redis_server is None:
         pytest.skip("kills the private redis-server")
     async with (
