@@ -23,6 +23,10 @@ const args = process.argv.slice(2);
 const opt = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const port = Number(opt("--port") || 8090);
 const redisUrl = opt("--redis-url");
+// --crowd N: from N participants on, joins and leaves go to the trainers only and a learner's
+// snapshot lists no participants (only their count): Classcast's presence rule (its
+// `--crowd-size`), which the plain peer's O(N²) storm needs to finish at 10,000 learners.
+const crowd = Number(opt("--crowd") || Infinity);
 const host = "127.0.0.1";
 const base = `http://${host}:${port}`;
 
@@ -60,7 +64,8 @@ function snapshot(s, role) {
     polls: [...s.polls.values()].map((p) => ({
       ...p, counts: role === "trainer" ? p.counts : null, voters: role === "trainer" ? p.voters : null, votes: undefined,
     })),
-    participants: [...s.participants.values()],
+    participants: role !== "trainer" && s.participants.size >= crowd ? [] : [...s.participants.values()],
+    participant_count: s.participants.size,
     board: { pages: [{ id: "w1", elements: s.elements }], current: "w1" },
   };
 }
@@ -135,7 +140,8 @@ io.on("connection", (socket) => {
       s.participants.set(me.id, me);
       socket.join(room);
       socket.join(`${room}/${role}`);
-      io.to(room).emit("event", event(s, "participant.joined", me.id, { id: me.id, name, role }));
+      const to = s.participants.size > crowd ? `${room}/trainer` : room;
+      io.to(to).emit("event", event(s, "participant.joined", me.id, { id: me.id, name, role }));
     }
     ack({ ok: true, you: { id: me.id, name: me.name, role }, seq: s.seq, snapshot: snapshot(s, role) });
   });
@@ -207,7 +213,8 @@ io.on("connection", (socket) => {
   socket.on("disconnect", () => {
     if (!me) return;
     me.online = false;
-    io.to(room).emit("event", event(s, "participant.left", me.id, { id: me.id }));
+    const to = s.participants.size > crowd ? `${room}/trainer` : room;
+    io.to(to).emit("event", event(s, "participant.left", me.id, { id: me.id }));
   });
 });
 

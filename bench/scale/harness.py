@@ -80,6 +80,9 @@ class Plan:
     generators: int = 2  # learner processes
     quiet_limit_s: float = 600  # bound on waiting for the presence backlog to drain
     drain_s: float = 30
+    # The peer's `--crowd`: from this many participants on, it announces joins to trainers only
+    # (Classcast's `--crowd-size` rule); None is the plain peer, whose storm is O(N²).
+    peer_crowd: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -94,6 +97,7 @@ PLANS = {
         join_limit_s=1200,
         generators=4,
         quiet_limit_s=900,
+        peer_crowd=200,  # the plain peer's 10,000 storm: ~50 M presence deliveries, hours here
     ),
     "tiny": Plan(n=50, mode="tiny", rounds=1, seconds=2, join_spread_s=1, generators=2, drain_s=30),
 }
@@ -246,7 +250,7 @@ def _token(link: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def servers(row: str, n: int) -> Iterator[Group]:
+def servers(row: str, n: int, peer_crowd: int | None = None) -> Iterator[Group]:
     """Start a row's processes (and its private Redis), create the session; stop all on exit."""
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp, contextlib.ExitStack() as stack:
@@ -294,6 +298,8 @@ def servers(row: str, n: int) -> Iterator[Group]:
                 argv = ["node", "--expose-gc", str(PEER), "--port", str(port)]
                 if redis_url:
                     argv += ["--redis-url", redis_url]
+                if peer_crowd is not None:
+                    argv += ["--crowd", str(peer_crowd)]
                 spawn(argv, f"peer{i}", "Peer listening")
                 urls.append(f"http://127.0.0.1:{port}")
         group = Group(row, [p for p in procs if p.pid != redis_pid], urls, redis_pid)
@@ -459,7 +465,7 @@ def one_round(row: str, plan: Plan, index: int) -> dict[str, Any]:
     """Fresh processes for `row`: join storm, memory, then each chat rate; raw figures."""
     n = plan.n
     out: dict[str, Any] = {"row": row, "round": index, "n": n}
-    with servers(row, n) as group, contextlib.ExitStack() as stack:
+    with servers(row, n, plan.peer_crowd) as group, contextlib.ExitStack() as stack:
         link_session, learner_token = _token(group.session["join_url"])
         _, trainer_token = _token(group.session["trainer_url"])
         gens = max(1, min(plan.generators, n))
@@ -670,6 +676,15 @@ def markdown(results: dict[str, Any]) -> str:
         f"trainer chat at {' and '.join(f'{r:g}' for r in rates)} messages/s for {plan['seconds']:g} s each.",
         "",
     ]
+    if plan.get("peer_crowd") is not None:
+        lines += [
+            f"The peer ran with `--crowd {plan['peer_crowd']}`: from {plan['peer_crowd']:,} participants on "
+            "it "
+            "announces joins and leaves to trainers only and gives learners no participant list, the rule "
+            "Classcast applies from its `--crowd-size`; without it the peer's storm is O(N²). Its join "
+            "figures are therefore those of a peer taught Classcast's presence rule, not the plain one.",
+            "",
+        ]
     header = "| figure | " + " | ".join(LABELS[r] for r in rows) + " |"
     lines += [header, "| --- |" + " ---: |" * len(rows)]
 
@@ -736,9 +751,11 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "How: learners are raw engine.io/socket.io websocket clients (`bench/node-peer/swarm.mjs`) spread "
         "round-robin over the row's ports (Classcast's workers share one port; the two peer processes "
-        "listen on two). Join time runs from opening the websocket to the `join` ack; both servers "
-        "announce every join to the whole room, so the storm is also N²/2 presence deliveries, and the "
-        "backlog line is how long the servers and learners stayed busy after the last ack. Memory is the "
+        "listen on two). Join time runs from opening the websocket to the `join` ack; the peer "
+        "announces every join to the whole room (N²/2 presence deliveries; with `--crowd`, to trainers "
+        "only from that size on), Classcast only until the session is large (`--crowd-size`, 200 "
+        "learners; then a summary a second), and the backlog line is how long the servers and "
+        "learners stayed busy after the last ack. Memory is the "
         "RSS of every server process (Redis included) after the storm minus before (the peer after a "
         "forced GC). Latency runs from the trainer's send to a learner's receipt, both on "
         "CLOCK_MONOTONIC; CPU is utime + stime from `/proc/PID/stat` of every server process (Redis "
@@ -761,6 +778,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=sorted(PLANS), default="quick")
     parser.add_argument("--n", type=int, help="learners")
     parser.add_argument("--rounds", type=int)
+    parser.add_argument("--peer-crowd", type=int, help="the peer's --crowd (N)")
     parser.add_argument("--rows", help=f"comma-separated, of {', '.join(ROWS)}")
     parser.add_argument("--json", type=Path, help="write the raw results here (after every row)")
     parser.add_argument("--classcast-dir", type=Path, help="measure the Classcast of this checkout")
@@ -774,6 +792,8 @@ def main() -> None:
     else:
         rows = tuple(r for r in args.rows.split(",") if r) if args.rows else None
         plan = plan_from(PLANS, args.mode, n=args.n or None, rounds=args.rounds or None, rows=rows)
+        if args.peer_crowd is not None:
+            plan.peer_crowd = args.peer_crowd
         results = run_plan(plan, args.json)
     if args.json:
         save_json(args.json, results)
