@@ -21,7 +21,7 @@ from .core import Audience, Event, SessionState
 from .core.history import crowd_view
 from .core.presence import COALESCED, subject
 from .ports import Delivery
-from .tasks import cancel
+from .tasks import cancel, next_tick
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Crowd:
 
     async def _summarise(self) -> None:
         while True:
-            await asyncio.sleep(SUMMARY_S)
+            await next_tick(SUMMARY_S)  # with the process's other periodic work (one wakeup)
             try:
                 await self.send_summary()
             except Exception:

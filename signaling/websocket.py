@@ -168,9 +168,12 @@ class Transports:
         assert self.sio is not None
         eio = self.sio.eio
         stop = eio.service_task_event = eio.create_event()
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
+                # On the loop's shared grid (`classroom.tasks.next_tick`): the process's periodic
+                # work wakes up once, and the pongs to the last pass's pings are read together.
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_S - loop.time() % HEARTBEAT_S)
                 break
             except TimeoutError:
                 pass

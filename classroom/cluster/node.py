@@ -1,6 +1,6 @@
-"""This process as a node of the cluster: its heartbeat, Redis's health as it sees it, and its
-inbox: requests for the sessions it owns, replies to its own requests (RPC), and messages to other
-nodes sent in order."""
+"""This process as a node of the cluster: its beat (heartbeat and leases, one round trip), Redis's
+health as it sees it, and its inbox: requests for the sessions it owns, replies to its own requests
+(RPC), and messages to other nodes sent in order."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .. import metrics
 from ..auth import new_id
-from ..tasks import cancel
-from .codec import packb, unpackb
+from ..tasks import cancel, next_tick
+from .codec import as_text, packb, unpackb
 from .connection import unavailable
-from .fencing import LEASE_SCRIPT, PUBLISH_SCRIPT, RELEASE_SCRIPT
-from .keys import k_alive, k_inbox
+from .fencing import BEAT_S, BEAT_SCRIPT, LEASE_MS, LEASE_SCRIPT, PUBLISH_SCRIPT, RELEASE_SCRIPT
+from .keys import k_alive, k_inbox, k_lease
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,16 @@ ALIVE_MS = 3000  # a node's heartbeat key lives this long
 RPC_TIMEOUT = 5.0  # seconds a forwarded command may wait for its owner's reply
 
 Handler = Callable[[dict[str, Any]], None]
+# Told a session's lease holder (None: free) at each beat of its node.
+Watcher = Callable[[str | None], None]
+
+
+class Keeper(Protocol):
+    """A lease this node keeps (`Owned`): told at each beat who holds it, or that Redis failed."""
+
+    def kept(self, holder: str | None) -> None: ...
+
+    def missed(self) -> None: ...
 
 
 class Node:
@@ -48,13 +58,18 @@ class Node:
         self._out: list[tuple[str, dict[str, Any]]] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Leases renewed and leases read at each beat, by session id (`Owned`, `Replica`).
+        self.keeping: dict[str, Keeper] = {}
+        self.watching: dict[str, Watcher] = {}
+        self.beats = 0
+        self.beat = client.register_script(BEAT_SCRIPT)
         self.lease = client.register_script(LEASE_SCRIPT)
         self.release = client.register_script(RELEASE_SCRIPT)
         self.publish = client.register_script(PUBLISH_SCRIPT)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(f()) for f in (self._heartbeat, self._inbox, self._sender)]
+        self._tasks = [loop.create_task(f()) for f in (self._beat, self._inbox, self._sender)]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -77,19 +92,45 @@ class Node:
         self.healthy = False
         self.down = True
 
-    async def _heartbeat(self) -> None:
+    async def _beat(self) -> None:
+        """Every BEAT_S, one round trip: this node's heartbeat, the leases of the sessions it owns
+        renewed, those of the sessions it follows read (what used to be a heartbeat task, a renewal
+        task per owned session and a lease check per followed one, each its own round trip and
+        timer). On the loop's shared grid (`next_tick`), with the node's other periodic work."""
         while True:
+            await next_tick(BEAT_S)
+            kept = list(self.keeping)
+            read = [s for s in self.watching if s not in self.keeping]
             try:
                 began = time.perf_counter()
-                await self.r.set(k_alive(self.id), 1, px=ALIVE_MS)
+                holders = await self.beat(
+                    keys=[k_alive(self.id), *(k_lease(s) for s in (*kept, *read))],
+                    args=[self.id, ALIVE_MS, LEASE_MS, len(kept)],
+                )
                 metrics.REDIS_SECONDS.observe(time.perf_counter() - began)  # a round trip, sampled
-                if not self.healthy:
-                    log.info("Redis reachable; node %s serving", self.id)
-                self.healthy = True
-                self.down = False
             except RedisError as exc:
                 self.failed(exc)
-            await asyncio.sleep(0.5)
+                for session_id in kept:
+                    keeper = self.keeping.get(session_id)
+                    if keeper is not None:
+                        keeper.missed()
+                continue
+            if not self.healthy:
+                log.info("Redis reachable; node %s serving", self.id)
+            self.healthy = True
+            self.down = False
+            self.beats += 1
+            for i, (session_id, raw) in enumerate(zip((*kept, *read), holders, strict=True)):
+                holder = as_text(raw) or None
+                keeper = self.keeping.get(session_id) if i < len(kept) else None
+                watcher = self.watching.get(session_id)
+                try:
+                    if keeper is not None:
+                        keeper.kept(holder)
+                    if watcher is not None:
+                        watcher(holder)
+                except Exception:
+                    log.exception("session %s: handling its lease failed", session_id)
 
     async def alive(self, nodes: list[str]) -> dict[str, bool]:
         async with self.r.pipeline(transaction=False) as p:

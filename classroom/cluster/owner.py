@@ -1,5 +1,6 @@
-"""The owner's side of a session: `Owned` runs its `LiveSession`, keeps its lease and publishes
-its events to the stream in order (then to this node's log, through `StreamLog`)."""
+"""The owner's side of a session: `Owned` runs its `LiveSession`, keeps its lease (renewed at each
+beat of its node, `Node._beat`) and publishes its events to the stream in order (then to this
+node's log, through `StreamLog`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ..store import SessionInfo
 from ..tasks import cancel
 from .codec import as_text, fold_entries, pack_event
 from .connection import unavailable
-from .fencing import LEASE_MS, RENEW_S
+from .fencing import BEAT_S, LEASE_MS
 from .keys import k_epoch, k_lease, k_stream
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ ACK_TIMEOUT = 5.0  # seconds an owner waits for a command's events to reach the 
 STREAM_MAXLEN = RESUME_EVENTS  # kept per stream (approximately): the resume window of any node
 PUBLISH_BATCH = 500
 ENDED_STREAM_MS = 24 * 3600 * 1000  # an ended session's stream is dropped a day later
+FORGET_EVERY = round(3.0 / BEAT_S)  # beats between checks for participants on nodes that died
 
 
 class _NoFanout:
@@ -99,6 +101,10 @@ class Owned:
         self.pending: list[Event] = []
         self.abdicated = False
         self.lapsed = False  # the lease could not be renewed for a whole TTL
+        self._renewed_at = time.monotonic()  # the lease's last renewal (it was just taken)
+        self._beats = 0
+        self._releasing = False
+        self._forgetting: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._progress: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tasks: list[asyncio.Task[None]] = []
@@ -149,9 +155,8 @@ class Owned:
         # Hooks that must run once per session (pushing xAPI statements), on its owner only.
         owned.live.on_ended.extend(sessions.on_ended)
         sessions.owned[info.id] = owned
-        owned._tasks = [
-            asyncio.get_running_loop().create_task(f()) for f in (owned._publish_loop, owned._renew)
-        ]
+        owned._tasks = [asyncio.get_running_loop().create_task(owned._publish_loop())]
+        sessions.node.keeping[info.id] = owned  # renewed at each beat
         owned.live.rebuild()
         if state.status != info.status and state.status in ("live", "ended"):
             info.status = state.status
@@ -248,25 +253,24 @@ class Owned:
                         await self.node.r.pexpire(k_stream(self.id), ENDED_STREAM_MS)
                 self._progressed()
 
-    async def _renew(self) -> None:
-        last_ok = time.monotonic()
-        beat = 0
-        while True:
-            await asyncio.sleep(RENEW_S)
-            try:
-                got = await self.node.lease(keys=[k_lease(self.id)], args=[self.node.id, LEASE_MS])
-            except RedisError as exc:
-                self.node.failed(exc)
-                if time.monotonic() - last_ok > LEASE_MS / 1000:
-                    self.lapsed = True
-                continue
-            if got != 1:
-                self.abdicate("another node holds its lease")
-                return
-            last_ok, self.lapsed = time.monotonic(), False
-            beat += 1
-            if beat % 4 == 0:
-                await self._forget_dead_nodes()
+    def kept(self, holder: str | None) -> None:
+        """The node's beat renewed the lease (`holder` is this node), or found another holder."""
+        if self.abdicated:
+            return
+        if holder != self.node.id:
+            self.abdicate("another node holds its lease")
+            return
+        self._renewed_at = time.monotonic()
+        self.lapsed = self._releasing  # a session being handed over takes no new command
+        self._beats += 1
+        if self._beats % FORGET_EVERY == 0 and (self._forgetting is None or self._forgetting.done()):
+            self._forgetting = asyncio.get_running_loop().create_task(self._forget_dead_nodes())
+
+    def missed(self) -> None:
+        """The node's beat failed (Redis away): no command is taken once a whole TTL has passed
+        without a renewal (another node may hold the lease by then)."""
+        if time.monotonic() - self._renewed_at > LEASE_MS / 1000:
+            self.lapsed = True
 
     async def _forget_dead_nodes(self) -> None:
         """Participants connected through a node that died leave."""
@@ -298,7 +302,7 @@ class Owned:
         another node takes it at once. Returns how many events could not be published."""
         if self.abdicated:
             return 0
-        self.lapsed = True  # no new commands
+        self.lapsed = self._releasing = True  # no new commands
         with contextlib.suppress(TimeoutError, CommandError):
             await asyncio.wait_for(self.published(self.queued_seq), timeout)
         lost = len(self.pending)
@@ -312,8 +316,12 @@ class Owned:
         return lost
 
     async def _close(self, discard_lease: bool) -> None:
+        if self.node.keeping.get(self.id) is self:
+            del self.node.keeping[self.id]
         current = asyncio.current_task()
-        for task in self._tasks:
+        for task in [*self._tasks, self._forgetting]:
+            if task is None:
+                continue
             if task is not current:
                 await cancel(task)
         await self.live.close()

@@ -22,6 +22,7 @@ from ..store import SessionInfo
 from ..tasks import cancel
 from .codec import fold_entries, pack_state, unpack_entry, unpack_state
 from .connection import unavailable
+from .fencing import BEAT_S
 from .keys import k_stream
 from .node import RPC_TIMEOUT
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WATCH_S = 0.5  # how often a follower checks the session's lease
+WATCH_S = BEAT_S  # how often a follower sees the session's lease (its node's beat reads it)
 
 
 class _Places:
@@ -70,6 +71,7 @@ class Replica:
         # What this node delivers, in stream order, its trainers' presence batched as `LiveSession`'s.
         self.outbox = Outbox(self.crowd, self._send)
         self._tasks: list[asyncio.Task[None]] = []
+        self._checking: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         """The owner's published state (taking the lease if the session has no owner), then the
@@ -103,11 +105,14 @@ class Replica:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._follow()), loop.create_task(self._watch())]
+        self._tasks = [loop.create_task(self._follow())]
+        self.node.watching[self.id] = self._seen  # the lease, read at each beat of the node
         self.crowd.check()  # already large when this node starts to follow it
 
     async def close(self) -> None:
-        for task in self._tasks:
+        if self.node.watching.get(self.id) == self._seen:
+            del self.node.watching[self.id]
+        for task in [*self._tasks, self._checking]:
             await cancel(task)
         await self.outbox.close()
         await self.crowd.close()
@@ -222,16 +227,24 @@ class Replica:
     def _delivery(self, event: Event) -> Delivery:
         return delivery(event, self.state, self.connections, self.crowd)
 
-    async def _watch(self) -> None:
-        """Follow the lease: take it when it lapses, and tell a new owner who is here."""
-        while True:
-            await asyncio.sleep(WATCH_S)
-            try:
-                await self._check_owner()
-            except (RedisError, CommandError) as exc:  # Redis away: the next round tries again
-                self.node.failed(exc)
-            except Exception:
-                log.exception("session %s: checking its owner failed", self.id)
+    def _seen(self, holder: str | None) -> None:
+        """The lease's holder as the node's beat found it: when it is not the owner this replica
+        knows (it lapsed, or moved), find the owner, taking the lease if nobody holds it and
+        this node has the session's participants, and tell a new owner who is here."""
+        if self._checking is not None and not self._checking.done():
+            return  # one check at a time; the next beat looks again
+        same = holder == self.owner and (holder is not None or not self.connections)
+        if same and (holder != self.node.id or self.id in self.sessions.owned):
+            return  # nothing changed (the common case: no round trip)
+        self._checking = asyncio.get_running_loop().create_task(self._check())
+
+    async def _check(self) -> None:
+        try:
+            await self._check_owner()
+        except (RedisError, CommandError) as exc:  # Redis away: the next beat tries again
+            self.node.failed(exc)
+        except Exception:
+            log.exception("session %s: checking its owner failed", self.id)
 
     async def _check_owner(self) -> None:
         owner = await self.sessions.owner_of(self.id, acquire=bool(self.connections))
