@@ -4,8 +4,8 @@ sessions through Redis.
 - **Metadata** (`RedisStore`, `store.py`): the sessions' rows live in Redis, so every node sees
   every session.
 - **One owner per session**: a lease `cc:lease:<id>` (the owning node's id, TTL `LEASE_MS`,
-  renewed every `RENEW_S`; `fencing.py`). Only the owner runs the session core (`Owned`, a
-  `LiveSession`; `owner.py`) and assigns `seq`.
+  renewed at every beat of the owner's node, `BEAT_S`; `fencing.py`). Only the owner runs the
+  session core (`Owned`, a `LiveSession`; `owner.py`) and assigns `seq`.
 - **One stream per session**: the owner publishes its events to the Redis stream
   `cc:events:<id>` with the seq as entry id (`<seq>-0`), from a Lua script that first checks the
   lease and that the stream ends at the event before (fencing: a deposed owner cannot publish).
@@ -20,7 +20,9 @@ sessions through Redis.
   owner's log. Run Redis with `appendonly yes` and `appendfsync always`, so a stream write that
   Redis acknowledged is on Redis's disk too; then an acknowledged event survives the loss of the
   owner (its successor reads the stream) as well as a Redis restart (the AOF).
-- **Failover**: every node following a session checks the lease every `WATCH_S`; when it has
+- **The beat** (`Node._beat`): every `BEAT_S` a node makes one round trip that refreshes its
+  heartbeat, renews the leases it holds and reads those of the sessions it follows.
+- **Failover**: every node following a session reads the lease at each beat; when it has
   lapsed (the owner died), one takes it, rebuilds the session from its log (the data directory
   is shared) and the stream's newer events, and carries on; the other nodes send their
   participants' presence to the new owner.
@@ -29,8 +31,8 @@ sessions through Redis.
   again.
 
 The modules: `keys.py` (Redis key names), `connection.py` (the client, `unavailable`),
-`fencing.py` (lease and publish Lua scripts, lease timing), `codec.py` (stream entries, states,
-messages), `store.py` (metadata), `node.py` (heartbeat, inbox, RPC), `owner.py` (`Owned`,
+`fencing.py` (lease, beat and publish Lua scripts, their timing), `codec.py` (stream entries, states,
+messages), `store.py` (metadata), `node.py` (the beat, inbox, RPC), `owner.py` (`Owned`,
 `StreamLog`), `replica.py` (`Replica`), `sessions.py` (`ClusterSessions`, the registry).
 
 Nothing here imports `signaling` or `recorder`: the fan-out and the log come in through

@@ -26,6 +26,9 @@ from .keys import k_alive, k_inbox, k_lease
 log = logging.getLogger(__name__)
 
 ALIVE_MS = 3000  # a node's heartbeat key lives this long
+# A blocking read (the inbox, a followed stream) waits this long for news before asking again. On
+# its own connections, allowed to wait that long: the beat tells whether Redis answers.
+BLOCK_S = 20
 RPC_TIMEOUT = 5.0  # seconds a forwarded command may wait for its owner's reply
 
 Handler = Callable[[dict[str, Any]], None]
@@ -49,6 +52,7 @@ class Node:
     def __init__(self, client: aioredis.Redis) -> None:
         self.id = new_id(8)
         self.r = client
+        self.blocking = _blocking_client(client)
         self.healthy = False
         self.down = False  # Redis failed to answer, and has not answered since
         self.on_request: Handler = lambda msg: None
@@ -62,6 +66,7 @@ class Node:
         self.keeping: dict[str, Keeper] = {}
         self.watching: dict[str, Watcher] = {}
         self.beats = 0
+        self._reconnect: asyncio.Task[None] | None = None
         self.beat = client.register_script(BEAT_SCRIPT)
         self.lease = client.register_script(LEASE_SCRIPT)
         self.release = client.register_script(RELEASE_SCRIPT)
@@ -77,6 +82,7 @@ class Node:
         with contextlib.suppress(RedisError):
             await self.r.delete(k_alive(self.id))
         await self.r.aclose()
+        await self.blocking.aclose()
 
     async def ready(self) -> bool:
         """Redis answers (for a readiness probe)."""
@@ -97,8 +103,11 @@ class Node:
         renewed, those of the sessions it follows read (what used to be a heartbeat task, a renewal
         task per owned session and a lease check per followed one, each its own round trip and
         timer). On the loop's shared grid (`next_tick`), with the node's other periodic work."""
+        first = True
         while True:
-            await next_tick(BEAT_S)
+            if not first:  # the first at once: other nodes count this one's sockets once it is alive
+                await next_tick(BEAT_S)
+            first = False
             kept = list(self.keeping)
             read = [s for s in self.watching if s not in self.keeping]
             try:
@@ -117,6 +126,12 @@ class Node:
                 continue
             if not self.healthy:
                 log.info("Redis reachable; node %s serving", self.id)
+            if self.down:
+                # Blocking reads on connections that died silently (no reset) would wait out
+                # their timeout: they start again on new ones now.
+                self._reconnect = asyncio.get_running_loop().create_task(
+                    self.blocking.connection_pool.disconnect()
+                )
             self.healthy = True
             self.down = False
             self.beats += 1
@@ -207,7 +222,7 @@ class Node:
         key = k_inbox(self.id)
         while True:
             try:
-                item = await self.r.blpop([key], timeout=1)
+                item = await self.blocking.blpop([key], timeout=BLOCK_S)
                 if item is None:
                     continue
                 raws = [item[1], *(await self.r.lpop(key, 1000) or [])]
@@ -226,3 +241,13 @@ class Node:
                         self.on_request(msg)
                 except Exception:
                     log.exception("a cluster message could not be handled")
+
+
+def _blocking_client(client: aioredis.Redis) -> aioredis.Redis:
+    """A client to the same Redis for blocking reads: its own connections, whose reads may wait
+    BLOCK_S and more (the shared client's give up after a few seconds, so that commands fail fast
+    when Redis is away)."""
+    pool = client.connection_pool
+    kwargs = {k: v for k, v in pool.connection_kwargs.items() if not k.startswith(("maint_", "orig_"))}
+    kwargs["socket_timeout"] = BLOCK_S + 10
+    return aioredis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))

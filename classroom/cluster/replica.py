@@ -24,7 +24,7 @@ from .codec import fold_entries, pack_state, unpack_entry, unpack_state
 from .connection import unavailable
 from .fencing import BEAT_S
 from .keys import k_stream
-from .node import RPC_TIMEOUT
+from .node import BLOCK_S, RPC_TIMEOUT
 
 if TYPE_CHECKING:
     from .sessions import ClusterSessions
@@ -178,10 +178,12 @@ class Replica:
     # -- following ------------------------------------------------------------------------------
 
     async def _follow(self) -> None:
-        r = self.node.r
+        r = self.node.blocking
         while True:
             try:
-                found = await r.xread({k_stream(self.id): f"{self.state.seq}-0"}, count=1000, block=1000)
+                found = await r.xread(
+                    {k_stream(self.id): f"{self.state.seq}-0"}, count=1000, block=int(BLOCK_S * 1000)
+                )
             except RedisError as exc:
                 self.node.failed(exc)
                 await asyncio.sleep(0.25)
