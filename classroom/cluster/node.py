@@ -104,6 +104,7 @@ class Node:
         task per owned session and a lease check per followed one, each its own round trip and
         timer). On the loop's shared grid (`next_tick`), with the node's other periodic work."""
         first = True
+        missed = False  # the last beat found Redis away
         while True:
             if not first:  # the first at once: other nodes count this one's sockets once it is alive
                 await next_tick(BEAT_S)
@@ -117,8 +118,11 @@ class Node:
                     args=[self.id, ALIVE_MS, LEASE_MS, len(kept)],
                 )
                 metrics.REDIS_SECONDS.observe(time.perf_counter() - began)  # a round trip, sampled
-            except RedisError as exc:
+            except Exception as exc:  # RedisError, or anything else: the beat must go on
+                if not isinstance(exc, RedisError):
+                    log.exception("the node's beat failed")
                 self.failed(exc)
+                missed = True
                 for session_id in kept:
                     keeper = self.keeping.get(session_id)
                     if keeper is not None:
@@ -126,12 +130,14 @@ class Node:
                 continue
             if not self.healthy:
                 log.info("Redis reachable; node %s serving", self.id)
-            if self.down:
-                # Blocking reads on connections that died silently (no reset) would wait out
-                # their timeout: they start again on new ones now.
+            if missed:
+                # Redis was away: blocking reads on connections that died silently (no reset)
+                # would wait out their timeout; they start again on new ones now.
+                missed = False
                 self._reconnect = asyncio.get_running_loop().create_task(
                     self.blocking.connection_pool.disconnect()
                 )
+                self._reconnect.add_done_callback(lambda t: t.cancelled() or t.exception())
             self.healthy = True
             self.down = False
             self.beats += 1
