@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from classroom.auth import new_id
 from classroom.client import ClassroomClient, ClassroomError
+from classroom.cluster import Node, connect, limits
 from classroom.config import add_arguments, from_args
 from classroom.core.limits import Rate
 from signaling.guard import JOINS_PER_LINK, joins_per_link_rate
@@ -248,3 +251,35 @@ def test_joins_per_link_flag_and_environment(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("CLASSCAST_JOINS_PER_LINK", "7")
     assert joins_per_link_rate(from_args(parser.parse_args([])).joins_per_link) == Rate(7, 60_000)
     assert joins_per_link_rate(from_args(parser.parse_args(["--joins-per-link", "0"])).joins_per_link) is None
+
+
+async def test_a_batch_not_spent_in_time_goes_back_to_the_link_s_bucket(
+    monkeypatch: pytest.MonkeyPatch,
+    redis_server: RedisServer | None,  # noqa: F811
+):
+    """Two nodes' `EdgeLimits` on one Redis: a token one holds unspent is the other's once its
+    batch's time is up, and the cap is exact."""
+    monkeypatch.setattr(limits, "LEASE_S", 0.5)
+    url = redis_server.url if redis_server else os.environ["REDIS_URL"]
+    clients = [connect(url), connect(url)]
+    a, b = (limits.EdgeLimits(Node(c)) for c in clients)
+    session, burst, per_ms = "lease-" + new_id(6), 40, 3_600_000  # (refills 0.01 a second)
+    try:
+        # A's second batch is 3 (1 waiting + twice the 1 it spent): it spends 1 and holds 2,
+        # then 1 after one more join, which waits on nothing.
+        assert [await a.link(session, burst, per_ms) for _ in range(3)] == [True] * 3
+        assert a._leases[session].tokens == 1
+        took = 0
+        while await b.link(session, burst, per_ms):
+            took += 1
+        assert took == burst - 4  # all but the 4 A took, 1 of which it holds unspent
+        await asyncio.sleep(0.8)  # A's batch is over: its token goes back
+        assert await b.link(session, burst, per_ms) is True
+        assert await b.link(session, burst, per_ms) is False
+        # Redis away: no answer, which is not a refusal (the local limits decide).
+        b.node.down = True
+        assert await b.link(session, burst, per_ms) is None
+    finally:
+        await clients[0].delete(f"cc:mintlink:{session}")
+        for c in clients:
+            await c.aclose()

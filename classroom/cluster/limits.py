@@ -207,12 +207,14 @@ class EdgeLimits:
         over `per_ms`, for the whole cluster): True if allowed, False if spent, None if Redis did
         not answer. Without an await while this node holds tokens of the link."""
         lease = self._leases.get(session_id)
-        if lease is None:
-            lease = self._leases[session_id] = _Lease(burst, per_ms)
-        if lease.tokens > 0 and time.monotonic() < lease.until:
+        if lease is not None and lease.tokens > 0 and time.monotonic() < lease.until:
             lease.tokens -= 1
             lease.spent += 1
             return True
+        if self.node.down:
+            return None
+        if lease is None:
+            lease = self._leases[session_id] = _Lease(burst, per_ms)
         lease.waiting += 1
         try:
             while True:
