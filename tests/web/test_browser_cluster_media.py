@@ -161,15 +161,15 @@ async def twin_of(page, cl, info: dict, node: int) -> ClassroomClient:
     return c
 
 
-async def spend_budget(c: ClassroomClient) -> int:
-    """Send negotiation commands (an answer with no offer waiting: refused, but counted) until the
-    media node says `rate_limited`; returns how many it took."""
-    for n in range(1, 100):  # the budget of 20, and what refills meanwhile (2 a second)
-        ack = await c.send("media.answer", sdp="v=0")
-        assert not ack["ok"], ack
-        if ack["error"]["code"] == "rate_limited":
-            return n
-    raise AssertionError("the negotiation budget never ran out")
+async def spend_budget(c: ClassroomClient) -> None:
+    """Spend the media node's negotiation budget of `c`'s participant: a burst of commands (an
+    answer with no offer waiting: refused, but counted) at once, more than the budget of 20. The
+    budget refills continuously (2 a second), so what a burst leaves is well under one command for
+    a good while after it, as long as the burst is quick (a slow one-by-one drain could leave
+    0.99 of one, and the page's offer right after it would be taken)."""
+    acks = await asyncio.gather(*(c.send("media.answer", sdp="v=0") for _ in range(30)))
+    codes = [a["error"]["code"] for a in acks if not a["ok"]]
+    assert len(codes) == 30 and "rate_limited" in codes, acks
 
 
 async def held(page, n: int, timeout: float = 45) -> None:
@@ -222,7 +222,7 @@ async def test_console_republishes_while_the_new_media_node_refuses_it(
         assert [p["answered"] for p in pubs] == [True, False, False, True], pubs
         # The waits between a refusal and the next offer: 0.5 s, then 1 s.
         waits = [(pubs[i + 1]["made"] - pubs[i]["closed"]) / 1000 for i in (1, 2)]
-        assert 0.45 <= waits[0] < 0.9 and 0.95 <= waits[1] < 1.6, waits
+        assert 0.45 <= waits[0] < 0.95 and 0.95 <= waits[1] < 1.9, waits
         assert problems.items == []
 
 
