@@ -8,11 +8,13 @@ connection at 1 and 5 messages/s, one system call per connection per message; th
 stime are read from `/proc/PID/stat` around each window (until every receiver has every frame) and
 divided by the frames delivered. Each variant is a fresh set of processes and one row: plain
 `socket.send` from a tight loop, uvloop's `transport.write` through Classcast's own `write_frame`,
-socket options, other system calls, busy or pinned receivers, and (for reference, as it holds
-messages back) several messages per write.
+a C loop and io_uring (built with `cc` at first use), socket options, other system calls, busy or
+pinned receivers, and (for reference, as it holds messages back) several messages per write.
+`--perf` profiles a variant's sender and sorts its kernel time into the sender's output, the
+receiver's input, the wakeup, the ACK and the system call.
 
-    python bench/scale/floor.py [--n 10000] [--receivers 4] [--variants send,asyncio,...]
-                                [--peer | --peer-json harness.json | --peer-us 25.3] [--json out.json]
+    python bench/scale/floor.py [--n 10000] [--receivers 4] [--variants send,asyncio,...] [--perf send]
+                                [--peer | --peer-json harness.json | --peer-us 47.9,25.1] [--json out.json]
 
 prints a markdown section for docs/benchmarks.md on stdout, progress on stderr.
 """
@@ -802,7 +804,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| `{name}` | {f['what']}{errs} | " + " | ".join(cells) + " |")
     lines.append("")
     for run in results["runs"]:
-        if not run.get("perf"):
+        if not (run.get("perf") or {}).get("samples"):  # not asked for, or perf could not record
             continue
         samples = run["perf"]["samples"]
         total = sum(samples.values()) or 1
