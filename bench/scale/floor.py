@@ -120,6 +120,9 @@ class Plan:
     rates: tuple[float, ...] = (1, 5)  # messages/s
     seconds: float = 5  # per rate per window
     windows: int = 3  # windows per rate per variant (medians over them)
+    # Passes over the variants, each a fresh set of processes (A B A B ...): a machine whose cost per
+    # write drifts (other work on it) then weighs on every variant alike.
+    repeat: int = 1
     variants: tuple[str, ...] = DEFAULT_VARIANTS
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -712,12 +715,13 @@ def run_plan(plan: Plan, peer: str | None = None, save: Path | None = None) -> d
         "runs": [],
     }
     started = time.monotonic()
-    for name in plan.variants:
-        results["runs"].append(one_variant(name, plan))
-        results["elapsed_s"] = time.monotonic() - started
-        results["load"]["after"] = os.getloadavg()
-        if save is not None:
-            save_json(save, results)
+    for rep in range(plan.repeat):
+        for name in plan.variants:
+            results["runs"].append(one_variant(name, plan) | {"repeat": rep})
+            results["elapsed_s"] = time.monotonic() - started
+            results["load"]["after"] = os.getloadavg()
+            if save is not None:
+                save_json(save, results)
     if peer == "run":
         results["peer"] = peer_now(plan)
     elif peer:
@@ -738,16 +742,20 @@ def figures(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per variant: medians over windows, per rate and over both rates (per window pair)."""
     out: dict[str, dict[str, Any]] = {}
     rates = results["plan"]["rates"]
-    for run in results["runs"]:
-        ws = run["windows"]
-        f: dict[str, Any] = {"what": run["what"], "windows": len({w["window"] for w in ws})}
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for run in results["runs"]:  # a variant's passes (`repeat`) together
+        grouped.setdefault(run["variant"], []).append(run)
+    for name, runs in grouped.items():
+        ws = [w | {"key": (run.get("repeat", 0), w["window"])} for run in runs for w in run["windows"]]
+        keys = sorted({w["key"] for w in ws})
+        f: dict[str, Any] = {"what": runs[0]["what"], "windows": len(keys), "passes": len(runs)}
         for rate in rates:
             rw = [w for w in ws if w["rate"] == rate]
             f[rate] = {k: _med([w[k] for w in rw]) for k in ("us", "user_us", "sys_us")}
             f[rate]["load1"] = _med([w["load1"] for w in rw])
         both = []
-        for i in sorted({w["window"] for w in ws}):
-            pair = [w for w in ws if w["window"] == i]
+        for key in keys:
+            pair = [w for w in ws if w["key"] == key]
             frames = sum(w["frames"] for w in pair)
             both.append(
                 {
@@ -763,7 +771,7 @@ def figures(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         }
         f["errors"] = sum(w["errors"] for w in ws)
         f["load1"] = _med([w["load1"] for w in ws])
-        out[run["variant"]] = f
+        out[name] = f
     return out
 
 
@@ -783,7 +791,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"N = {plan['n']:,} loopback websockets over {plan['receivers']} receiver processes, a "
         f"{results['frame_bytes']}-byte frame (the chat event of the scale harness), "
         f"{' and '.join(f'{r:g}' for r in rates)} messages/s for {plan['seconds']:g} s each, "
-        f"{plan['windows']} windows per rate; each variant a fresh sender and receivers; run at "
+        f"{plan['windows']} windows per rate"
+        + (f", {plan['repeat']} passes over the variants (A B A B …)" if plan.get("repeat", 1) > 1 else "")
+        + "; each variant a fresh sender and receivers; run at "
         f"{results['when']}, {results['elapsed_s'] / 60:.1f} min, load average "
         f"{results['load']['before'][0]:.1f} before and {results['load']['after'][0]:.1f} after on "
         f"{results['cpus']} CPUs. Figures are the sender's CPU per delivery (utime + stime from "
@@ -804,7 +814,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| `{name}` | {f['what']}{errs} | " + " | ".join(cells) + " |")
     lines.append("")
     for run in results["runs"]:
-        if not (run.get("perf") or {}).get("samples"):  # not asked for, or perf could not record
+        if not (run.get("perf") or {}).get("samples") or run.get(
+            "repeat", 0
+        ):  # not asked for, or perf could not record
             continue
         samples = run["perf"]["samples"]
         total = sum(samples.values()) or 1
@@ -873,6 +885,7 @@ def main() -> None:
     parser.add_argument("--receivers", type=int, help="receiver processes")
     parser.add_argument("--seconds", type=float, help="per rate per window")
     parser.add_argument("--windows", type=int)
+    parser.add_argument("--repeat", type=int, help="passes over the variants, interleaved")
     parser.add_argument("--variants", help=f"comma-separated, of {', '.join(VARIANTS)}")
     peer = parser.add_mutually_exclusive_group()
     peer.add_argument("--peer", action="store_true", help="run the scale harness's peer row (1 round) too")
@@ -895,7 +908,7 @@ def main() -> None:
             if v not in VARIANTS:
                 parser.error(f"unknown variant {v!r}")
         plan = plan_from(PLANS, args.mode, n=args.n, receivers=args.receivers, seconds=args.seconds,
-                         windows=args.windows, variants=variants)  # fmt: skip
+                         windows=args.windows, variants=variants, repeat=args.repeat)  # fmt: skip
         if args.perf:
             plan.extra = {"perf": args.perf.split(",")}
         results = run_plan(plan, "run" if args.peer else None, args.json)
