@@ -118,7 +118,8 @@ bench-full: $(STAMP) $(BENCH_NODE)
 
 # One session of 10,000 learners (bench/scale/README.md; `make bench` runs it at 500, bench-full at
 # 2,000): Classcast and the Node peer, each alone and clustered on a private Redis. Prints its
-# markdown section, keeps the raw figures. Long: every join storm is O(N²) on today's servers.
+# markdown section (docs/benchmarks.md's hand part has the last one), keeps the raw figures. Long:
+# ~8 minutes a round of the four rows, 3 rounds.
 bench-scale: $(STAMP) $(BENCH_NODE)
 	$(PY) bench/scale/harness.py --mode full --json bench/scale/last-run.json
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "benchmarks.md"
+# The page's hand-written part starts here: analyses, longer runs (`make bench-scale`), runs by hand.
+# `make bench` rewrites what is above it and keeps this line and what follows as they are.
+HAND = "<!-- Everything below is measured or written by hand; `make bench` keeps it as it is. -->"
 # Seconds the media benchmark may take at most, per mode (its plan's budget plus set-up).
 MEDIA_TIMEOUT = {"tiny": 300, "quick": 1200, "full": 3600}
 
@@ -97,7 +100,7 @@ def main() -> None:
     # timeout here is the backstop for a run that hangs.
     sections.append(run_bench("webrtc/harness.py", "--mode", mode, timeout=MEDIA_TIMEOUT[mode]).stdout)
     # One session at scale: N = 500 in quick mode, 2,000 in full mode; the 10,000-learner run is
-    # `make bench-scale` (bench/scale/README.md): on today's servers its join storms alone are O(N²).
+    # `make bench-scale` (bench/scale/README.md; ~8 minutes a round of its four rows).
     scale_args = ["--mode", "quick"] if quick else ["--mode", "full", "--n", "2000"]
     sections.append(run_bench("scale/harness.py", *scale_args).stdout)
     profile = run_bench("fanout/profile.py", "--n", "1000", "--seconds", "8", check=False)
@@ -109,7 +112,13 @@ def main() -> None:
         "Medians unless stated; every figure beside its peer, measured in the same run.",
         "",
     ]
-    OUT.write_text("\n".join(header) + "\n" + "\n".join(sections))
+    OUT.write_text("\n".join(header) + "\n" + "\n".join(sections) + "\n" + hand_part())
+
+
+def hand_part() -> str:
+    """The page's hand-written part (from the `HAND` line on), kept across runs."""
+    old = OUT.read_text() if OUT.exists() else ""
+    return old[old.index(HAND) :] if HAND in old else HAND + "\n"
     print(OUT.read_text())
 
 

@@ -30,7 +30,7 @@ from recorder.lrs import LrsPusher
 from recorder.mediafeed import MediaFeeds
 from recorder.recorder import Recorder
 from signaling.fanout import FrameFanout
-from signaling.guard import Guard, bad_packet_rate, raise_nofile
+from signaling.guard import Guard, bad_packet_rate, joins_per_link_rate, raise_nofile
 from signaling.hub import Hub
 from signaling.media import MediaRooms
 from signaling.media_cluster import ClusterMedia
@@ -41,7 +41,7 @@ from . import metrics
 from .api import setup_routes
 from .auth import Signer
 from .cluster import ClusterSessions, RedisStore
-from .cluster.limits import AddressLimits
+from .cluster.limits import EdgeLimits
 from .config import Settings
 from .heap import HeapTrimmer, LongLived
 from .http import ServerLog, json_errors, security_headers
@@ -119,7 +119,13 @@ def build_app(settings: Settings) -> web.Application:
     sio.attach(app)
     heap = HeapTrimmer()
     long_lived = LongLived()
-    transports = Transports(heap, Guard(bad_packets=bad_packet_rate(settings.bad_packets)))
+    transports = Transports(
+        heap,
+        Guard(
+            bad_packets=bad_packet_rate(settings.bad_packets),
+            joins_per_link=joins_per_link_rate(settings.joins_per_link),
+        ),
+    )
     transports.install(sio)
     recordings = settings.data_dir / "recordings"
     recorder = Recorder(recordings)
@@ -137,8 +143,8 @@ def build_app(settings: Settings) -> web.Application:
             settings.crowd_size,
         )
         store: SessionStore | RedisStore = sessions.store
-        # The edge's per-address budgets counted across the nodes (issue 11).
-        transports.guard.shared = AddressLimits(sessions.node)
+        # The edge's budgets per address and per link counted across the nodes (issue 11).
+        transports.guard.shared = EdgeLimits(sessions.node)
     else:
         store = SessionStore(settings.data_dir)
         sessions = Sessions(

@@ -5,6 +5,17 @@ events, and follow the folded session state. Tests, benchmarks and trainers' bot
         await c.request("chat.send", text="hello")
         await c.wait_for("chat.message", lambda e: e["data"]["text"] == "hi")
         print(c.view()["chat"])
+
+Besides the stream (`event`, folded into `state`) and the presence summary (`presence`), the
+server sends some Socket.IO events to one socket only, outside the stream (docs/protocol.md):
+`media.offer` (a viewer's renegotiation), `media.reset` (cluster mode: the session's media moved;
+view and publish again) and `closing` (the server is about to close the connection). The client
+keeps every such personal event, in arrival order, in `personal` as `(name, data)`, and
+`wait_personal` waits for one; `on_personal` adds a handler. A handler registered with
+`client.sio.on(name, ...)` takes that event for itself instead (Socket.IO calls one handler per
+event): it is then not recorded.
+
+    reset = await c.wait_personal("media.reset", timeout=20)
 """
 
 from __future__ import annotations
@@ -69,6 +80,9 @@ class ClassroomClient:
         self._rejoin: asyncio.Task[None] | None = None
         self._epoch: str | None = None
         self._fetches: set[asyncio.Task[Any]] = set()
+        # Personal events (outside the stream), in arrival order, and handlers added for them.
+        self.personal: list[tuple[str, Any]] = []
+        self._personal_handlers: dict[str, list[Callable[[Any], Any]]] = {}
         self.sio = socketio.AsyncClient(
             reconnection=reconnect, reconnection_delay=0.1, reconnection_delay_max=1.0
         )
@@ -76,6 +90,7 @@ class ClassroomClient:
         self.sio.on("presence", self._on_presence)
         self.sio.on("connect", self._on_connect)
         self.sio.on("connect_error", self._on_connect_error)
+        self.sio.on("*", self._on_personal)  # every event without a handler of its own
 
     async def __aenter__(self) -> ClassroomClient:
         await self.connect()
@@ -176,6 +191,19 @@ class ClassroomClient:
             self.reactions[emoji] = self.reactions.get(emoji, 0) + n
         self._notify()
 
+    async def _on_personal(self, name: str, data: Any = None, *_: Any) -> None:
+        self.personal.append((name, data))
+        self._notify()
+        for fn in self._personal_handlers.get(name, ()):
+            result = fn(data)
+            if asyncio.iscoroutine(result):
+                await result
+
+    def on_personal(self, name: str, fn: Callable[[Any], Any]) -> None:
+        """Call `fn(data)` (a function or a coroutine function) for each personal event `name`,
+        after it is recorded in `personal`."""
+        self._personal_handlers.setdefault(name, []).append(fn)
+
     def _apply(self, wire: dict[str, Any]) -> None:
         assert self.state is not None
         if wire["seq"] <= self.state.seq:
@@ -261,6 +289,20 @@ class ClassroomClient:
             return next((e for e in self.events if e["type"] == type_ and (match is None or match(e))), None)
 
         return await self.wait_until(found, timeout)
+
+    async def wait_personal(
+        self, name: str, match: Callable[[Any], bool] | None = None, timeout: float = 5.0
+    ) -> Any:
+        """Wait for (or find among those received) a personal event `name` whose data matches;
+        returns its data. Not after the join only: a personal event can come first."""
+
+        def found() -> tuple[str, Any] | None:
+            return next((p for p in self.personal if p[0] == name and (match is None or match(p[1]))), None)
+
+        async with asyncio.timeout(timeout):
+            while (hit := found()) is None:
+                await self._changed.wait()
+        return hit[1]
 
     async def wait_seq(self, seq: int, timeout: float = 5.0) -> None:
         await self.wait_until(lambda: self.state is not None and self.state.seq >= seq, timeout)

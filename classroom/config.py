@@ -27,6 +27,7 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     log_level: str = "INFO"
     bad_packets: int = 20  # undecodable packets per connection per 10 s before it is closed; 0: never
+    joins_per_link: int = 10_000  # new learners per session link per minute, whole cluster; 0: no cap
     # STUN/TURN servers for the server's WebRTC peers; none is needed on loopback or a LAN.
     ice_servers: list[str] = field(default_factory=list)
     # Cluster mode (classroom/cluster/): sessions shared with the other nodes on this Redis.
@@ -118,6 +119,13 @@ _OPTIONS: dict[str, tuple[str, str, Any, str]] = {
         "CLASSCAST_BAD_PACKETS",
         int,
         "packets that do not decode a connection may send per 10 s before it is closed (0: no limit)",
+    ),
+    "joins_per_link": (
+        "--joins-per-link",
+        "CLASSCAST_JOINS_PER_LINK",
+        int,
+        "new learners a session's learner link admits per minute, across the cluster; a backstop "
+        "against a leaked link (0: no limit; default 10000)",
     ),
     "ice_servers": (
         "--ice-servers",

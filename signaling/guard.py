@@ -28,6 +28,12 @@ JOINS_PER_LINK = Rate(10_000, 60_000)  # a backstop: a large class joins within 
 BAD_PACKETS = Rate(20, 10_000)
 
 
+def joins_per_link_rate(per_minute: int) -> Rate | None:
+    """The backstop of new identities per session link from its setting (`--joins-per-link`):
+    that many, refilled over a minute; 0 or less: no limit."""
+    return Rate(per_minute, 60_000) if per_minute > 0 else None
+
+
 def bad_packet_rate(per_10s: int) -> Rate | None:
     """The garbage budget of one connection from its setting (`--bad-packets`): that many packets
     that do not decode, refilled over 10 s; 0 or less: no limit."""
@@ -58,6 +64,8 @@ class SharedLimits(Protocol):
 
     async def mint(self, session_id: str, address: str, burst: int, per_ms: int) -> bool | None: ...
 
+    async def link(self, session_id: str, burst: int, per_ms: int) -> bool | None: ...
+
 
 @dataclass
 class Guard:
@@ -73,9 +81,10 @@ class Guard:
     unlimited: frozenset[str] = field(
         default_factory=lambda: _env_addresses("CLASSCAST_UNLIMITED_IPS", LOOPBACK)
     )
-    # New identities (a `join` with a link token) per address and session, and per session (link).
+    # New identities (a `join` with a link token) per address and session, and per session (link;
+    # None: no limit; the server sets it from `--joins-per-link` / CLASSCAST_JOINS_PER_LINK).
     joins_per_address: Rate = JOINS_PER_ADDRESS
-    joins_per_link: Rate = JOINS_PER_LINK
+    joins_per_link: Rate | None = JOINS_PER_LINK
     # A connected socket that has not joined after this many seconds is closed.
     join_timeout: float = field(default_factory=lambda: float(_env_int("CLASSCAST_JOIN_TIMEOUT", 10)))
     # Packets that do not decode, per connection, before it is closed (None: never closed); the
@@ -154,7 +163,7 @@ class Guard:
         """Spend a token for a new identity from `address` (None: not counted) on `session_id`'s
         link, both or none."""
         now = int(time.monotonic() * 1000)
-        keys = [(f"l:{session_id}", self.joins_per_link)]
+        keys = [(f"l:{session_id}", self.joins_per_link)] if self.joins_per_link is not None else []
         if address is not None and self.limited(address):
             keys.append((f"a:{session_id}:{address}", self.joins_per_address))
         buckets = []
@@ -172,13 +181,20 @@ class Guard:
         return True
 
     async def may_mint_everywhere(self, session_id: str, address: str | None) -> bool:
-        """`may_mint`, then the cluster's count of new identities from `address` on the link."""
+        """`may_mint`, then the cluster's counts: new identities from `address` on the link (a
+        round trip), then on the link from anywhere (usually none: `shared.link` spends tokens
+        this node was granted in a batch). The address first, so one address refused for its own
+        joins spends nothing of the class's link."""
         if not self.may_mint(session_id, address):
             return False
-        if self.shared is None or address is None or not self.limited(address):
+        if self.shared is None:
             return True
-        rate = self.joins_per_address
-        return await self.shared.mint(session_id, address, rate.burst, rate.per_ms) is not False
+        if address is not None and self.limited(address):
+            rate = self.joins_per_address
+            if await self.shared.mint(session_id, address, rate.burst, rate.per_ms) is False:
+                return False
+        link = self.joins_per_link
+        return link is None or await self.shared.link(session_id, link.burst, link.per_ms) is not False
 
 
 def raise_nofile() -> tuple[int, int]:

@@ -7,8 +7,10 @@ tracks are live (`media.tracks`) and writes the session's log, so the media's re
 it. This module wraps the embedded `MediaRooms` for that:
 
 - **Commands**: a socket's `media.*` command runs at once when this node owns the session; from
-  any other node it goes to the owner over its inbox (op `media`, like forwarded commands, with the
-  socket named `<node>|<sid>` there) and the owner's ack comes back. The client then connects its
+  any other node it goes to the owner over its inbox (op `media`, with the socket named
+  `<node>|<sid>` there), where it is answered as forwarded commands are
+  (`ClusterSessions.answer`: in arrival order, `not_owner` if the node does not own the session),
+  and the owner's ack comes back. The client then connects its
   RTCPeerConnection over UDP straight to the owner: the owner's SDP carries the owner's ICE
   candidates, so every node's UDP ports must be reachable from clients (or `--ice-servers` name a
   TURN server every node uses).
@@ -31,7 +33,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from classroom.cluster import ClusterSessions
+from classroom.cluster import ClusterSessions, Owned
 from classroom.core import CommandError
 from classroom.tasks import cancel
 
@@ -206,7 +208,12 @@ class ClusterMedia:
     def _on_request(self, msg: dict[str, Any]) -> None:
         op = msg.get("op")
         if op == "media":
-            self._spawn(self._serve(msg))
+            target, pid, name, payload = msg["a"]
+
+            async def run(owned: Owned) -> dict[str, Any]:
+                return {"ok": True, **await self.rooms.command(target, owned.live, pid, name, payload)}
+
+            self.sessions.answer(msg, run, f"forwarded media command {str(name)[:60]!r}")
         elif op == "media.gone":
             owned = self.sessions.owned.get(msg.get("s", ""))
             target, pid = msg["a"]
@@ -217,26 +224,6 @@ class ClusterMedia:
             self._emit_local(sid, event, data)
         else:
             self._forward(msg)
-
-    async def _serve(self, msg: dict[str, Any]) -> None:
-        session_id = msg.get("s", "")
-        target, pid, name, payload = msg["a"]
-        taking = self.sessions.taking(session_id)
-        if taking is not None:  # taking the session over right now: its commands wait
-            await taking
-        owned = self.sessions.owned.get(session_id)
-        if owned is None or not owned.usable:
-            self.node.reply(msg, {"err": "not_owner"})
-            return
-        try:
-            extra = await self.rooms.command(target, owned.live, pid, name, payload)
-            ack = {"ok": True, **extra}
-        except CommandError as exc:
-            ack = exc.as_ack()
-        except Exception:
-            log.exception("forwarded media command %r failed", str(name)[:60])
-            ack = CommandError("internal_error", "the server failed; nothing changed").as_ack()
-        self.node.reply(msg, {"ack": ack})
 
     # -- failover ---------------------------------------------------------------------------------
 

@@ -37,3 +37,8 @@ def k_open(address: str) -> str:
 def k_mints(session_id: str, address: str) -> str:
     """The bucket of new identities from one address on one session's link."""
     return f"cc:mint:{session_id}:{address}"
+
+
+def k_link_mints(session_id: str) -> str:
+    """The bucket of new identities on one session's link, from every address (taken in batches)."""
+    return f"cc:mintlink:{session_id}"

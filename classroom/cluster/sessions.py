@@ -57,6 +57,7 @@ class ClusterSessions:
         self.owned: dict[str, Owned] = {}
         self._loading: dict[str, asyncio.Future[Replica | None]] = {}
         self._taking: dict[str, asyncio.Future[None]] = {}
+        self._answering: set[asyncio.Task[None]] = set()  # forwarded commands being run
         self._reaper: asyncio.Task[None] | None = None
         self.draining = False  # set by release_all: this node takes no session any more
         # Called with a session's id once it has ended, by the node that owns it.
@@ -148,40 +149,67 @@ class ClusterSessions:
             future.set_result(None)
             del self._taking[session_id]
 
-    def taking(self, session_id: str) -> asyncio.Future[None] | None:
-        """Done once this node has finished taking the session over, if it is doing so now."""
-        return self._taking.get(session_id)
-
-    def _on_request(self, msg: dict[str, Any]) -> None:
+    def _owned_for(self, msg: dict[str, Any], again: Callable[[], None]) -> Owned | None:
+        """The session a request from another node is about, if this node owns it and can use
+        it. Otherwise None, having answered `not_owner` (the asker then looks the owner up
+        again), or, while this node is taking the session over, having deferred `again` until
+        it is done: requests deferred so run in the order they arrived."""
         session_id = msg.get("s", "")
         owned = self.owned.get(session_id)
-        op, args = msg.get("op"), msg.get("a") or []
         taking = self._taking.get(session_id)
         if owned is None and taking is not None:
-            # Taking the session over right now: its presence and commands wait, in order.
-            taking.add_done_callback(lambda _: self._on_request(msg))
-            return
-        if owned is None or owned.abdicated:
+            taking.add_done_callback(lambda _: again())
+            return None
+        if owned is None or not owned.usable:
             self.node.reply(msg, {"err": "not_owner"})
+            return None
+        return owned
+
+    def answer(
+        self, msg: dict[str, Any], run: Callable[[Owned], Awaitable[dict[str, Any]]], what: str
+    ) -> None:
+        """The owner's side of a command forwarded by another node (`op` "cmd" here, "media" in
+        `signaling/media_cluster.py`): `run` on the session, started now (so commands are
+        decided in the order they arrived; during a takeover, once it is done, still in that
+        order), its ack sent back; a CommandError is its ack, any other failure a logged
+        `internal_error` (`what` names it in the log). Replies `not_owner` when this node does not
+        own the session, or cannot use it now."""
+        owned = self._owned_for(msg, lambda: self.answer(msg, run, what))
+        if owned is None:
             return
+        task = asyncio.get_running_loop().create_task(self._answer(owned, msg, run, what))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer(
+        self, owned: Owned, msg: dict[str, Any], run: Callable[[Owned], Awaitable[dict[str, Any]]], what: str
+    ) -> None:
+        try:
+            ack = await run(owned)
+        except CommandError as exc:
+            ack = exc.as_ack()
+        except Exception:
+            log.exception("%s failed", what)
+            ack = CommandError("internal_error", "the server failed; nothing changed").as_ack()
+        self.node.reply(msg, {"ack": ack})
+
+    def _on_request(self, msg: dict[str, Any]) -> None:
+        op, args = msg.get("op"), msg.get("a") or []
         if op == "cmd":
-            # Started now, so commands are decided in the order they arrived.
-            task = asyncio.get_running_loop().create_task(self._serve(owned, msg, *args))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        elif op == "attach":
+            pid, name, payload = args
+            self.answer(
+                msg, lambda owned: owned.run(pid, name, payload), f"forwarded command {str(name)[:60]!r}"
+            )
+            return
+        owned = self._owned_for(msg, lambda: self._on_request(msg))
+        if owned is None:
+            return
+        if op == "attach":
             owned.attach(msg["from"], *args)
         elif op == "detach":
             owned.detach(msg["from"], *args)
         elif op == "state":
             self.node.reply(msg, {"state": pack_state(owned.published_state), "epoch": owned.epoch})
-
-    async def _serve(self, owned: Owned, msg: dict[str, Any], pid: str, name: str, payload: Any) -> None:
-        try:
-            ack = await owned.run(pid, name, payload)
-        except Exception:
-            log.exception("forwarded command %r failed", str(name)[:60])
-            ack = CommandError("internal_error", "the server failed; nothing changed").as_ack()
-        self.node.reply(msg, {"ack": ack})
 
     async def forget(self, session_id: str) -> None:
         """Drop a session for good: followed, owned, its log, its metadata and stream."""

@@ -1,15 +1,23 @@
 """Live media in cluster mode, in real Chromium with fake devices: the trainer's console on one
 node publishes, a learner's page on another node sees and hears it, the session's media running on
 a third node (its owner). That node is killed: both pages hear `media.reset`, the console publishes
-again by itself, and the learner's stage plays the video again, now from the session's new node."""
+again by itself, and the learner's stage plays the video again, now from the session's new node.
+
+The console's republish after `media.reset` (web/src/media.ts, `Publisher.republish`) is also
+tested against real refusals of the session's new media node: its per-participant negotiation
+budget spent (`rate_limited`, retried with backoff until it is taken) and a learner's camera no
+longer allowed (`forbidden`, not retried). `HOLD` lets the test spend the budget, or withdraw the
+camera, while the page's republished offer waits, so the refusal is certain rather than a race."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from playwright.async_api import expect
 
+from classroom.client import ClassroomClient
 from classroom.cluster import k_lease
 from tests.cluster import RedisServer, cluster_of
 from tests.test_cluster import redis_server  # noqa: F401 - the fixture
@@ -40,6 +48,58 @@ NEWEST_FLOWING = """async (n) => {
   await new Promise((r) => setTimeout(r, 500));
   return (await bytes()) > before;
 }"""
+
+# The page's publishing connections (those with a sending transceiver), each with when it made its
+# first offer and when it was closed; while `__hold` is set, each offer it makes waits after its ICE
+# gathering (so the page sends it at once when let go) until the test calls `__release()`.
+HOLD = """(() => {
+  window.__pubs = [];
+  window.__hold = false;
+  window.__held = 0;
+  window.__release = () => {};
+  const proto = RTCPeerConnection.prototype;
+  const sending = (pc) => pc.getTransceivers().some((t) => t.direction === 'sendonly');
+  const createOffer = proto.createOffer;
+  proto.createOffer = function (...args) {
+    if (sending(this) && !window.__pubs.some((p) => p.pc === this)) {
+      window.__pubs.push({ pc: this, made: performance.now(), closed: null, answered: false });
+    }
+    return createOffer.apply(this, args);
+  };
+  const close = proto.close;
+  proto.close = function () {
+    const p = window.__pubs.find((p) => p.pc === this);
+    if (p && p.closed === null) p.closed = performance.now();
+    return close.apply(this);
+  };
+  const setRemote = proto.setRemoteDescription;
+  proto.setRemoteDescription = function (...args) {
+    const p = window.__pubs.find((p) => p.pc === this);
+    if (p) p.answered = true;
+    return setRemote.apply(this, args);
+  };
+  const setLocal = proto.setLocalDescription;
+  proto.setLocalDescription = async function (...args) {
+    const result = await setLocal.apply(this, args);
+    if (window.__hold && sending(this)) {
+      const until = performance.now() + 3000;
+      while (this.iceGatheringState !== 'complete' && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await new Promise((r) => {
+        window.__release = r;
+        window.__held += 1;
+      });
+    }
+    return result;
+  };
+})();"""
+
+# NEWEST_FLOWING over the page's publishing connections only.
+NEWEST_PUB_FLOWING = NEWEST_FLOWING.replace("window.__peers", "window.__pubs.map((p) => p.pc)")
+
+# The publishing connections as plain data.
+PUBS = "() => window.__pubs.map((p) => ({ made: p.made, closed: p.closed, answered: p.answered }))"
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -87,4 +147,137 @@ async def test_media_across_nodes_and_after_the_media_node_dies(
         await holds(ada, PLAYING, tid("stage-video", CAMERA))
         await ada.wait_for_function(AUDIO_LIVE, timeout=WAIT, polling=300)
         await expect(console.locator(tid("on-air"))).to_be_visible()
+        assert problems.items == []
+
+
+async def twin_of(page, cl, info: dict, node: int) -> ClassroomClient:
+    """A socket.io client as the page's own participant (its token from the page's storage), on
+    `node`: its media commands spend the same per-participant budget as the page's."""
+    token = await page.evaluate("(k) => sessionStorage.getItem(k)", f"classcast:{info['id']}")
+    assert token
+    c = ClassroomClient(f"{cl.nodes[node].base}/s/{info['id']}?token={token}")
+    cl.clients.append(c)
+    await c.connect()
+    return c
+
+
+async def spend_budget(c: ClassroomClient) -> None:
+    """Spend the media node's negotiation budget of `c`'s participant: a burst of commands (an
+    answer with no offer waiting: refused, but counted) at once, more than the budget of 20. The
+    budget refills continuously (2 a second), so what a burst leaves is well under one command for
+    a good while after it, as long as the burst is quick (a slow one-by-one drain could leave
+    0.99 of one, and the page's offer right after it would be taken)."""
+    acks = await asyncio.gather(*(c.send("media.answer", sdp="v=0") for _ in range(30)))
+    codes = [a["error"]["code"] for a in acks if not a["ok"]]
+    assert len(codes) == 30 and "rate_limited" in codes, acks
+
+
+async def held(page, n: int, timeout: float = 45) -> None:
+    await page.wait_for_function(f"() => window.__held >= {n}", timeout=timeout * 1000, polling=50)
+
+
+@needs_browser
+async def test_console_republishes_while_the_new_media_node_refuses_it(
+    tmp_path: Path,
+    redis_server: RedisServer | None,  # noqa: F811
+    browser,
+    problems,
+) -> None:
+    """After `media.reset`, the new media node answers the console's offer `rate_limited` twice
+    (its budget spent by the same trainer's other socket): the console offers again 0.5 s after
+    the first refusal and 1 s after the second, and the third offer is taken, video flowing."""
+    async with cluster_of(tmp_path, 3, redis_server and redis_server.url, "--log-level", "info") as cl:
+        info = await cl.create_session(node=0, title="Retried stage")
+        host = await cl.client(info["trainer_url"], 2, "Host")  # node 2 owns the session
+        context = await browser.new_context(viewport=LAPTOP)
+        await context.add_init_script(HOLD)
+        console = await open_console(context, cl.on(info["trainer_url"], 0), problems)
+        await console.click(tid("session-start"))
+        await until(console, "v.status === 'live'")
+        await console.click(tid("media-go"))
+        await expect(console.locator(tid("on-air"))).to_be_visible(timeout=WAIT)
+        await holds(console, NEWEST_PUB_FLOWING, 1)
+        twin = await twin_of(console, cl, info, 1)
+        assert len(await console.evaluate(PUBS)) == 1
+
+        await console.evaluate("() => { window.__hold = true; }")
+        await host.close()
+        await cl.nodes[2].kill()
+        for attempt in (1, 2):
+            await held(console, attempt)
+            # The new media node's budget for this trainer spent: the offer let go now is refused.
+            await spend_budget(twin)
+            await console.evaluate("() => window.__release()")
+            await console.wait_for_function(
+                f"() => window.__pubs.length === {attempt + 1} && window.__pubs[{attempt}].closed !== null",
+                timeout=10_000,
+                polling=50,
+            )
+        await held(console, 3, timeout=10)
+        await console.evaluate("() => { window.__hold = false; window.__release(); }")
+        await holds(console, NEWEST_PUB_FLOWING, 4, timeout=30)
+        await expect(console.locator(tid("on-air"))).to_be_visible()
+        pubs = await console.evaluate(PUBS)
+        assert len(pubs) == 4, pubs
+        assert [p["answered"] for p in pubs] == [True, False, False, True], pubs
+        # The waits between a refusal and the next offer: 0.5 s, then 1 s.
+        waits = [(pubs[i + 1]["made"] - pubs[i]["closed"]) / 1000 for i in (1, 2)]
+        assert 0.45 <= waits[0] < 0.95 and 0.95 <= waits[1] < 1.9, waits
+        assert problems.items == []
+
+
+@needs_browser
+async def test_a_refused_republish_that_would_be_refused_again_is_not_retried(
+    tmp_path: Path,
+    redis_server: RedisServer | None,  # noqa: F811
+    browser,
+    problems,
+) -> None:
+    """A learner speaking with mic and camera; after `media.reset` (while her page's offer waits)
+    the trainer gives her the floor again without the camera: the new media node refuses the
+    offer (`forbidden`, a camera track) and the page does not send it again."""
+    async with cluster_of(tmp_path, 3, redis_server and redis_server.url, "--log-level", "info") as cl:
+        info = await cl.create_session(node=0, title="Refused stage")
+        host = await cl.client(info["trainer_url"], 2, "Host")  # node 2 owns the session
+        await host.request("session.start")
+        tess = await cl.client(info["trainer_url"], 0, "Tess")
+        context = await browser.new_context(viewport=LAPTOP)
+        await context.add_init_script(HOLD)
+        ada = await open_page(context, cl.on(info["join_url"], 1), problems, "Ada")
+        await ada.fill(tid("name-input"), "Ada")
+        await ada.click(tid("join-button"))
+        await ada.wait_for_selector(tid("status") + ":has-text('Live')")
+        aid = await ada.evaluate("() => window.classcast.you.id")
+        await tess.request("floor.give", id=aid, camera=True)
+        await ada.click(tid("media-go"))
+        await expect(ada.locator(tid("on-air"))).to_be_visible(timeout=WAIT)
+        await ada.click(tid("media-camera"))
+        await tess.wait_until(
+            lambda: (aid, "camera") in {(t["publisher"], t["label"]) for t in tess.state.media["tracks"]}, 15
+        )
+        await holds(ada, NEWEST_PUB_FLOWING, 1)
+
+        await ada.evaluate("() => { window.__hold = true; }")
+        await host.close()
+        await cl.nodes[2].kill()
+        await held(ada, 1)
+        # Tess's node may still be finding the session's new node: `temporarily_unavailable`.
+        for _ in range(50):
+            ack = await tess.send("floor.give", id=aid, camera=False)
+            if ack["ok"] or ack["error"]["code"] != "temporarily_unavailable":
+                break
+            await asyncio.sleep(0.2)
+        assert ack["ok"], ack
+        await until(ada, f"v.media.floor[{aid!r}] && v.media.floor[{aid!r}].camera === false")
+        await ada.evaluate("() => window.__release()")
+        await ada.wait_for_function(
+            "() => window.__pubs.length === 2 && window.__pubs[1].closed !== null", timeout=10_000
+        )
+        # Retries would come 0.5, 1 and 2 s after the refusal: none does.
+        await asyncio.sleep(4)
+        pubs = await ada.evaluate(PUBS)
+        assert len(pubs) == 2 and not pubs[1]["answered"], pubs
+        assert await ada.evaluate("() => window.__held") == 1
+        await expect(ada.locator(tid("on-air"))).to_be_hidden()
+        assert all(t["publisher"] != aid for t in tess.state.media["tracks"])
         assert problems.items == []

@@ -55,8 +55,11 @@ function check(ack: Ack): Ack {
 // -- publishing -------------------------------------------------------------------------------------
 
 /** After `media.reset`, a refused offer with one of these codes is sent again, up to
- * REPUBLISH_TRIES times, waiting REPUBLISH_BASE_MS, then twice as long each time (0.5 s ... 8 s). */
-const RETRY_CODES = new Set(["temporarily_unavailable", "timeout", "offline", "internal_error", "media_failed"]);
+ * REPUBLISH_TRIES times, waiting REPUBLISH_BASE_MS, then twice as long each time (0.5 s ... 8 s).
+ * `rate_limited` too: the media node's negotiation budget (20 per 10 s per participant, shared by
+ * a participant's tabs) refills within the first waits, and giving up would leave the tracks dead.
+ * Any other refusal (`forbidden`, `session_ended`, ...) would be refused again: no retry. */
+const RETRY_CODES = new Set(["temporarily_unavailable", "timeout", "offline", "internal_error", "media_failed", "rate_limited"]);
 const REPUBLISH_TRIES = 6;
 const REPUBLISH_BASE_MS = 500;
 
