@@ -35,7 +35,7 @@ from typing import Any
 
 from classroom.cluster import ClusterSessions, Owned
 from classroom.core import CommandError
-from classroom.tasks import cancel
+from classroom.tasks import cancel, next_tick
 
 from .media import MediaRooms
 
@@ -230,7 +230,7 @@ class ClusterMedia:
     async def _watch(self) -> None:
         rounds = 0
         while True:
-            await asyncio.sleep(WATCH_S)
+            await next_tick(WATCH_S)  # with the beat and the other timers: one wake-up
             rounds += 1
             try:
                 await self._check_rooms()
