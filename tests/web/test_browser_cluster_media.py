@@ -5,13 +5,17 @@ again by itself, and the learner's stage plays the video again, now from the ses
 
 The console's republish after `media.reset` (web/src/media.ts, `Publisher.republish`) is also
 tested against real refusals of the session's new media node: its per-participant negotiation
-budget spent (`rate_limited`, retried with backoff until it is taken) and a learner's camera no
-longer allowed (`forbidden`, not retried). `HOLD` lets the test spend the budget, or withdraw the
-camera, while the page's republished offer waits, so the refusal is certain rather than a race."""
+budget spent (`rate_limited`, retried with backoff until it is taken; refused six times, the
+console gives up, stops its tracks and says so) and a learner's camera no longer allowed
+(`forbidden`: offered again without the camera). `HOLD` lets the test spend the budget, or
+withdraw the camera, while the page's republished offer waits, so the refusal is certain rather
+than a race."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,7 @@ from .conftest import needs_browser
 from .helpers import holds, open_console, open_page, tid, until
 from .test_browser_media import AUDIO_LIVE, LAPTOP, PLAYING, WAIT
 from .test_browser_media_recovery import KEEP_PEERS
+from .test_browser_media_retry import KEEP_CAMERA, published
 
 CAMERA = '[data-label="camera"]'
 
@@ -172,6 +177,27 @@ async def spend_budget(c: ClassroomClient) -> None:
     assert len(codes) == 30 and "rate_limited" in codes, acks
 
 
+@contextlib.asynccontextmanager
+async def drained(c: ClassroomClient) -> AsyncIterator[None]:
+    """Keep the media node's budget for `c`'s participant spent: a few commands every 0.1 s (it
+    refills 2 a second), so no offer the page sends meanwhile can be taken, however slowly a loaded
+    machine runs a burst or lets the page's offer go."""
+    stop = asyncio.Event()
+
+    async def drain() -> None:
+        while not stop.is_set():
+            await asyncio.gather(*(c.send("media.answer", sdp="v=0") for _ in range(5)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+
+    task = asyncio.create_task(drain())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
 async def held(page, n: int, timeout: float = 45) -> None:
     await page.wait_for_function(f"() => window.__held >= {n}", timeout=timeout * 1000, polling=50)
 
@@ -227,7 +253,74 @@ async def test_console_republishes_while_the_new_media_node_refuses_it(
 
 
 @needs_browser
-async def test_a_refused_republish_that_would_be_refused_again_is_not_retried(
+async def test_console_stops_and_says_so_when_the_republish_retries_run_out(
+    tmp_path: Path,
+    redis_server: RedisServer | None,  # noqa: F811
+    browser,
+    problems,
+) -> None:
+    """After `media.reset`, the new media node refuses all six of the console's offers
+    (`rate_limited`): the console gives up, and says so rather than keeping "Stop media" up with
+    nothing sent. The camera stops (its light off), the controls are back to "Go live", and a
+    message (a toast, and a note kept beside the button) says the media stopped and how to start
+    it again; no seventh offer follows. "Go live" then publishes again and the note goes."""
+    async with cluster_of(tmp_path, 3, redis_server and redis_server.url, "--log-level", "info") as cl:
+        info = await cl.create_session(node=0, title="Given-up stage")
+        host = await cl.client(info["trainer_url"], 2, "Host")  # node 2 owns the session
+        context = await browser.new_context(viewport=LAPTOP)
+        await context.add_init_script(HOLD)
+        console = await open_console(context, cl.on(info["trainer_url"], 0), problems)
+        await console.click(tid("session-start"))
+        await until(console, "v.status === 'live'")
+        await console.click(tid("media-go"))
+        await expect(console.locator(tid("on-air"))).to_be_visible(timeout=WAIT)
+        await holds(console, NEWEST_PUB_FLOWING, 1)
+        assert await console.evaluate(KEEP_CAMERA)
+        twin = await twin_of(console, cl, info, 1)
+
+        await console.evaluate("() => { window.__hold = true; }")
+        await host.close()
+        await cl.nodes[2].kill()
+        await held(console, 1)
+        async with drained(twin):
+            for attempt in range(1, 7):
+                await held(console, attempt)
+                await spend_budget(twin)
+                await console.evaluate("() => window.__release()")
+                await console.wait_for_function(
+                    f"() => window.__pubs.length === {attempt + 1}"
+                    f" && (window.__pubs[{attempt}].closed !== null || window.__pubs[{attempt}].answered)",
+                    timeout=10_000,
+                    polling=50,
+                )
+                pubs = await console.evaluate(PUBS)
+                assert not pubs[attempt]["answered"], (attempt, pubs)
+        stopped = console.locator(tid("media-stopped"))
+        await expect(console.locator(".toast-error", has_text="stopped")).to_have_count(1, timeout=5000)
+        await expect(stopped).to_be_visible()
+        await expect(stopped).to_contain_text("Go live")
+        await expect(console.locator(tid("media-go"))).to_have_text("Go live")
+        await expect(console.locator(tid("on-air"))).to_be_hidden()
+        await expect(console.locator(tid("media-mic"))).to_be_hidden()
+        await expect(console.locator(tid("media-preview"))).to_be_hidden()
+        await console.wait_for_function("() => window.__camera.readyState === 'ended'", timeout=5000)
+        # No seventh try (it would have come 16 s after the sixth; none is even started).
+        await asyncio.sleep(3)
+        assert len(await console.evaluate(PUBS)) == 7
+        assert await console.evaluate("() => window.__held") == 6
+
+        # Started again by hand: published to the new media node, the note gone.
+        await console.evaluate("() => { window.__hold = false; }")
+        await asyncio.sleep(10)  # the budget refills (2 a second)
+        await console.click(tid("media-go"))
+        await expect(console.locator(tid("on-air"))).to_be_visible(timeout=WAIT)
+        await expect(stopped).to_be_hidden()
+        await holds(console, NEWEST_PUB_FLOWING, 8, timeout=30)
+        assert problems.items == []
+
+
+@needs_browser
+async def test_a_republish_refused_for_a_withdrawn_camera_is_sent_again_without_it(
     tmp_path: Path,
     redis_server: RedisServer | None,  # noqa: F811
     browser,
@@ -235,7 +328,8 @@ async def test_a_refused_republish_that_would_be_refused_again_is_not_retried(
 ) -> None:
     """A learner speaking with mic and camera; after `media.reset` (while her page's offer waits)
     the trainer gives her the floor again without the camera: the new media node refuses the
-    offer (`forbidden`, a camera track) and the page does not send it again."""
+    offer (`forbidden`, a camera track). The page does not send that offer again: it stops the
+    camera and, 0.5 s later, offers the microphone alone, which is taken."""
     async with cluster_of(tmp_path, 3, redis_server and redis_server.url, "--log-level", "info") as cl:
         info = await cl.create_session(node=0, title="Refused stage")
         host = await cl.client(info["trainer_url"], 2, "Host")  # node 2 owns the session
@@ -252,10 +346,9 @@ async def test_a_refused_republish_that_would_be_refused_again_is_not_retried(
         await ada.click(tid("media-go"))
         await expect(ada.locator(tid("on-air"))).to_be_visible(timeout=WAIT)
         await ada.click(tid("media-camera"))
-        await tess.wait_until(
-            lambda: (aid, "camera") in {(t["publisher"], t["label"]) for t in tess.state.media["tracks"]}, 15
-        )
+        await tess.wait_until(lambda: published(tess, aid) == {"mic", "camera"}, 15)
         await holds(ada, NEWEST_PUB_FLOWING, 1)
+        assert await ada.evaluate(KEEP_CAMERA)
 
         await ada.evaluate("() => { window.__hold = true; }")
         await host.close()
@@ -269,15 +362,19 @@ async def test_a_refused_republish_that_would_be_refused_again_is_not_retried(
             await asyncio.sleep(0.2)
         assert ack["ok"], ack
         await until(ada, f"v.media.floor[{aid!r}] && v.media.floor[{aid!r}].camera === false")
-        await ada.evaluate("() => window.__release()")
+        await ada.evaluate("() => { window.__hold = false; window.__release(); }")
         await ada.wait_for_function(
-            "() => window.__pubs.length === 2 && window.__pubs[1].closed !== null", timeout=10_000
+            "() => window.__pubs.length >= 2 && window.__pubs[1].closed !== null", timeout=10_000
         )
-        # Retries would come 0.5, 1 and 2 s after the refusal: none does.
-        await asyncio.sleep(4)
+        await tess.wait_until(lambda: published(tess, aid) == {"mic"}, 30)
+        await ada.wait_for_function("() => window.__camera.readyState === 'ended'", timeout=5000)
         pubs = await ada.evaluate(PUBS)
-        assert len(pubs) == 2 and not pubs[1]["answered"], pubs
-        assert await ada.evaluate("() => window.__held") == 1
-        await expect(ada.locator(tid("on-air"))).to_be_hidden()
-        assert all(t["publisher"] != aid for t in tess.state.media["tracks"])
+        assert len(pubs) == 3 and [p["answered"] for p in pubs] == [True, False, True], pubs
+        assert 0.45 <= (pubs[2]["made"] - pubs[1]["closed"]) / 1000 < 1.5, pubs
+        await expect(ada.locator(tid("on-air"))).to_be_visible()
+        await expect(ada.locator(tid("media-preview"))).to_be_hidden()
+        await expect(ada.locator(tid("media-stopped"))).to_be_hidden()
+        await asyncio.sleep(2)
+        assert len(await ada.evaluate(PUBS)) == 3
+        assert published(tess, aid) == {"mic"}
         assert problems.items == []
