@@ -5,9 +5,11 @@ again by itself, and the learner's stage plays the video again, now from the ses
 
 The console's republish after `media.reset` (web/src/media.ts, `Publisher.republish`) is also
 tested against real refusals of the session's new media node: its per-participant negotiation
-budget spent (`rate_limited`, retried with backoff until it is taken) and a learner's camera no
-longer allowed (`forbidden`, not retried). `HOLD` lets the test spend the budget, or withdraw the
-camera, while the page's republished offer waits, so the refusal is certain rather than a race."""
+budget spent (`rate_limited`, retried with backoff until it is taken), a learner's camera no
+longer allowed (`forbidden`: offered again without the camera), and the console's network down
+for longer than its six tries (`offline`: it gives up, stops its tracks and says so). `HOLD`
+lets the test spend the budget, withdraw the camera or cut the network while the page's
+republished offer waits, so the refusal is certain rather than a race."""
 
 from __future__ import annotations
 
@@ -23,9 +25,10 @@ from tests.cluster import RedisServer, cluster_of
 from tests.test_cluster import redis_server  # noqa: F401 - the fixture
 
 from .conftest import needs_browser
-from .helpers import holds, open_console, open_page, tid, until
+from .helpers import Network, holds, open_console, open_page, tid, until
 from .test_browser_media import AUDIO_LIVE, LAPTOP, PLAYING, WAIT
 from .test_browser_media_recovery import KEEP_PEERS
+from .test_browser_media_retry import KEEP_CAMERA, published
 
 CAMERA = '[data-label="camera"]'
 
@@ -227,7 +230,69 @@ async def test_console_republishes_while_the_new_media_node_refuses_it(
 
 
 @needs_browser
-async def test_a_refused_republish_that_would_be_refused_again_is_not_retried(
+async def test_console_stops_and_says_so_when_the_republish_retries_run_out(
+    tmp_path: Path,
+    redis_server: RedisServer | None,  # noqa: F811
+    browser,
+    problems,
+) -> None:
+    """After `media.reset` the console's network drops for longer than its six tries take (0.5 +
+    1 + 2 + 4 + 8 s of waits): each republish is refused `offline`, and the console gives up and
+    says so rather than keeping "Stop media" up with nothing sent. The camera stops (its light
+    off), the controls are back to "Go live", and a message (a toast, and a note kept beside the
+    button) says the media stopped and how to start it again; no seventh offer follows. Back
+    online, "Go live" publishes to the new media node and the note goes."""
+    async with cluster_of(tmp_path, 3, redis_server and redis_server.url, "--log-level", "info") as cl:
+        info = await cl.create_session(node=0, title="Given-up stage")
+        host = await cl.client(info["trainer_url"], 2, "Host")  # node 2 owns the session
+        context = await browser.new_context(viewport=LAPTOP)
+        await context.add_init_script(HOLD)
+        network = Network(context)
+        await network.install()
+        console = await open_console(context, cl.on(info["trainer_url"], 0), problems)
+        await console.click(tid("session-start"))
+        await until(console, "v.status === 'live'")
+        await console.click(tid("media-go"))
+        await expect(console.locator(tid("on-air"))).to_be_visible(timeout=WAIT)
+        await holds(console, NEWEST_PUB_FLOWING, 1)
+        assert await console.evaluate(KEEP_CAMERA)
+
+        await console.evaluate("() => { window.__hold = true; }")
+        await host.close()
+        await cl.nodes[2].kill()
+        await held(console, 1)  # the republish, after `media.reset`: it goes once the network is down
+        await network.drop()
+        await console.evaluate("() => { window.__hold = false; window.__release(); }")
+        stopped = console.locator(tid("media-stopped"))
+        await expect(console.locator(".toast-error", has_text="stopped")).to_have_count(1, timeout=40_000)
+        await expect(stopped).to_be_visible()
+        await expect(stopped).to_contain_text("Go live")
+        await expect(console.locator(tid("media-go"))).to_have_text("Go live")
+        await expect(console.locator(tid("on-air"))).to_be_hidden()
+        await expect(console.locator(tid("media-mic"))).to_be_hidden()
+        await expect(console.locator(tid("media-preview"))).to_be_hidden()
+        await console.wait_for_function("() => window.__camera.readyState === 'ended'", timeout=5000)
+        pubs = await console.evaluate(PUBS)
+        assert len(pubs) == 7 and [p["answered"] for p in pubs] == [True] + [False] * 6, pubs
+        # The waits between a refusal and the next offer: 0.5 s, then twice as long each time.
+        waits = [(pubs[i + 1]["made"] - pubs[i]["closed"]) / 1000 for i in range(1, 6)]
+        assert all(0.5 * 2**k * 0.9 <= w < 0.5 * 2**k + 1.5 for k, w in enumerate(waits)), waits
+        # No seventh try (it would have come 16 s after the sixth; none is even started).
+        await asyncio.sleep(3)
+        assert len(await console.evaluate(PUBS)) == 7
+
+        # Back online and started again by hand: published to the new media node, the note gone.
+        await network.restore()
+        await expect(console.locator(tid("media-go"))).to_be_enabled(timeout=WAIT)
+        await console.click(tid("media-go"))
+        await expect(console.locator(tid("on-air"))).to_be_visible(timeout=WAIT)
+        await expect(stopped).to_be_hidden()
+        await holds(console, NEWEST_PUB_FLOWING, 8, timeout=30)
+        assert problems.items == []
+
+
+@needs_browser
+async def test_a_republish_refused_for_a_withdrawn_camera_is_sent_again_without_it(
     tmp_path: Path,
     redis_server: RedisServer | None,  # noqa: F811
     browser,
@@ -235,7 +300,8 @@ async def test_a_refused_republish_that_would_be_refused_again_is_not_retried(
 ) -> None:
     """A learner speaking with mic and camera; after `media.reset` (while her page's offer waits)
     the trainer gives her the floor again without the camera: the new media node refuses the
-    offer (`forbidden`, a camera track) and the page does not send it again."""
+    offer (`forbidden`, a camera track). The page does not send that offer again: it stops the
+    camera and, 0.5 s later, offers the microphone alone, which is taken."""
     async with cluster_of(tmp_path, 3, redis_server and redis_server.url, "--log-level", "info") as cl:
         info = await cl.create_session(node=0, title="Refused stage")
         host = await cl.client(info["trainer_url"], 2, "Host")  # node 2 owns the session
@@ -252,10 +318,9 @@ async def test_a_refused_republish_that_would_be_refused_again_is_not_retried(
         await ada.click(tid("media-go"))
         await expect(ada.locator(tid("on-air"))).to_be_visible(timeout=WAIT)
         await ada.click(tid("media-camera"))
-        await tess.wait_until(
-            lambda: (aid, "camera") in {(t["publisher"], t["label"]) for t in tess.state.media["tracks"]}, 15
-        )
+        await tess.wait_until(lambda: published(tess, aid) == {"mic", "camera"}, 15)
         await holds(ada, NEWEST_PUB_FLOWING, 1)
+        assert await ada.evaluate(KEEP_CAMERA)
 
         await ada.evaluate("() => { window.__hold = true; }")
         await host.close()
@@ -269,15 +334,19 @@ async def test_a_refused_republish_that_would_be_refused_again_is_not_retried(
             await asyncio.sleep(0.2)
         assert ack["ok"], ack
         await until(ada, f"v.media.floor[{aid!r}] && v.media.floor[{aid!r}].camera === false")
-        await ada.evaluate("() => window.__release()")
+        await ada.evaluate("() => { window.__hold = false; window.__release(); }")
         await ada.wait_for_function(
-            "() => window.__pubs.length === 2 && window.__pubs[1].closed !== null", timeout=10_000
+            "() => window.__pubs.length >= 2 && window.__pubs[1].closed !== null", timeout=10_000
         )
-        # Retries would come 0.5, 1 and 2 s after the refusal: none does.
-        await asyncio.sleep(4)
+        await tess.wait_until(lambda: published(tess, aid) == {"mic"}, 30)
+        await ada.wait_for_function("() => window.__camera.readyState === 'ended'", timeout=5000)
         pubs = await ada.evaluate(PUBS)
-        assert len(pubs) == 2 and not pubs[1]["answered"], pubs
-        assert await ada.evaluate("() => window.__held") == 1
-        await expect(ada.locator(tid("on-air"))).to_be_hidden()
-        assert all(t["publisher"] != aid for t in tess.state.media["tracks"])
+        assert len(pubs) == 3 and [p["answered"] for p in pubs] == [True, False, True], pubs
+        assert 0.45 <= (pubs[2]["made"] - pubs[1]["closed"]) / 1000 < 1.5, pubs
+        await expect(ada.locator(tid("on-air"))).to_be_visible()
+        await expect(ada.locator(tid("media-preview"))).to_be_hidden()
+        await expect(ada.locator(tid("media-stopped"))).to_be_hidden()
+        await asyncio.sleep(2)
+        assert len(await ada.evaluate(PUBS)) == 3
+        assert published(tess, aid) == {"mic"}
         assert problems.items == []

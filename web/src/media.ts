@@ -62,6 +62,7 @@ function check(ack: Ack): Ack {
 const RETRY_CODES = new Set(["temporarily_unavailable", "timeout", "offline", "internal_error", "media_failed", "rate_limited"]);
 const REPUBLISH_TRIES = 6;
 const REPUBLISH_BASE_MS = 500;
+const LABELS: Label[] = ["mic", "camera", "screen"];
 
 export interface PublisherState {
   /** Publishing to the server now (the answer is in). */
@@ -88,6 +89,9 @@ export class Publisher {
   private serial = queue();
   private listeners: (() => void)[] = [];
   private resets = 0;
+  private stopListeners: ((failure: MediaFailure) => void)[] = [];
+  /** The labels of the last offer sent (a refusal's cause). */
+  private offered: Label[] = [];
 
   constructor(private live: Live) {
     // Cluster mode: the session's media moved to another server; this connection is dead. Send
@@ -98,7 +102,11 @@ export class Publisher {
   /** Publish the same tracks again on a new connection, retrying with backoff while the server
    * cannot take them yet (the new media node still taking the session over, an answer late, the
    * socket reconnecting): a refused offer tears the connection down, and nothing else would
-   * send the tracks again. A newer reset, or the tracks stopped, ends the retries. */
+   * send the tracks again. A newer reset, or the tracks stopped, ends the retries. A `forbidden`
+   * refusal of an offer with a track the floor no longer allows (the trainer gave it again without
+   * the camera meanwhile) is retried too: the next offer leaves that track out. When the retries
+   * give up, the tracks stop (the camera light goes off) and `onStopped` listeners hear why, so
+   * the controls do not claim to send what nobody receives. */
   private async republish(): Promise<void> {
     const round = ++this.resets;
     for (let attempt = 0; ; attempt++) {
@@ -107,12 +115,58 @@ export class Publisher {
         return;
       } catch (err) {
         this.changed();
-        const code = err instanceof MediaFailure ? err.code : "";
-        if (round !== this.resets || attempt + 1 >= REPUBLISH_TRIES || !RETRY_CODES.has(code)) return;
+        if (round !== this.resets) return;
+        const failure = err instanceof MediaFailure ? err : new MediaFailure("media_failed", String((err as any)?.message ?? err));
+        const narrowed = failure.code === "forbidden" && this.offered.some((l) => !this.allowed.has(l));
+        if (attempt + 1 >= REPUBLISH_TRIES || !(RETRY_CODES.has(failure.code) || narrowed)) {
+          await this.giveUp(round, failure);
+          return;
+        }
       }
       await new Promise((r) => setTimeout(r, REPUBLISH_BASE_MS * 2 ** attempt));
       if (round !== this.resets) return;
     }
+  }
+
+  /** The republish of `round` gave up: stop the tracks, unless something else published them
+   * meanwhile (or stopped them, or a newer reset took over), and say so. */
+  private async giveUp(round: number, failure: MediaFailure): Promise<void> {
+    let stopped = false;
+    await this.step(async () => {
+      if (round !== this.resets || this.state.live || !this.sending()) return;
+      for (const label of LABELS) this.close(label);
+      await this.teardown(true);
+      stopped = true;
+    }).catch(() => undefined);
+    if (stopped) for (const fn of this.stopListeners) fn(failure);
+  }
+
+  /** Called when the tracks stopped by themselves: publishing them again after `media.reset` was
+   * refused for good (the error says why). */
+  onStopped(fn: (failure: MediaFailure) => void): void {
+    this.stopListeners.push(fn);
+  }
+
+  /** What may be sent now (a learner's floor). Held tracks it no longer covers stop, and the rest
+   * is published again on a new connection: the server ended all of this participant's tracks
+   * when the floor stopped covering one of them. */
+  allow(labels: Set<Label>): void {
+    const same = labels.size === this.allowed.size && [...labels].every((l) => this.allowed.has(l));
+    this.allowed = labels;
+    if (same || !this.outside().length) return;
+    void this.step(async () => {
+      if (!this.outside().length) return;
+      for (const label of this.outside()) this.close(label);
+      // Not published now (a republish waiting to try again): its next offer sends what is left.
+      if (!this.state.live && !this.pc) return;
+      await this.teardown(false);
+      await this.negotiate();
+    }).catch(() => undefined);
+  }
+
+  /** Held tracks the floor does not cover now. */
+  private outside(): Label[] {
+    return LABELS.filter((l) => this.tracks[l] && !this.allowed.has(l));
   }
 
   onChange(fn: () => void): void {
@@ -285,7 +339,8 @@ export class Publisher {
   /** Offer what is sent now (a new connection, or a new offer on the same one) and apply the
    * server's answer. Nothing left to send: unpublish. */
   private async negotiate(): Promise<void> {
-    const labels = (["mic", "camera", "screen"] as Label[]).filter((l) => this.tracks[l]);
+    for (const label of this.outside()) this.close(label); // never offer what the floor does not allow
+    const labels = LABELS.filter((l) => this.tracks[l]);
     if (!labels.length) {
       await this.teardown(true);
       return;
@@ -309,6 +364,7 @@ export class Publisher {
       if (mid !== null) byMid[mid] = label;
     }
     let ack: Ack;
+    this.offered = labels;
     try {
       ack = check(await this.live.send("media.publish", { sdp: pc.localDescription!.sdp, labels: byMid }));
     } catch (err) {

@@ -227,7 +227,20 @@ export function createPublishControls(live: Live, mode: "trainer" | "learner"): 
     type: "button",
     class: "btn btn-primary",
     "data-testid": "media-go",
-    onclick: act(() => (publisher.state.live || publisher.state.busy ? publisher.stop() : publisher.goLive({ mic: true, camera: mode === "trainer" }))),
+    onclick: act(() => {
+      show(stoppedNote, false);
+      return publisher.state.live || publisher.state.busy ? publisher.stop() : publisher.goLive({ mic: true, camera: mode === "trainer" });
+    }),
+  });
+  // Publishing again after the media moved (cluster mode) was refused for good: the tracks stopped.
+  // Said in a toast (announced) and kept beside the button until the user starts again.
+  const stoppedNote = h("p", { class: "media-stopped", "data-testid": "media-stopped", hidden: true });
+  publisher.onStopped((failure) => {
+    const again = mode === "trainer" ? "Go live" : "Speak";
+    const message = `Your microphone and camera stopped: the server could not take them back (${failure.message}). Press “${again}” to start again.`;
+    setText(stoppedNote, message);
+    show(stoppedNote, true);
+    toast(message, "error");
   });
   const micBtn: HTMLButtonElement = h("button", {
     type: "button",
@@ -301,6 +314,7 @@ export function createPublishControls(live: Live, mode: "trainer" | "learner"): 
     camBtn,
     ...(mode === "trainer" ? [screenBtn] : [giveBack]),
     devices,
+    stoppedNote,
   );
 
   let hadFloor = false;
@@ -310,7 +324,8 @@ export function createPublishControls(live: Live, mode: "trainer" | "learner"): 
     const floor = live.state?.media?.floor?.[you];
     const sessionLive = live.state?.status === "live";
     if (mode === "learner") {
-      publisher.allowed = new Set<Label>(floor ? (floor.camera ? ["mic", "camera"] : ["mic"]) : []);
+      // The floor given again without the camera: the camera stops, the microphone goes on alone.
+      publisher.allow(new Set<Label>(floor ? (floor.camera ? ["mic", "camera"] : ["mic"]) : []));
       if (!floor && hadFloor && (s.live || s.mic || s.camera)) void publisher.stop().catch(() => {});
       if (floor && !hadFloor) toast(floor.camera ? "You have the floor: you may turn on your microphone and camera." : "You have the floor: you may turn on your microphone.");
       hadFloor = !!floor;
@@ -325,6 +340,7 @@ export function createPublishControls(live: Live, mode: "trainer" | "learner"): 
     toggleClass(goBtn, "btn-primary", !on);
     toggleClass(goBtn, "btn-danger", on);
     show(livePill, s.live);
+    if (s.live) show(stoppedNote, false);
     show(micBtn, on);
     setText(micBtn, s.mic ? "🎙 Mute" : "🔇 Unmute");
     setAttr(micBtn, "aria-pressed", String(!s.mic));
