@@ -79,9 +79,10 @@ end
 return n
 """
 
-# A token bucket like the local one (`classroom.core.ratelimit.TokenBucket`) on Redis's clock:
-# KEYS[1] the bucket; ARGV: burst, refill time (ms). Returns 1 if a token was taken, else 0.
-MINT_SCRIPT = """
+# A token bucket like the local one (`classroom.core.ratelimit.TokenBucket`) on Redis's clock, in
+# the hash KEYS[1] (fields `tokens`, `at`); ARGV[1] its burst, ARGV[2] its refill time (ms). The
+# scripts below start with it (`tokens` refilled up to now) and end by storing `tokens` back.
+_BUCKET_IN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local burst = tonumber(ARGV[1])
@@ -90,37 +91,41 @@ local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(b[1]) or burst
 local at = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * burst / per)
+"""
+_BUCKET_OUT = """
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], per)
+"""
+
+# One token for a new identity from an address. Returns 1 if a token was taken, else 0.
+MINT_SCRIPT = (
+    _BUCKET_IN
+    + """
 if tokens < 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], per)
-return 1
+tokens = tokens - 1
 """
+    + _BUCKET_OUT
+    + "return 1\n"
+)
 
-
-# The bucket of a link, taken from in batches: the token bucket above, where a node takes up to
-# ARGV[3] tokens at once after giving ARGV[4] back. KEYS[1] the bucket; ARGV: burst, refill time
-# (ms), tokens wanted, tokens given back, SHARE. Returns {tokens granted, whole tokens left}.
-LINK_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local burst = tonumber(ARGV[1])
-local per = tonumber(ARGV[2])
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(b[1]) or burst
-local at = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * burst / per + tonumber(ARGV[4]))
+# The bucket of a link, taken from in batches: a node takes up to ARGV[3] tokens at once after
+# giving ARGV[4] back; ARGV[5] is SHARE. Returns {tokens granted, whole tokens left}.
+LINK_SCRIPT = (
+    _BUCKET_IN
+    + """
+tokens = math.min(burst, tokens + tonumber(ARGV[4]))
 local whole = math.floor(tokens)
 local grant = math.min(tonumber(ARGV[3]), whole, math.max(1, math.floor(whole / tonumber(ARGV[5]))))
 if grant < 0 then
   grant = 0
 end
 tokens = tokens - grant
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], per)
-return {grant, math.floor(tokens)}
 """
+    + _BUCKET_OUT
+    + "return {grant, math.floor(tokens)}\n"
+)
 
 
 class _Lease:
