@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.plans import plan_from, save_json
 from bench.scale import harness
+from bench.scale.child import Child
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "bench" / "node-peer"
@@ -450,56 +450,6 @@ createInterface({ input: process.stdin }).on("line", (line) => {
 """
 
 
-class Child:
-    """A process answering JSON lines on stdout, read by a thread."""
-
-    def __init__(self, argv: list[str], cwd: Path = ROOT) -> None:
-        self.proc = subprocess.Popen(
-            argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
-        self.msgs: list[dict[str, Any]] = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                with self.cond:
-                    self.msgs.append(json.loads(line))
-                    self.cond.notify_all()
-        with self.cond:
-            self.msgs.append({"error": f"exited ({self.proc.poll()})"})
-            self.cond.notify_all()
-
-    def send(self, **cmd: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-
-    def wait(self, key: str, timeout: float) -> dict[str, Any]:
-        """The next message with `key` (an error message raises)."""
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(key in m or "error" in m for m in self.msgs), timeout)
-            if not ok:
-                raise RuntimeError(f"{self.proc.args[:2]}: no {key!r} within {timeout:.0f} s")
-            msg = next(m for m in self.msgs if key in m or "error" in m)
-            self.msgs.remove(msg)
-        if "error" in msg:
-            raise RuntimeError(f"{self.proc.args[:2]}: {msg['error']}")
-        return msg
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                self.send(cmd="quit")
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 def pin(pid: int, cpu: int) -> None:
     """Every thread of `pid` onto one CPU (a process's affinity call moves only its main thread)."""
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -570,7 +520,7 @@ def one_variant(name: str, plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {"variant": name, "what": v.what, "config": asdict(v), "windows": []}
     cfg = {"n": plan.n, "variant": asdict(v)}
     with contextlib.ExitStack() as stack:
-        sender = Child([sys.executable, str(Path(__file__).resolve()), "--sender", json.dumps(cfg)])
+        sender = Child([sys.executable, str(Path(__file__).resolve()), "--sender", json.dumps(cfg)], ROOT)
         stack.callback(sender.close)
         port = sender.wait("port", 60)["port"]
         recv: list[Child] = []

@@ -48,6 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.plans import plan_from, save_json
+from bench.scale.child import Child
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "bench" / "node-peer"
@@ -317,62 +318,25 @@ def servers(row: str, n: int, peer_crowd: int | None = None) -> Iterator[Group]:
 # -- generator processes -------------------------------------------------------------------------
 
 
-class Swarm:
+class Swarm(Child):
     """One swarm.mjs process: commands on stdin, answers (and `drained` notices) on stdout."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            ["node", str(SWARM), json.dumps(cfg)], cwd=NODE_DIR, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, bufsize=1,
-        )  # fmt: skip
-        self.answers: list[dict[str, Any]] = []
         self.drained: set[int] = set()
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__(["node", str(SWARM), json.dumps(cfg)], NODE_DIR)
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if not line.startswith("{"):
-                continue
-            msg = json.loads(line)
-            with self.cond:
-                if "drained" in msg:
-                    self.drained.add(msg["drained"])
-                else:
-                    self.answers.append(msg)
-                self.cond.notify_all()
-        with self.cond:
-            self.answers.append({"error": f"generator exited ({self.proc.poll()})"})
-            self.cond.notify_all()
-
-    def send(self, **cmd: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
+    def _take(self, msg: dict[str, Any]) -> None:
+        if "drained" in msg:
+            self.drained.add(msg["drained"])
+        else:
+            self.msgs.append(msg)
 
     def answer(self, timeout: float) -> dict[str, Any]:
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.answers, timeout):
-                raise RuntimeError(f"generator gave no answer within {timeout:.0f} s")
-            msg = self.answers.pop(0)
-        if "error" in msg:
-            raise RuntimeError(f"generator: {msg['error']}")
-        return msg
+        return self.wait(None, timeout)
 
     def wait_drained(self, rid: int, deadline: float) -> bool:
         with self.cond:
             return self.cond.wait_for(lambda: rid in self.drained, max(0.0, deadline - time.monotonic()))
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                self.send(cmd="quit")
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 def ask_all(swarms: list[Swarm], timeout: float, **cmd: Any) -> list[dict[str, Any]]:
