@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# The install (and the fan-out's C extension it builds) is redone when either changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml signaling/_sendmany.c | sha1sum | cut -c1-12)
 
 WEB_STAMP := web/dist/.built
 WEB_DEPS := web/node_modules/.installed
@@ -19,7 +20,7 @@ LRS_STAMP := $(LRS_VENV)/.installed-ralph-5.1.0
 
 .PHONY: run test lint fmt fuzz bench bench-full bench-scale install web system-deps browser-deps screenshots clean lrs
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml signaling/_sendmany.c
 	@$(MAKE) --no-print-directory system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -36,11 +37,15 @@ APT_INSTALL := install_debs() { \
 	  set -o pipefail; $(APT) update -qq && DEBIAN_FRONTEND=noninteractive $(APT) install -y -o Dpkg::Progress-Fancy=0 "$$@" 2>&1 \
 	  | { grep --line-buffered -E '^(Get:|Unpacking|Setting up|E:)' || true; }; }; install_debs
 
-# Debian packages the build needs, installed when absent: venv for Python, Node.js and npm for
-# the web client, redis-server for the tests of cluster mode.
+# Debian packages the build needs, installed when absent: venv for Python, a C compiler and
+# Python's headers for the fan-out's extension, Node.js and npm for the web client, redis-server
+# for the tests of cluster mode.
 system-deps:
 	@missing=""; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	test -f "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" \
+	  || missing="$$missing python3-dev"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v taskset >/dev/null || missing="$$missing util-linux"; \

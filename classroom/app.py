@@ -34,6 +34,7 @@ from signaling.guard import Guard, bad_packet_rate, joins_per_link_rate, raise_n
 from signaling.hub import Hub
 from signaling.media import MediaRooms
 from signaling.media_cluster import ClusterMedia
+from signaling.sendmany import RoomsManager
 from signaling.websocket import Transports
 from signaling.wire import JsonPacket
 
@@ -105,6 +106,8 @@ def build_app(settings: Settings) -> web.Application:
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         serializer=JsonPacket,
+        # Tells the fan-out when a room changes (its lists for the native write, signaling/sendmany.py).
+        client_manager=RoomsManager(),
         cors_allowed_origins=allowed_origins(settings.cors_origins),
         max_http_buffer_size=MAX_MESSAGE_BYTES,
         ping_interval=10,

@@ -5,12 +5,14 @@ event + JSON) is built once, and the same bytes are written to every member's tr
 no encoding, no compression per recipient. Rooms per session: one per audience, plus one per
 participant for the copies only the actor may see (their own vote, their own anonymous question).
 
+Large rooms are written by the native path (`sendmany.py`: one call for the whole room, no
+Python per recipient), kept per room between events and rebuilt when the room changes.
 Connections not (yet) on the websocket transport fall back to python-socketio's own path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
@@ -19,8 +21,13 @@ from classroom import metrics
 from classroom.core import AUDIENCES, project
 from classroom.ports import Delivery
 
-from . import wire
+from . import sendmany, wire
+from .sendmany import Room, RoomsManager
 from .websocket import Transports, text_frame, write_frame
+
+# Rooms at least this large go through the native path; smaller ones (a participant's own room,
+# a class's trainers) are cheaper to walk than to keep.
+NATIVE_ROOM = 4
 
 
 def audience_room(session_id: str, audience: str) -> str:
@@ -45,7 +52,12 @@ class FrameFanout:
 
     def __init__(self, sio: socketio.AsyncServer, transports: Transports) -> None:
         self.sio = sio
+        self.registry = transports
         self.transports = transports.by_eio_sid
+        manager = sio.manager
+        native = isinstance(manager, RoomsManager) and sendmany.mode() != "python"
+        self.cache: dict[str, Room] | None = manager.cache if native else None
+        self.native = 0  # rooms written through the native path, for tests and benchmarks
         self.frames = 0  # frames built (one per audience copy), for tests and benchmarks
         self.writes = 0
 
@@ -77,15 +89,15 @@ class FrameFanout:
                     skip = set(d.actor_sids)
                     if own is not None:
                         delivered += self._write(
-                            rooms.get(personal_room(session_id, event.actor)), [own], (), fallback
+                            rooms, personal_room(session_id, event.actor), [own], (), fallback
                         )
                 if view is not None:
                     delivered += self._write(
-                        rooms.get(audience_room(session_id, audience)), [view], skip, fallback
+                        rooms, audience_room(session_id, audience), [view], skip, fallback
                     )
             if d.subject is not None:
                 delivered += self._write(
-                    rooms.get(personal_room(session_id, d.subject)), [event.wire()], (), fallback
+                    rooms, personal_room(session_id, d.subject), [event.wire()], (), fallback
                 )
         delivered += self._write_run(rooms, session_id, run, fallback)
         for sid, view in fallback:
@@ -95,19 +107,10 @@ class FrameFanout:
     async def notify(self, session_id: str, audience: str, name: str, data: dict[str, Any]) -> int:
         """An event outside the stream (no seq) to an audience's room: one frame, written to
         every member (the large-session presence summary)."""
-        members = self.sio.manager.rooms.get("/", {}).get(audience_room(session_id, audience))
-        if not members:
-            return 0
+        rooms = self.sio.manager.rooms.get("/", {})
         frame = text_frame(b"42" + wire.dumps([name, data]))
-        transports = self.transports
-        written = 0
-        slow = []
-        for sid, eio_sid in members.items():
-            transport = transports.get(eio_sid)
-            if transport is None:
-                slow.append(sid)
-            elif write_frame(transport, frame):
-                written += 1
+        slow: list[str] = []
+        written = self._send(rooms, audience_room(session_id, audience), frame, (), slow)
         for sid in slow:
             await self.sio.emit(name, data, to=sid)
         metrics.DELIVERIES.inc(written + len(slow))
@@ -124,20 +127,59 @@ class FrameFanout:
         for i, audience in enumerate(AUDIENCES):
             views = [v[i] for v in run if v[i] is not None]
             if views:
-                delivered += self._write(rooms.get(audience_room(session_id, audience)), views, (), fallback)
+                delivered += self._write(rooms, audience_room(session_id, audience), views, (), fallback)
         return delivered
 
     def _write(
         self,
-        members: Any,
+        rooms: dict[str, Any],
+        room: str,
         views: list[dict[str, Any]],
         skip: Iterable[str],
         fallback: list[tuple[str, dict[str, Any]]],
     ) -> int:
-        """Write `views` to every member but `skip`; return how many event frames were written."""
+        """Write `views` to every member of `room` but `skip`; return how many event frames were
+        written. Members without a websocket transport are added to `fallback`."""
+        frames: list[bytes] = []
+
+        def build() -> bytes:
+            if not frames:
+                frames.append(b"".join(event_frame(view) for view in views))
+                self.frames += len(views)
+            return frames[0]
+
+        unattached: list[str] = []
+        written = self._send(rooms, room, build, skip, unattached)
+        fallback.extend((sid, view) for sid in unattached for view in views)
+        self.writes += written
+        return written * len(views)
+
+    def _send(
+        self,
+        rooms: dict[str, Any],
+        room: str,
+        frame: bytes | Callable[[], bytes],
+        skip: Iterable[str],
+        unattached: list[str],
+    ) -> int:
+        """Write `frame` (or what it builds, built only if someone takes it) to every member of
+        `room` but `skip`; return how many took it. Members without a websocket transport go to
+        `unattached`, for python-socketio's own path."""
+        members = rooms.get(room)
         if not members:
             return 0
-        frames = None
+        cache = self.cache
+        if cache is not None and len(members) >= NATIVE_ROOM:
+            cached = cache.get(room)
+            generation = self.registry.generation
+            if cached is None or cached.generation != generation:
+                cached = cache[room] = Room(members, self.transports, generation)
+            unattached.extend(sid for sid in cached.unattached if sid not in skip)
+            if not cached.fds and not cached.slow:
+                return 0
+            data = frame if isinstance(frame, bytes) else frame()
+            self.native += 1
+            return cached.send(data, write_frame, skip)
         transports = self.transports
         written = 0
         for sid, eio_sid in members.items():
@@ -145,12 +187,10 @@ class FrameFanout:
                 continue
             transport = transports.get(eio_sid)
             if transport is None:
-                fallback.extend((sid, view) for view in views)
+                unattached.append(sid)
                 continue
-            if frames is None:
-                frames = b"".join(event_frame(view) for view in views)
-                self.frames += len(views)
-            if write_frame(transport, frames):
+            if not isinstance(frame, bytes):
+                frame = frame()
+            if write_frame(transport, frame):
                 written += 1
-        self.writes += written
-        return written * len(views)
+        return written

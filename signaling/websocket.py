@@ -105,6 +105,9 @@ class Transports:
 
     def __init__(self, heap: HeapTrimmer | None = None, guard: Guard | None = None) -> None:
         self.by_eio_sid: dict[str, asyncio.Transport] = {}
+        # Bumped whenever a transport comes or goes: the fan-out's room lists (`sendmany.Room`)
+        # are rebuilt at their next use.
+        self.generation = 0
         self.heap = heap
         self.guard = guard or Guard()
         self.sio: socketio.AsyncServer | None = None
@@ -146,6 +149,7 @@ class Transports:
                     return self._sock
                 transport = self._sock._writer.transport  # type: ignore[union-attr]
                 transports.by_eio_sid[socket.sid] = transport
+                transports.generation += 1
                 try:
                     if socket.connected:
                         await self.handler(self)  # an upgrade from long-polling
@@ -153,6 +157,7 @@ class Transports:
                         await transports.serve(socket, self._sock, transport)
                 finally:
                     transports.by_eio_sid.pop(socket.sid, None)
+                    transports.generation += 1
                     transports.guard.release(address, shared)
                 return self._sock
 

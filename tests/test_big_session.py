@@ -17,6 +17,7 @@ from classroom.core.history import SNAPSHOT_BYTES
 from classroom.keys import SESSIONS
 
 from .conftest import Server, running_server
+from .rawws import RawLearner, client_frame, read_frame
 
 MESSAGES = 6000  # 2,000-character messages: about 12 MB of chat
 TEXT = "x" * 1990
@@ -122,52 +123,16 @@ async def test_paging_returns_every_older_message_once_in_order_and_board_pages_
     assert late.view()["board"] == (await server.client(info["join_url"], "Fresh")).view()["board"]
 
 
-def _client_frame(text: str) -> bytes:
-    """A masked websocket text frame, as a client sends it."""
-    payload = text.encode()
-    mask = b"\x01\x02\x03\x04"
-    n = len(payload)
-    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> bytes:
-    _b1, b2 = await reader.readexactly(2)
-    n = b2 & 0x7F
-    if n == 126:
-        n = int.from_bytes(await reader.readexactly(2), "big")
-    elif n == 127:
-        n = int.from_bytes(await reader.readexactly(8), "big")
-    return await reader.readexactly(n)
-
-
 async def test_own_replies_do_not_count_as_falling_behind(server: Server) -> None:
     """A client that asks for many history pages and reads them slowly is not cut off as "too far
     behind" when the next event is broadcast: its own replies are not the stream it fell behind on."""
     info, trainer, _ids = await _big_session(server)
-    import socket
-
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    host, port = server.base_url.removeprefix("http://").split(":")
-    sock.connect((host, int(port)))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=2**24)
-    writer.write(
-        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await reader.readuntil(b"\r\n\r\n")
-    assert (await _read_frame(reader)).startswith(b"0")  # engine.io OPEN
-    token = info["join_url"].split("token=")[1]
-    writer.write(_client_frame("40" + json.dumps({"token": token})))
-    assert (await _read_frame(reader)).startswith(b"40")
-    writer.write(_client_frame('420["join",{"name":"Slow"}]'))
-    join = json.loads((await _read_frame(reader))[3:])[0]
+    slow = await RawLearner.connect(server.base_url, info["join_url"], "Slow")
+    reader, writer, join = slow.reader, slow.writer, slow.join
     before = join["snapshot"]["chat"][0]["seq"]
     # About 14 MB of history pages asked for and not read yet.
     for i in range(70):
-        writer.write(_client_frame(f'42{i + 1}["chat.history",{{"before":{before},"limit":100}}]'))
+        writer.write(client_frame(f'42{i + 1}["chat.history",{{"before":{before},"limit":100}}]'))
     await writer.drain()
     await asyncio.sleep(1.0)  # the server writes the replies; the client reads none of them
     ack = await trainer.request("chat.send", text="after the pages")
@@ -175,7 +140,7 @@ async def test_own_replies_do_not_count_as_falling_behind(server: Server) -> Non
     # Now read everything: the pages, then the broadcast message; the connection is still up.
     async with asyncio.timeout(20):
         while True:
-            frame = await _read_frame(reader)
+            frame = await read_frame(reader)
             if frame.startswith(b'42["event"') and json.loads(frame[2:])[1]["seq"] == ack["seq"]:
                 break
     writer.close()

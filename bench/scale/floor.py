@@ -72,7 +72,7 @@ def frame(payload: bytes = PAYLOAD) -> bytes:
 class Variant:
     """One row: how the sender writes and how the receivers wait."""
 
-    how: str  # "send" | "asyncio" | "write" | "sendmsg" | "dontwait" | "c-send" | "io_uring"
+    how: str  # send, asyncio, native, native-send, write, sendmsg, dontwait, c-send, io_uring
     what: str
     nodelay: bool = True  # both servers set TCP_NODELAY (uvloop, Node's http server)
     sndbuf: int | None = None
@@ -97,6 +97,10 @@ VARIANTS: dict[str, Variant] = {
     ),
     "pin-same": Variant("send", "`socket.send`, sender and receivers pinned to CPU 0", pin="same"),
     "pin-cross": Variant("send", "`socket.send`, sender pinned to CPU 0, receivers to CPU 1", pin="cross"),
+    "native": Variant(
+        "native", "Classcast's native path: uvloop transports, one `sendmany` call per room (io_uring)"
+    ),
+    "native-send": Variant("native-send", "Classcast's native path with send(2) in its C loop (no io_uring)"),
     "c-send": Variant(
         "c-send", "`send(MSG_DONTWAIT)` per connection from a C loop (ctypes): no Python per write"
     ),
@@ -329,8 +333,8 @@ def run_sender(cfg: dict[str, Any]) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, v.sndbuf)
         if v.how == "dontwait":
             s.setblocking(True)
-    loop = transports = None
-    if v.how == "asyncio":
+    loop = transports = room = None
+    if v.how in ("asyncio", "native", "native-send"):
         import asyncio
 
         import uvloop
@@ -348,6 +352,14 @@ def run_sender(cfg: dict[str, Any]) -> None:
             return out
 
         transports = loop.run_until_complete(wrap())
+        if v.how != "asyncio":
+            from signaling import sendmany
+
+            os.environ["CLASSCAST_SEND"] = "send" if v.how == "native-send" else "io_uring"
+            if sendmany.mode() == "python":
+                raise RuntimeError("the native variants need signaling._sendmany (make install)")
+            members = {str(i): str(i) for i in range(len(transports))}
+            room = sendmany.Room(members, dict(zip(members, transports, strict=True)), 0)
     clib = fds = None
     if v.how in ("c-send", "io_uring"):
         import ctypes
@@ -375,6 +387,9 @@ def run_sender(cfg: dict[str, Any]) -> None:
                     if (wait := t0 + at - loop.time()) > 0:  # type: ignore[union-attr]
                         await asyncio.sleep(wait)
                     data = one * k
+                    if room is not None:
+                        written += room.send(data, write_frame)
+                        continue
                     for tr in transports:  # type: ignore[union-attr]
                         written += write_frame(tr, data)
                 return written

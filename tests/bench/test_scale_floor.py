@@ -1,5 +1,6 @@
 """The floor benchmark at N = 100: a real sender, real Node receivers over loopback websockets, the
-Python, uvloop (Classcast's `write_frame`) and io_uring variants, one short window per rate. Checks
+Python, uvloop (Classcast's `write_frame`), Classcast's native path and io_uring variants, one
+short window per rate. Checks
 that every frame written reaches a receiver and that CPU is read from the sender; the figures
 themselves are never asserted."""
 
@@ -15,7 +16,7 @@ from bench.scale import floor
 
 N = 100
 # io_uring is compiled with the machine's C compiler; without one that variant is left out.
-VARIANTS = ("send", "asyncio", *(("io_uring",) if shutil.which("cc") else ()), "coalesce-5")
+VARIANTS = ("send", "asyncio", "native", *(("io_uring",) if shutil.which("cc") else ()), "coalesce-5")
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("node") is None, reason="node is needed"),
