@@ -22,6 +22,7 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -51,6 +52,9 @@ static struct io_uring_sqe *sqes;
 static struct io_uring_cqe *cqes;
 static unsigned entries;
 static void *sq_map, *cq_map;
+/* One call at a time on the ring: another thread's call (two event loops in one process) takes
+   the send(2) loop instead of waiting. */
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_t sq_len, cq_len, sqe_len;
 
 static void ring_drop(void) {
@@ -150,6 +154,8 @@ static int uring_send(const int *fds, Py_ssize_t n, const unsigned char *skip, c
             int r = (int)syscall(__NR_io_uring_enter, ring_fd, to_submit, k - got, IORING_ENTER_GETEVENTS,
                                  NULL, 0);
             if (r < 0) {
+                /* EINTR, EAGAIN, EBUSY: nothing was submitted; reap and go on. Anything else
+                   fails the call before any submission (a bad ring), and send(2) takes over. */
                 if (errno == EINTR) continue;
                 if (errno == EAGAIN || errno == EBUSY) r = 0; /* reap, then try again */
                 else return -1;
@@ -242,13 +248,16 @@ static PyObject *send_many(PyObject *self, PyObject *args) {
     int used_ring = 0;
     Py_BEGIN_ALLOW_THREADS
 #if HAVE_URING
-    if (want_mode == MODE_URING && n > 1 && ring_ready()) {
-        used_ring = 1;
-        if (uring_send(fds, n, skip, buf, len, res, todo) < 0) {
-            ring_drop(); /* a broken ring: this process goes on with send(2) */
-            ring_failed = 1;
-            used_ring = 0;
+    if (want_mode == MODE_URING && n > 1 && pthread_mutex_trylock(&ring_lock) == 0) {
+        if (ring_ready()) {
+            used_ring = 1;
+            if (uring_send(fds, n, skip, buf, len, res, todo) < 0) {
+                ring_drop(); /* a broken ring: this process goes on with send(2) */
+                ring_failed = 1;
+                used_ring = 0;
+            }
         }
+        pthread_mutex_unlock(&ring_lock);
     }
 #endif
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -300,7 +309,12 @@ static PyObject *set_mode(PyObject *self, PyObject *arg) {
 /* The way sends go in this process now: 'io_uring' once its ring is up, else 'send'. */
 static PyObject *mode(PyObject *self, PyObject *unused) {
 #if HAVE_URING
-    if (want_mode == MODE_URING && ring_ready()) return PyUnicode_FromString("io_uring");
+    if (want_mode == MODE_URING) {
+        pthread_mutex_lock(&ring_lock);
+        int ready = ring_ready();
+        pthread_mutex_unlock(&ring_lock);
+        if (ready) return PyUnicode_FromString("io_uring");
+    }
 #endif
     return PyUnicode_FromString("send");
 }
