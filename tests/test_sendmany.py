@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from signaling import sendmany
 from signaling.sendmany import Room
 from signaling.websocket import write_frame
 
-from .conftest import Server, barrier
+from .conftest import Server, barrier, running_server
 from .rawws import RawLearner
 
 MODES = ["io_uring", "send"]
@@ -222,3 +223,27 @@ async def test_rooms_follow_joins_and_leaves(server: Server) -> None:
     assert not any(e["data"].get("text") == "third" for e in gone.events if e["type"] == "chat.message")
     texts = [e["data"]["text"] for e in late.events if e["type"] == "chat.message"]
     assert texts[-2:] == ["second", "third"]
+
+
+@pytest.mark.parametrize("way", ["python", "send"])
+async def test_the_other_ways_of_writing_deliver_the_same(
+    way: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`CLASSCAST_SEND=python` (the asyncio writes, as without the extension) and `send` (the C loop
+    of send(2)) deliver every event as io_uring does."""
+    monkeypatch.setenv("CLASSCAST_SEND", way)
+    try:
+        async with running_server(tmp_path) as srv:
+            info, trainer = await srv.live_session()
+            learners = list(await asyncio.gather(*(srv.client(info["join_url"], f"L{i}") for i in range(5))))
+            await barrier(trainer, *learners)
+            fanout = srv.app[SESSIONS].fanout
+            for text in ("one", "two"):
+                await trainer.request("chat.send", text=text)
+            for c in learners:
+                await c.wait_for("chat.message", lambda e: e["data"]["text"] == "two")
+                texts = [e["data"]["text"] for e in c.events if e["type"] == "chat.message"]
+                assert texts == ["one", "two"]
+            assert (fanout.native > 0) == (way != "python")
+    finally:
+        sendmany._sendmany.set_mode("io_uring")
