@@ -14,6 +14,7 @@ republished offer waits, so the refusal is certain rather than a race."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -209,15 +210,37 @@ async def twin_of(page, cl, info: dict, node: int) -> ClassroomClient:
     return c
 
 
-async def spend_budget(c: ClassroomClient) -> None:
-    """Spend the media node's negotiation budget of `c`'s participant: a burst of commands (an
-    answer with no offer waiting: refused, but counted) at once, more than the budget of 20. The
-    budget refills continuously (2 a second), so what a burst leaves is well under one command for
-    a good while after it, as long as the burst is quick (a slow one-by-one drain could leave
-    0.99 of one, and the page's offer right after it would be taken)."""
-    acks = await asyncio.gather(*(c.send("media.answer", sdp="v=0") for _ in range(30)))
-    codes = [a["error"]["code"] for a in acks if not a["ok"]]
-    assert len(codes) == 30 and "rate_limited" in codes, acks
+async def spend(c: ClassroomClient, n: int) -> list[str]:
+    """`n` negotiation commands of `c`'s participant at once (an answer with no offer waiting:
+    refused, but counted against the media node's budget): the refusals' codes."""
+    acks = await asyncio.gather(*(c.send("media.answer", sdp="v=0") for _ in range(n)))
+    assert all(not a["ok"] for a in acks), acks
+    return [a["error"]["code"] for a in acks]
+
+
+@contextlib.asynccontextmanager
+async def budget_spent(c: ClassroomClient) -> AsyncIterator[None]:
+    """The media node's negotiation budget of `c`'s participant spent, and kept spent while the
+    block runs: a burst of more than its 20 first, then a few commands in flight at all times, so
+    the tokens it refills (2 a second) are taken as they come. An offer of the page's let go in
+    the block is refused `rate_limited` however long it takes to reach the media node: it could
+    take a token only in the moment between its refill and the next of those commands. (A single
+    burst left the offer half a second to arrive before a token was back; a slow machine could
+    take longer, and the offer was taken.)"""
+    codes = await spend(c, 30)
+    assert "rate_limited" in codes, codes
+    stop = asyncio.Event()
+
+    async def keep_spent() -> None:
+        while not stop.is_set():
+            await spend(c, 4)
+
+    task = asyncio.create_task(keep_spent())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task  # ends after the commands in flight are answered
 
 
 async def held(page, n: int, timeout: float = 45) -> None:
@@ -250,9 +273,9 @@ async def test_console_republishes_while_the_new_media_node_refuses_it(
     for attempt in (1, 2):
         await held(console, attempt)
         # The new media node's budget for this trainer spent: the offer let go now is refused.
-        await spend_budget(twin)
-        await console.evaluate("() => window.__release()")
-        await refused(console, attempt)
+        async with budget_spent(twin):
+            await console.evaluate("() => window.__release()")
+            await refused(console, attempt)
         assert len(await console.evaluate(PUBS)) == attempt + 1
     await held(console, 3, timeout=10)
     await console.evaluate("() => { window.__hold = false; window.__release(); }")
