@@ -30,7 +30,7 @@ from recorder.lrs import LrsPusher
 from recorder.mediafeed import MediaFeeds
 from recorder.recorder import Recorder
 from signaling.fanout import FrameFanout
-from signaling.guard import Guard, bad_packet_rate, joins_per_link_rate, raise_nofile
+from signaling.guard import BAD_PACKETS, JOINS_PER_LINK, Guard, raise_nofile, rate_setting
 from signaling.hub import Hub
 from signaling.media import MediaRooms
 from signaling.media_cluster import ClusterMedia
@@ -125,8 +125,8 @@ def build_app(settings: Settings) -> web.Application:
     transports = Transports(
         heap,
         Guard(
-            bad_packets=bad_packet_rate(settings.bad_packets),
-            joins_per_link=joins_per_link_rate(settings.joins_per_link),
+            bad_packets=rate_setting(settings.bad_packets, BAD_PACKETS.per_ms),
+            joins_per_link=rate_setting(settings.joins_per_link, JOINS_PER_LINK.per_ms),
         ),
     )
     transports.install(sio)

@@ -1,5 +1,6 @@
 """Background tasks: stop one cleanly, run a housekeeping step every few seconds, and sleep to the
-next tick of a shared grid (`next_tick`) so that a process's periodic tasks wake up together."""
+next tick of a shared grid (`next_tick`, or wait that long for something else: `until_tick`) so
+that a process's periodic tasks wake up together."""
 
 from __future__ import annotations
 
@@ -15,14 +16,20 @@ async def cancel(task: asyncio.Task[None] | None) -> None:
             await task
 
 
+def until_tick(period: float) -> float:
+    """Seconds from now until the next multiple of `period` on the running loop's clock, in
+    (0, period]: the timeout of a wait that should end on the shared grid (`next_tick`)."""
+    loop = asyncio.get_running_loop()
+    return period - loop.time() % period
+
+
 async def next_tick(period: float) -> None:
     """Sleep until the next multiple of `period` on the loop's clock (CLOCK_MONOTONIC, the same in
     every process of the machine). Periodic tasks whose periods divide each other then wake up in
     one pass of the event loop (one system call to wait instead of one each), and the sockets that
     became readable meanwhile are read in the same pass: an idle server wakes up a few times a
     second, not once per timer."""
-    loop = asyncio.get_running_loop()
-    await asyncio.sleep(period - loop.time() % period)
+    await asyncio.sleep(until_tick(period))
 
 
 class Periodic:

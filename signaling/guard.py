@@ -24,20 +24,18 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 JOINS_PER_ADDRESS = Rate(30, 60_000)
-JOINS_PER_LINK = Rate(10_000, 60_000)  # a backstop: a large class joins within a minute
+# The backstop of new identities per session link (`--joins-per-link`): that many, refilled over a
+# minute (a large class joins within a minute).
+JOINS_PER_LINK = Rate(10_000, 60_000)
+# The garbage budget of one connection (`--bad-packets`): that many packets that do not decode,
+# refilled over 10 s.
 BAD_PACKETS = Rate(20, 10_000)
 
 
-def joins_per_link_rate(per_minute: int) -> Rate | None:
-    """The backstop of new identities per session link from its setting (`--joins-per-link`):
-    that many, refilled over a minute; 0 or less: no limit."""
-    return Rate(per_minute, 60_000) if per_minute > 0 else None
-
-
-def bad_packet_rate(per_10s: int) -> Rate | None:
-    """The garbage budget of one connection from its setting (`--bad-packets`): that many packets
-    that do not decode, refilled over 10 s; 0 or less: no limit."""
-    return Rate(per_10s, 10_000) if per_10s > 0 else None
+def rate_setting(n: int, per_ms: int) -> Rate | None:
+    """A budget from its setting (classroom/config.py): `n`, refilled over `per_ms` (the window of
+    the budget's default above); 0 or less: no limit."""
+    return Rate(n, per_ms) if n > 0 else None
 
 
 def _env_int(name: str, default: int) -> int:

@@ -172,13 +172,14 @@ class Transports:
         wait, N of them per ping timeout)."""
         assert self.sio is not None
         eio = self.sio.eio
+        from classroom.tasks import until_tick
+
         stop = eio.service_task_event = eio.create_event()
-        loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
                 # On the loop's shared grid (`classroom.tasks.next_tick`): the process's periodic
                 # work wakes up once, and the pongs to the last pass's pings are read together.
-                await asyncio.wait_for(stop.wait(), HEARTBEAT_S - loop.time() % HEARTBEAT_S)
+                await asyncio.wait_for(stop.wait(), until_tick(HEARTBEAT_S))
                 break
             except TimeoutError:
                 pass

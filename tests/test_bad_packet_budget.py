@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from classroom.config import add_arguments, from_args
+from classroom.core.limits import Rate
+from signaling.guard import BAD_PACKETS, rate_setting
 
 from .conftest import running_server
 from .test_socket_garbage import RawSocket
@@ -65,3 +67,8 @@ def test_bad_packets_flag_and_environment(monkeypatch: pytest.MonkeyPatch) -> No
     add_arguments(parser)
     assert from_args(parser.parse_args([])).bad_packets == 7
     assert from_args(parser.parse_args(["--bad-packets", "0"])).bad_packets == 0
+    # What the server makes of the setting (classroom/app.py): that many per 10 s, 0 or less none.
+    assert rate_setting(7, BAD_PACKETS.per_ms) == Rate(7, 10_000)
+    assert rate_setting(BAD_PACKETS.burst, BAD_PACKETS.per_ms) == BAD_PACKETS
+    assert rate_setting(0, BAD_PACKETS.per_ms) is None
+    assert rate_setting(-1, BAD_PACKETS.per_ms) is None

@@ -21,7 +21,7 @@ from classroom.client import ClassroomClient, ClassroomError
 from classroom.cluster import Node, connect, limits
 from classroom.config import add_arguments, from_args
 from classroom.core.limits import Rate
-from signaling.guard import JOINS_PER_LINK, joins_per_link_rate
+from signaling.guard import JOINS_PER_LINK, rate_setting
 
 from .cluster import Cluster, RedisServer, cluster_of
 from .test_cluster import redis_server  # noqa: F401 - the fixture
@@ -247,10 +247,14 @@ async def test_without_redis_a_link_s_budget_is_counted_per_node(
 def test_joins_per_link_flag_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    assert joins_per_link_rate(from_args(parser.parse_args([])).joins_per_link) == JOINS_PER_LINK
+
+    def rate(args: list[str]) -> Rate | None:
+        return rate_setting(from_args(parser.parse_args(args)).joins_per_link, JOINS_PER_LINK.per_ms)
+
+    assert rate([]) == JOINS_PER_LINK
     monkeypatch.setenv("CLASSCAST_JOINS_PER_LINK", "7")
-    assert joins_per_link_rate(from_args(parser.parse_args([])).joins_per_link) == Rate(7, 60_000)
-    assert joins_per_link_rate(from_args(parser.parse_args(["--joins-per-link", "0"])).joins_per_link) is None
+    assert rate([]) == Rate(7, 60_000)
+    assert rate(["--joins-per-link", "0"]) is None
 
 
 async def test_a_batch_not_spent_in_time_goes_back_to_the_link_s_bucket(

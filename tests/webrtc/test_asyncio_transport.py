@@ -15,6 +15,8 @@ import asyncio
 import collections
 import socket
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,36 @@ class Source(asyncio.DatagramProtocol):
         self.errors.append(exc)
 
 
+@dataclass
+class Endpoints:
+    """A real UDP socket on loopback sending to another one that collects what it receives."""
+
+    source: Source
+    transport: Any  # the source's asyncio transport (a `_SelectorDatagramTransport`)
+    sink: Sink
+    addr: tuple[str, int]  # the sink's
+
+
+@pytest.fixture
+async def endpoints() -> AsyncIterator[Endpoints]:
+    loop = asyncio.get_running_loop()
+    sink = Sink()
+    sink_transport, _ = await loop.create_datagram_endpoint(lambda: sink, local_addr=("127.0.0.1", 0))
+    source = Source()
+    transport, _ = await loop.create_datagram_endpoint(lambda: source, local_addr=("127.0.0.1", 0))
+    try:
+        yield Endpoints(source, transport, sink, sink_transport.get_extra_info("sockname"))
+    finally:
+        transport.close()
+        sink_transport.close()
+
+
+@pytest.fixture
+def gso(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GSO on, as the process starts (the fan-out turns it off for good when the kernel refuses)."""
+    monkeypatch.setattr(forward, "GSO", True)
+
+
 def count_sendto(transport: Any) -> list[int]:
     """Count the datagrams that go through `transport.sendto` (asyncio's one-at-a-time path)."""
     calls: list[int] = []
@@ -76,13 +108,20 @@ def count_sendto(transport: Any) -> list[int]:
     return calls
 
 
-async def test_the_private_attributes_mean_what_the_gso_path_reads() -> None:
+async def send_frames(e: Endpoints) -> tuple[list[bytes], list[int]]:
+    """Send FRAMES through the fan-out's path and wait until all arrive: (the datagrams sent, in
+    order, and the sizes of those that went through asyncio's `sendto`)."""
+    one_by_one = count_sendto(e.transport)
+    for frame in FRAMES:
+        forward.send_datagrams(e.transport, e.addr, frame)
+    sent = [d for frame in FRAMES for d in frame]
+    await e.sink.wait(len(sent))
+    return sent, one_by_one
+
+
+async def test_the_private_attributes_mean_what_the_gso_path_reads(endpoints: Endpoints) -> None:
     loop = asyncio.get_running_loop()
-    source = Source()
-    transport, _ = await loop.create_datagram_endpoint(lambda: source, local_addr=("127.0.0.1", 0))
-    sink = Sink()
-    sink_transport, _ = await loop.create_datagram_endpoint(lambda: sink, local_addr=("127.0.0.1", 0))
-    addr = sink_transport.get_extra_info("sockname")
+    transport, sink, addr = endpoints.transport, endpoints.sink, endpoints.addr
     connected, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, remote_addr=addr)
     try:
         assert type(transport).__name__ == "_SelectorDatagramTransport"
@@ -100,17 +139,16 @@ async def test_the_private_attributes_mean_what_the_gso_path_reads() -> None:
         assert transport._extra.get("peername") is None
         assert connected._extra.get("peername") == connected.get_extra_info("peername") == addr
         # `_protocol`: the endpoint's protocol, where send errors go.
-        assert transport._protocol is source
+        assert transport._protocol is endpoints.source
     finally:
-        for t in (transport, sink_transport, connected):
-            t.close()
+        connected.close()
 
 
-async def test_the_buffer_is_the_send_queue_when_the_kernel_pushes_back(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.usefixtures("gso")
+async def test_the_buffer_is_the_send_queue_when_the_kernel_pushes_back(tmp_path: Path) -> None:
     """A Unix datagram socket whose peer does not read pushes back (EAGAIN) once the peer's queue is
     full: asyncio keeps the rest in `_buffer`, in order; `send_datagrams` then queues behind it
     rather than overtaking it, and everything arrives in order once the peer reads."""
-    monkeypatch.setattr(forward, "GSO", True)
     loop = asyncio.get_running_loop()
     peer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     peer.bind(str(tmp_path / "peer"))
@@ -147,53 +185,26 @@ async def test_the_buffer_is_the_send_queue_when_the_kernel_pushes_back(tmp_path
         peer.close()
 
 
-async def test_gso_sends_runs_in_one_call_and_they_arrive_as_the_datagrams(monkeypatch) -> None:
-    monkeypatch.setattr(forward, "GSO", True)
-    loop = asyncio.get_running_loop()
-    sink = Sink()
-    sink_transport, _ = await loop.create_datagram_endpoint(lambda: sink, local_addr=("127.0.0.1", 0))
-    source = Source()
-    transport, _ = await loop.create_datagram_endpoint(lambda: source, local_addr=("127.0.0.1", 0))
-    addr = sink_transport.get_extra_info("sockname")
-    try:
-        one_by_one = count_sendto(transport)
-        for frame in FRAMES:
-            forward.send_datagrams(transport, addr, frame)
-        sent = [d for frame in FRAMES for d in frame]
-        got = await sink.wait(len(sent))
-        # Every datagram on its own, its size kept (the segment boundaries), in order ...
-        assert [len(d) for d in got] == [len(d) for d in sent]
-        assert got == sent
-        # ... and only the one-packet frame through asyncio's one-at-a-time path: the kernel took
-        # the runs on `_sock`.
-        assert one_by_one == [300]
-        assert forward.GSO and source.errors == []
-    finally:
-        transport.close()
-        sink_transport.close()
+@pytest.mark.usefixtures("gso")
+async def test_gso_sends_runs_in_one_call_and_they_arrive_as_the_datagrams(endpoints: Endpoints) -> None:
+    sent, one_by_one = await send_frames(endpoints)
+    got = endpoints.sink.got
+    # Every datagram on its own, its size kept (the segment boundaries), in order ...
+    assert [len(d) for d in got] == [len(d) for d in sent]
+    assert got == sent
+    # ... and only the one-packet frame through asyncio's one-at-a-time path: the kernel took
+    # the runs on `_sock`.
+    assert one_by_one == [300]
+    assert forward.GSO and endpoints.source.errors == []
 
 
-async def test_a_refused_gso_falls_back_to_one_datagram_per_call(monkeypatch) -> None:
+@pytest.mark.usefixtures("gso")
+async def test_a_refused_gso_falls_back_to_one_datagram_per_call(endpoints: Endpoints) -> None:
     """The kernel refuses UDP_SEGMENT on a socket without UDP checksums (EINVAL): GSO goes off for
     good, and that frame and the next go out one datagram at a time, all of them arriving."""
-    monkeypatch.setattr(forward, "GSO", True)
-    loop = asyncio.get_running_loop()
-    sink = Sink()
-    sink_transport, _ = await loop.create_datagram_endpoint(lambda: sink, local_addr=("127.0.0.1", 0))
-    source = Source()
-    transport, _ = await loop.create_datagram_endpoint(lambda: source, local_addr=("127.0.0.1", 0))
-    transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
-    addr = sink_transport.get_extra_info("sockname")
-    try:
-        one_by_one = count_sendto(transport)
-        for frame in FRAMES:
-            forward.send_datagrams(transport, addr, frame)
-        sent = [d for frame in FRAMES for d in frame]
-        got = await sink.wait(len(sent))
-        assert got == sent
-        assert forward.GSO is False  # the refusal came from the real `_sock`
-        assert one_by_one == [len(d) for d in sent]
-        assert source.errors == []
-    finally:
-        transport.close()
-        sink_transport.close()
+    endpoints.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+    sent, one_by_one = await send_frames(endpoints)
+    assert endpoints.sink.got == sent
+    assert forward.GSO is False  # the refusal came from the real `_sock`
+    assert one_by_one == [len(d) for d in sent]
+    assert endpoints.source.errors == []

@@ -58,8 +58,10 @@ function check(ack: Ack): Ack {
  * REPUBLISH_TRIES times, waiting REPUBLISH_BASE_MS, then twice as long each time (0.5 s ... 8 s).
  * `rate_limited` too: the media node's negotiation budget (20 per 10 s per participant, shared by
  * a participant's tabs) refills within the first waits, and giving up would leave the tracks dead.
- * Any other refusal (`forbidden`, `session_ended`, ...) would be refused again: no retry. */
-const RETRY_CODES = new Set(["temporarily_unavailable", "timeout", "offline", "internal_error", "media_failed", "rate_limited"]);
+ * `offline` (the socket down, or lost before the answer) is not a try: the offer is sent again
+ * once the page has joined again, however long the reconnect takes. Any other refusal
+ * (`forbidden`, `session_ended`, ...) would be refused again: no retry. */
+const RETRY_CODES = new Set(["temporarily_unavailable", "timeout", "internal_error", "media_failed", "rate_limited"]);
 const REPUBLISH_TRIES = 6;
 const REPUBLISH_BASE_MS = 500;
 const LABELS: Label[] = ["mic", "camera", "screen"];
@@ -92,11 +94,24 @@ export class Publisher {
   private stopListeners: ((failure: MediaFailure) => void)[] = [];
   /** The labels of the last offer sent (a refusal's cause). */
   private offered: Label[] = [];
+  /** Called at the next join (a republish waiting out a reconnect). */
+  private rejoinWaiters: (() => void)[] = [];
 
   constructor(private live: Live) {
     // Cluster mode: the session's media moved to another server; this connection is dead. Send
     // the same tracks again (the server forwards the offer to the session's new media node).
     live.onPersonal("media.reset", () => void this.republish());
+    live.onJoined(() => {
+      const waiters = this.rejoinWaiters;
+      this.rejoinWaiters = [];
+      for (const fn of waiters) fn();
+    });
+  }
+
+  /** Resolves once the page is joined (at once if it is now). */
+  private rejoined(): Promise<void> {
+    if (this.live.joinedNow) return Promise.resolve();
+    return new Promise((resolve) => this.rejoinWaiters.push(resolve));
   }
 
   /** Publish the same tracks again on a new connection, retrying with backoff while the server
@@ -104,12 +119,14 @@ export class Publisher {
    * socket reconnecting): a refused offer tears the connection down, and nothing else would
    * send the tracks again. A newer reset, or the tracks stopped, ends the retries. A `forbidden`
    * refusal of an offer with a track the floor no longer allows (the trainer gave it again without
-   * the camera meanwhile) is retried too: the next offer leaves that track out. When the retries
-   * give up, the tracks stop (the camera light goes off) and `onStopped` listeners hear why, so
-   * the controls do not claim to send what nobody receives. */
+   * the camera meanwhile) is retried too: the next offer leaves that track out. An offer that
+   * found the socket down (`offline`) is not a try: it is sent again when the page has joined
+   * again. When the retries give up, the tracks stop (the camera light goes off) and `onStopped`
+   * listeners hear why, so the controls do not claim to send what nobody receives. */
   private async republish(): Promise<void> {
     const round = ++this.resets;
-    for (let attempt = 0; ; attempt++) {
+    let attempt = 0;
+    for (;;) {
       try {
         await this.restart(true);
         return;
@@ -117,6 +134,11 @@ export class Publisher {
         this.changed();
         if (round !== this.resets) return;
         const failure = err instanceof MediaFailure ? err : new MediaFailure("media_failed", String((err as any)?.message ?? err));
+        if (failure.code === "offline") {
+          await this.rejoined();
+          if (round !== this.resets) return;
+          continue;
+        }
         const narrowed = failure.code === "forbidden" && this.offered.some((l) => !this.allowed.has(l));
         if (attempt + 1 >= REPUBLISH_TRIES || !(RETRY_CODES.has(failure.code) || narrowed)) {
           await this.giveUp(round, failure);
@@ -124,6 +146,7 @@ export class Publisher {
         }
       }
       await new Promise((r) => setTimeout(r, REPUBLISH_BASE_MS * 2 ** attempt));
+      attempt++;
       if (round !== this.resets) return;
     }
   }
