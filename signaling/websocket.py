@@ -41,6 +41,7 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_socket import AsyncSocket
 
 from classroom.heap import HeapTrimmer
+from classroom.tasks import until_tick
 from classroom.throttle import LogThrottle
 
 from .guard import Guard
@@ -172,8 +173,6 @@ class Transports:
         wait, N of them per ping timeout)."""
         assert self.sio is not None
         eio = self.sio.eio
-        from classroom.tasks import until_tick
-
         stop = eio.service_task_event = eio.create_event()
         while not stop.is_set():
             try:
