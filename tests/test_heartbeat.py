@@ -144,3 +144,38 @@ async def test_a_client_close_packet_ends_its_connection(server: Server):
         await trainer.wait_for("participant.left", lambda e: e["data"]["id"] == pid, timeout=5)
     finally:
         await ws.close()
+
+
+async def test_a_silent_long_polling_learner_is_cut_off(server: Server):
+    """A socket on long-polling (no websocket here) is pinged by engine.io itself: the heartbeat's
+    pass over every socket, made only while such sockets are open, still closes it once silent."""
+    eio = server.app[HUB].sio.eio
+    eio.ping_interval = eio.ping_timeout = INTERVAL
+    info, trainer = await server.live_session()  # on a websocket
+    url = server.base_url + "/socket.io/?EIO=4&transport=polling"
+    async with server.http.get(url) as r:
+        sid = json.loads((await r.text())[1:])["sid"]
+    url += f"&sid={sid}"
+
+    async def post(packet: str) -> None:
+        async with server.http.post(url, data=packet) as r:
+            assert r.status == 200
+
+    async def get() -> list[str]:
+        async with server.http.get(url) as r:
+            return (await r.text()).split("\x1e")
+
+    await post("40" + json.dumps({"token": info["join_url"].split("token=")[1]}))
+    assert (await get())[0].startswith("40")
+    await post('420["join",{"name":"Polly"}]')
+    pid = None
+    while pid is None:
+        for packet in await get():
+            if packet.startswith("430"):
+                pid = json.loads(packet[3:])[0]["you"]["id"]
+            elif packet == "2":
+                await post("3")
+    t0 = time.monotonic()  # from now on, no poll and no pong
+    await trainer.wait_for("participant.left", lambda e: e["data"]["id"] == pid, timeout=2 * INTERVAL + 5)
+    assert time.monotonic() - t0 < 2 * INTERVAL + 3
+    assert sid not in eio.sockets
