@@ -16,9 +16,9 @@ engine.io and socket.io protocols (socket.io-client connects unchanged), but:
   a task of its own per ping, and its service task checks one socket per `wait_for` (a task and a
   timer each), which at thousands of idle learners cost more than a chat message to all of them.
   Here a pong is handled in the read loop, the pings due are written from buckets of one second,
-  and one pass a second closes the sockets whose pong is overdue, with their connections (engine.io
-  itself marks such a socket closed without writing its CLOSE packet, leaving the TCP connection
-  open until the client gives up).
+  and the same pass closes the sockets whose pong is overdue, with their connections, from buckets
+  of the second each ping's timeout is up: no look at every socket each second (only while some are
+  on long-polling, whose pings engine.io sends itself).
 
 A connection that started on long-polling and upgrades keeps engine.io's own handler.
 """
