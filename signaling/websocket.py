@@ -213,7 +213,7 @@ class Transports:
                     if socket.last_ping != sent or socket.closed or socket.closing:
                         continue  # answered (or pinged again since), or already closed
                     if now - sent <= timeout:
-                        late.append(socket)  # not quite overdue (clock): the next pass
+                        late.append(socket)  # not overdue yet (the clock was set back): the next pass
                         continue
                     await socket.check_ping_timeout()  # closes it: the client is gone
                     if socket.closed:
@@ -231,8 +231,9 @@ class Transports:
                     self._forget(sid)
 
     def _expect(self, sent: float, sockets: list[AsyncSocket], timeout: float) -> None:
-        """`sockets` were pinged at `sent`: check for their pongs once the timeout is up."""
-        due = int(sent + timeout)
+        """`sockets` were pinged at `sent`: check for their pongs once the timeout is up (the first
+        pass in the whole second after it: engine.io's "more than the timeout")."""
+        due = int(sent + timeout) + 1
         expected = self._timeouts.get(due)
         if expected is None:
             self._timeouts[due] = [(sent, sockets)]
