@@ -16,9 +16,9 @@ engine.io and socket.io protocols (socket.io-client connects unchanged), but:
   a task of its own per ping, and its service task checks one socket per `wait_for` (a task and a
   timer each), which at thousands of idle learners cost more than a chat message to all of them.
   Here a pong is handled in the read loop, the pings due are written from buckets of one second,
-  and one pass a second closes the sockets whose pong is overdue, with their connections (engine.io
-  itself marks such a socket closed without writing its CLOSE packet, leaving the TCP connection
-  open until the client gives up).
+  and the same pass closes the sockets whose pong is overdue, with their connections, from buckets
+  of the second each ping's timeout is up: no look at every socket each second (only while some are
+  on long-polling, whose pings engine.io sends itself).
 
 A connection that started on long-polling and upgrades keeps engine.io's own handler.
 """
@@ -114,6 +114,9 @@ class Transports:
         self.sio: socketio.AsyncServer | None = None
         # Sockets served here whose next ping is due in a second (time.time(), whole seconds).
         self._pings: dict[int, list[AsyncSocket]] = {}
+        # Pings awaiting their pong, by the second their timeout is up: (the ping's time, the
+        # sockets pinged then). A socket whose `last_ping` is still that time by then is gone.
+        self._timeouts: dict[int, list[tuple[float, list[AsyncSocket]]]] = {}
 
     def install(self, sio: socketio.AsyncServer) -> None:
         transports = self
@@ -123,7 +126,9 @@ class Transports:
             async def send(self, message: str | bytes) -> None:
                 # Only on engine.io's own handler (connections upgraded from long-polling).
                 await super().send(message)
-                if len(message) >= LARGE_PACKET:
+                if message == "2":  # engine.io's own ping: its timeout is checked by the heartbeat
+                    transports.pinged(self.handler.__self__)
+                elif len(message) >= LARGE_PACKET:
                     # That handler's writer holds on to the last packet it sent until the next
                     # one, a ping interval later when idle: a no-op packet takes its place now.
                     await self.handler.__self__.send(eio_packet.Packet(eio_packet.NOOP))
@@ -151,6 +156,8 @@ class Transports:
                 transport = self._sock._writer.transport  # type: ignore[union-attr]
                 transports.by_eio_sid[socket.sid] = transport
                 transports.generation += 1
+                if socket.last_ping:  # a ping sent while long-polling, not answered yet
+                    transports.pinged(socket)
                 try:
                     if socket.connected:
                         await self.handler(self)  # an upgrade from long-polling
@@ -188,32 +195,75 @@ class Transports:
                 log.exception("the heartbeat failed")
 
     async def beat(self, now: float) -> None:
-        """One pass of the heartbeat at time `now` (time.time(), as engine.io's `last_ping`)."""
+        """One pass of the heartbeat at time `now` (time.time(), as engine.io's `last_ping`): its
+        cost follows the pings due and the pings whose timeout is up, not the sockets open."""
         assert self.sio is not None
         eio = self.sio.eio
+        timeout = eio.ping_timeout
         for second in [t for t in self._pings if t <= now]:
+            pinged = []
             for socket in self._pings.pop(second):
                 transport = self.by_eio_sid.get(socket.sid)
                 if transport is None or socket.closing or socket.closed:
                     continue
                 socket.last_ping = now
                 write_frame(transport, PING_FRAME, own=True)
-        timeout = eio.ping_timeout
-        for sid, socket in list(eio.sockets.items()):
-            overdue = socket.last_ping and now - socket.last_ping > timeout
-            if overdue and not socket.closed and not socket.closing:
-                await socket.check_ping_timeout()  # closes it: the client is gone
-            if socket.closed:
-                eio.sockets.pop(sid, None)
-                transport = self.by_eio_sid.get(sid)
-                if transport is not None and not transport.is_closing():
-                    # engine.io closed it without a word: say so (its CLOSE packet), and end the
-                    # connection too, at once if the client is not even reading.
-                    write_frame(transport, CLOSE_FRAME, own=True)
-                    if transport.get_write_buffer_size():
-                        transport.abort()
-                    else:
-                        transport.close()
+                pinged.append(socket)
+            if pinged:
+                self._expect(now, pinged, timeout)
+        for second in [t for t in self._timeouts if t <= now]:
+            for sent, sockets in self._timeouts.pop(second):
+                late = []
+                for socket in sockets:
+                    if socket.last_ping != sent or socket.closed or socket.closing:
+                        continue  # answered (or pinged again since), or already closed
+                    if now - sent <= timeout:
+                        late.append(socket)  # not overdue yet (the clock was set back): the next pass
+                        continue
+                    await socket.check_ping_timeout()  # closes it: the client is gone
+                    if socket.closed:
+                        self._forget(socket.sid)
+                if late:
+                    self._timeouts.setdefault(int(now) + 1, []).append((sent, late))
+        if len(eio.sockets) > len(self.by_eio_sid):
+            # Sockets not on a websocket here (long-polling ones) or closed ones not yet removed:
+            # engine.io's own check, socket by socket. Not the steady state of a websocket class.
+            for sid, socket in list(eio.sockets.items()):
+                overdue = socket.last_ping and now - socket.last_ping > timeout
+                if overdue and not socket.closed and not socket.closing:
+                    await socket.check_ping_timeout()
+                if socket.closed:
+                    self._forget(sid)
+
+    def _expect(self, sent: float, sockets: list[AsyncSocket], timeout: float) -> None:
+        """`sockets` were pinged at `sent`: check for their pongs once the timeout is up (the first
+        pass in the whole second after it: engine.io's "more than the timeout")."""
+        due = int(sent + timeout) + 1
+        expected = self._timeouts.get(due)
+        if expected is None:
+            self._timeouts[due] = [(sent, sockets)]
+        else:
+            expected.append((sent, sockets))
+
+    def pinged(self, socket: AsyncSocket) -> None:
+        """engine.io itself pinged `socket` (its first ping, or on engine.io's own handler)."""
+        assert self.sio is not None
+        if socket.last_ping:
+            self._expect(socket.last_ping, [socket], self.sio.eio.ping_timeout)
+
+    def _forget(self, sid: str) -> None:
+        """A closed socket: out of engine.io's table, and its connection ended."""
+        assert self.sio is not None
+        self.sio.eio.sockets.pop(sid, None)
+        transport = self.by_eio_sid.get(sid)
+        if transport is not None and not transport.is_closing():
+            # engine.io closed it without a word: say so (its CLOSE packet), and end the
+            # connection too, at once if the client is not even reading.
+            write_frame(transport, CLOSE_FRAME, own=True)
+            if transport.get_write_buffer_size():
+                transport.abort()
+            else:
+                transport.close()
 
     def _next_ping(self, socket: AsyncSocket) -> None:
         """A pong came: the next ping in a ping interval (engine.io's `schedule_ping`, without
@@ -251,6 +301,8 @@ class Transports:
                 self.note_large(len(data))
             if pkt.packet_type == eio_packet.CLOSE:
                 transport.close()  # the server closed the socket: free the connection now
+            elif pkt.packet_type == eio_packet.PING:  # engine.io's first ping, from its own task
+                self.pinged(socket)
 
         def unjoined() -> None:
             # Still no socket.io session: a socket that never joins must not hold a descriptor
@@ -281,6 +333,8 @@ class Transports:
                     break  # not engine.io
                 try:
                     await socket.receive(pkt)
+                    if socket.closed:
+                        break  # the client's CLOSE packet: engine.io closed the socket, not the connection
                 except eio_exceptions.UnknownPacketError:
                     pass
                 except eio_exceptions.SocketIsClosedError:

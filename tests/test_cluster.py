@@ -475,3 +475,31 @@ async def test_a_persons_rate_holds_across_nodes(tmp_path: Path, redis_server: R
         # Another person's budget is their own.
         other = await cl.client(info["join_url"], 1, "Max")
         assert (await other.send("chat.send", text="hello"))["ok"]
+
+
+async def test_participants_on_a_dead_node_leave(tmp_path: Path, redis_server: RedisServer | None) -> None:
+    """The owner's check for nodes that died (every 3 s): the learners connected through a node
+    killed with -9 leave the session within its heartbeat key's life and a check; those on a live
+    node stay."""
+    async with cluster_of(tmp_path, 3, redis_server and redis_server.url) as cl:
+        info = await cl.create_session()
+        trainer = await cl.client(info["trainer_url"], 0, "Tess")  # first on node 0: it owns
+        await trainer.request("session.start")
+        doomed = [await cl.client(info["join_url"], 1, f"D{i}") for i in range(2)]
+        staying = [await cl.client(info["join_url"], 2, f"S{i}") for i in range(2)]
+        await barrier(trainer, *doomed, *staying)
+        ids = {c.name: (c.you or {})["id"] for c in [*doomed, *staying]}
+        # Past one check with every node alive: nobody leaves.
+        await asyncio.sleep(3.5)
+        assert not [e for e in trainer.events if e["type"] == "participant.left"]
+        t0 = time.monotonic()
+        await cl.nodes[1].kill()
+        for c in doomed:
+            await trainer.wait_for(
+                "participant.left", lambda e, c=c: e["data"]["id"] == ids[c.name], timeout=15
+            )
+        assert time.monotonic() - t0 < 3 + 3 + 2  # the alive key's life, a check, a beat or two
+        await trainer.request("chat.send", text="still here")
+        await barrier(trainer, *staying)
+        left = {e["data"]["id"] for e in trainer.events if e["type"] == "participant.left"}
+        assert left == {ids[c.name] for c in doomed}

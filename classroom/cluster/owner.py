@@ -281,10 +281,12 @@ class Owned:
             alive = await self.node.alive(sorted(nodes))
         except RedisError:
             return
+        dead = {n for n, ok in alive.items() if not ok}
+        if not dead:
+            return  # the usual case: no pass over every participant (a list and a tuple each)
         for pid, sids in list(self.live.connections.items()):
-            for n in list(sids):
-                if n in alive and not alive[n]:
-                    self.live.detach(n, pid)
+            for n in sids & dead:
+                self.live.detach(n, pid)
 
     def abdicate(self, why: str) -> None:
         """Stop owning at once: events not yet published are dropped (none was acknowledged)."""
