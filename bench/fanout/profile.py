@@ -27,13 +27,29 @@ from bench.fanout import harness
 # Buckets by the innermost frame that matches, first match wins (frames are "func (file:line)").
 BUCKETS = [
     (
-        "socket write (transport.write: send syscall, loopback TCP)",
-        ("fanout.py:147", "_write_websocket_frame", "send_frame", "uv__write", "__send", "write (libc"),
+        "socket write (the native send: io_uring or send, loopback TCP; transport.write)",
+        (
+            "send_many",
+            "io_uring_enter",
+            "syscall (libc",
+            "_write_websocket_frame",
+            "send_frame",
+            "uv__write",
+            "__send",
+            "write (libc",
+        ),
     ),
     ("frame building (json.dumps, framing)", ("event_frame", "text_frame", "json/", "Packet.encode")),
     (
         "fan-out loop (members, transports, checks)",
-        ("FrameFanout._write", "FrameFanout.deliver", "project ("),
+        (
+            "Room.send",
+            "Room.__init__",
+            "FrameFanout._send",
+            "FrameFanout._write",
+            "FrameFanout.deliver",
+            "project (",
+        ),
     ),
     ("recorder (log append, fsync thread)", ("recorder/", "concurrent/futures")),
     (
