@@ -118,7 +118,8 @@ class Crowd:
         reactions, self._reactions = self._reactions, {}
         self._summarised = counts
         summary = self.presence(reactions)
-        for audience in ("learner", "trainer"):
+        # Trainers first: the learners' copy is paced over a fraction of a second in a large room.
+        for audience in ("trainer", "learner"):
             await self._notify(self.session_id, audience, "presence", summary)
 
     def hidden(self, event: Event, audience: Audience, pid: str) -> bool:

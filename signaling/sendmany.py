@@ -82,19 +82,27 @@ class Room:
             self.transports.append(transport)
 
     def send(
-        self, frame: bytes, write: Callable[[asyncio.Transport, bytes], bool], skip: Iterable[str] = ()
+        self,
+        frame: bytes,
+        write: Callable[[asyncio.Transport, bytes], bool],
+        skip: Iterable[str] = (),
+        start: int = 0,
+        stop: int | None = None,
     ) -> int:
-        """Write `frame` to every member but `skip`'s; return how many took it."""
+        """Write `frame` to every member but `skip`'s (those of the native list from `start` to
+        `stop`, and the others with the first slice); return how many took it."""
         assert _sendmany is not None
+        whole = start == 0 and (stop is None or stop >= len(self.fds))
+        fds = self.fds if whole else self.fds[start:stop]
+        transports = self.transports if whole else self.transports[start:stop]
         mask = None
         if skip:
-            mask = bytearray(len(self.fds))
+            mask = bytearray(len(fds))
             for sid in skip:
                 i = self.by_sid.get(sid)
-                if i is not None:
-                    mask[i] = 1
-        written, short = _sendmany.send_many(self.transports, self.fds, frame, mask)
-        transports = self.transports
+                if i is not None and start <= i < start + len(fds):
+                    mask[i - start] = 1
+        written, short = _sendmany.send_many(transports, fds, frame, mask)
         for i, result in short:
             transport = transports[i]
             if result > 0:  # part of it went out: the rest is the transport's, in order
@@ -103,9 +111,10 @@ class Room:
             elif result == -errno.EAGAIN:  # buffered bytes first, or a full socket
                 written += write(transport, frame)
             # Any other error: the connection is gone, and its read side closes it.
-        for sid, transport in self.slow:
-            if sid not in skip:
-                written += write(transport, frame)
+        if start == 0:
+            for sid, transport in self.slow:
+                if sid not in skip:
+                    written += write(transport, frame)
         return written
 
 

@@ -15,6 +15,7 @@ import pytest
 import uvloop
 
 from classroom.keys import SESSIONS
+from signaling import fanout as fanout_module
 from signaling import sendmany
 from signaling.sendmany import Room
 from signaling.websocket import write_frame
@@ -247,3 +248,38 @@ async def test_the_other_ways_of_writing_deliver_the_same(
             assert (fanout.native > 0) == (way != "python")
     finally:
         sendmany._sendmany.set_mode("io_uring")
+
+
+@pytest.mark.parametrize("way", ["io_uring", "python"])
+async def test_a_notice_to_a_room_leaves_the_loop_free_between_slices(
+    way: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large session's presence summary goes out a slice of sockets at a time, paced, so a join
+    storm's commands are served in between instead of waiting for every socket (and the learners'
+    own event loops get it spread out too); every member gets it once."""
+    monkeypatch.setenv("CLASSCAST_SEND", way)
+    monkeypatch.setattr(fanout_module, "NOTIFY_SLICE", 2)
+    monkeypatch.setattr(fanout_module, "NOTIFY_PAUSE", 0.01)
+    async with running_server(tmp_path) as srv:
+        info, trainer = await srv.live_session()
+        learners = list(await asyncio.gather(*(srv.client(info["join_url"], f"L{i}") for i in range(7))))
+        await barrier(trainer, *learners)
+        fanout = srv.app[SESSIONS].fanout
+        turns = 0
+
+        async def other_work() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other_work())
+        await asyncio.sleep(0)
+        before = turns
+        summary = {"learners": 7, "trainers": 1, "hands": [], "reactions": {}}
+        assert await fanout.notify(info["id"], "learner", "presence", summary) == 7
+        between = turns - before
+        task.cancel()
+        assert between >= 3  # 7 sockets in slices of 2: the loop ran other work in between
+        for c in learners:
+            await c.wait_until(lambda c=c: c.presence == summary, 10)
