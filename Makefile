@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The install (and the fan-out's C extension it builds) is redone when either changes.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml signaling/_sendmany.c | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py signaling/_sendmany.c | sha1sum | cut -c1-12)
 
 WEB_STAMP := web/dist/.built
 WEB_DEPS := web/node_modules/.installed
@@ -20,7 +20,7 @@ LRS_STAMP := $(LRS_VENV)/.installed-ralph-5.1.0
 
 .PHONY: run test lint fmt fuzz bench bench-full bench-scale install web system-deps browser-deps screenshots clean lrs
 
-$(STAMP): pyproject.toml signaling/_sendmany.c
+$(STAMP): pyproject.toml setup.py signaling/_sendmany.c
 	@$(MAKE) --no-print-directory system-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
