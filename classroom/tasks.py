@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 
 async def cancel(task: asyncio.Task[None] | None) -> None:
@@ -30,6 +31,15 @@ async def next_tick(period: float) -> None:
     became readable meanwhile are read in the same pass: an idle server wakes up a few times a
     second, not once per timer."""
     await asyncio.sleep(until_tick(period))
+
+
+async def paced(n: int, size: int, pause: float) -> AsyncIterator[tuple[int, int]]:
+    """(start, stop) over `n` items in slices of `size`, sleeping `pause` seconds between two: a
+    burst of writes spread out, so other work (a join storm's commands) is served in between."""
+    for start in range(0, n, size):
+        if start:
+            await asyncio.sleep(pause)
+        yield start, min(start + size, n)
 
 
 class Periodic:

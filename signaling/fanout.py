@@ -12,7 +12,6 @@ Connections not (yet) on the websocket transport fall back to python-socketio's 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +20,7 @@ import socketio
 from classroom import metrics
 from classroom.core import AUDIENCES, project
 from classroom.ports import Delivery
+from classroom.tasks import paced
 
 from . import sendmany, wire
 from .sendmany import Room, RoomsManager
@@ -126,16 +126,13 @@ class FrameFanout:
         cached = self._room(room, members)
         if cached is None:
             items = list(members.items())
-            for start in range(0, len(items), NOTIFY_SLICE):
-                if start:
-                    await asyncio.sleep(NOTIFY_PAUSE)
-                written += self._write_members(items[start : start + NOTIFY_SLICE], frame, (), slow)
+            async for start, stop in paced(len(items), NOTIFY_SLICE, NOTIFY_PAUSE):
+                written += self._write_members(items[start:stop], frame, (), slow)
         else:
             slow.extend(cached.unattached)
-            for start in range(0, max(len(cached.fds), 1), NOTIFY_SLICE):
-                if start:
-                    await asyncio.sleep(NOTIFY_PAUSE)  # the Room stays usable: one gone is closing
-                written += cached.send(frame, write_frame, (), start, start + NOTIFY_SLICE)
+            # The Room stays usable across the pauses: a member gone since is closing, left out.
+            async for start, stop in paced(max(len(cached.fds), 1), NOTIFY_SLICE, NOTIFY_PAUSE):
+                written += cached.send(frame, write_frame, (), start, stop)
         for sid in slow:
             await self.sio.emit(name, data, to=sid)
         metrics.DELIVERIES.inc(written + len(slow))

@@ -41,7 +41,7 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_socket import AsyncSocket
 
 from classroom.heap import HeapTrimmer
-from classroom.tasks import until_tick
+from classroom.tasks import paced, until_tick
 from classroom.throttle import LogThrottle
 
 from .guard import Guard
@@ -207,13 +207,11 @@ class Transports:
         timeout = eio.ping_timeout
         due = [s for t in [t for t in self._pings if t <= now] for s in self._pings.pop(t)]
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        for first in range(0, len(due), PING_SLICE):
-            if first:
-                await asyncio.sleep(PING_PAUSE)
-            sent = now + (loop.time() - start)
+        begun = loop.time()
+        async for start, stop in paced(len(due), PING_SLICE, PING_PAUSE):
+            sent = now + (loop.time() - begun)
             pinged = []
-            for socket in due[first : first + PING_SLICE]:
+            for socket in due[start:stop]:
                 transport = self.by_eio_sid.get(socket.sid)
                 if transport is None or socket.closing or socket.closed:
                     continue
@@ -249,12 +247,7 @@ class Transports:
     def _expect(self, sent: float, sockets: list[AsyncSocket], timeout: float) -> None:
         """`sockets` were pinged at `sent`: check for their pongs once the timeout is up (the first
         pass in the whole second after it: engine.io's "more than the timeout")."""
-        due = int(sent + timeout) + 1
-        expected = self._timeouts.get(due)
-        if expected is None:
-            self._timeouts[due] = [(sent, sockets)]
-        else:
-            expected.append((sent, sockets))
+        self._timeouts.setdefault(int(sent + timeout) + 1, []).append((sent, sockets))
 
     def pinged(self, socket: AsyncSocket) -> None:
         """engine.io itself pinged `socket` (its first ping, or on engine.io's own handler)."""

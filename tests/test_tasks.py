@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from classroom.tasks import next_tick, until_tick
+from classroom.tasks import next_tick, paced, until_tick
 
 PERIOD = 0.05
 
@@ -57,3 +57,12 @@ async def test_next_tick_wakes_on_the_grid_not_a_period_later():
 async def test_until_tick_needs_a_running_loop():
     with pytest.raises(RuntimeError):
         await asyncio.to_thread(until_tick, PERIOD)
+
+
+async def test_paced_covers_every_item_once_with_the_pauses_between_slices():
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    slices = [s async for s in paced(7, 3, 0.05)]
+    assert slices == [(0, 3), (3, 6), (6, 7)]
+    assert loop.time() - t0 >= 0.1 - 2 * loop._clock_resolution  # two pauses, none before the first
+    assert [s async for s in paced(0, 3, 0.05)] == []
